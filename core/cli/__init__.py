@@ -1,0 +1,54 @@
+"""``python -m core <command>``: the headless command line.
+
+Each subcommand lives in its own module in this package and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func`` (taking the parsed
+``argparse.Namespace`` and returning an exit code). Modules are found automatically, so adding a
+command never edits this file. A :class:`~core.errors.CoreError` becomes a one-line message and
+exit code 2; cancelling with Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from core import __version__
+from core.errors import CoreError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m core",
+        description="HoechstScore headless tools: synthetic slides, analysis, scores, reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"HoechstScore {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
