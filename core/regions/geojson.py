@@ -1,0 +1,322 @@
+"""QuPath GeoJSON import and export of regions (annotations) and cells (detections).
+
+Files hold level-0 PIXEL coordinates; regions in memory hold slide µm, so every function takes the
+slide's ``mpp`` = (x, y) µm per pixel. QuPath's own field names are kept (``id``, ``type``,
+``properties.objectType``, ``classification``, ``isLocked``, ``measurements``, ...), and fields
+HoechstScore does not use travel in :attr:`Region.extra`, so annotations can go QuPath ->
+HoechstScore -> QuPath without loss (point and line annotations excepted: they are skipped,
+since a region needs an area).
+
+QuPath class -> region kind (:data:`QUPATH_CLASS_KINDS`, case-insensitive):
+
+=====================================================  ===================
+Tumor, Tumour, Tumor region                            tumour
+Center, Centre, CT, Tumor center, Tumour centre        tumour_centre
+Invasive margin, IM, Margin                            invasive_margin
+Ignore*, Ignore, Exclusion, Exclude, Necrosis,         exclusion
+Artefact, Artifact, Fold
+Tissue                                                 tissue
+anything else (e.g. Stroma, Immune cells), no class    other (kept, not scored)
+=====================================================  ===================
+
+"Stroma" is deliberately not tissue: the IM is clipped to tissue and must keep its inner half in
+the tumour. Export writes the original class name and colour back when the kind is unchanged;
+otherwise the first name of the kind in the table above (:data:`KIND_QUPATH_CLASSES`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from core.classes import CLASS_COLOURS, CLASS_NAMES
+from core.errors import RegionError
+from core.regions import _qupath as qp
+from core.regions.region import Region, RegionKind
+from core.regions.validate import clean_geometry, polygonal_parts
+
+QUPATH_CLASS_KINDS: Mapping[str, RegionKind] = {
+    **dict.fromkeys(("tumor", "tumour", "tumor region", "tumour region"), RegionKind.TUMOUR),
+    **dict.fromkeys(
+        ("center", "centre", "ct", "tumor center", "tumour centre", "tumor centre", "tumour center"),
+        RegionKind.TUMOUR_CENTRE,
+    ),
+    **dict.fromkeys(("invasive margin", "im", "margin"), RegionKind.INVASIVE_MARGIN),
+    **dict.fromkeys(
+        ("ignore*", "ignore", "exclusion", "exclude", "necrosis", "artefact", "artifact", "fold"),
+        RegionKind.EXCLUSION,
+    ),
+    "tissue": RegionKind.TISSUE,
+}
+#: Region kind -> (QuPath class name, [r, g, b]) written on export.
+KIND_QUPATH_CLASSES: Mapping[RegionKind, tuple[str, list[int]]] = {
+    RegionKind.TUMOUR: ("Tumor", [200, 0, 0]),
+    RegionKind.TUMOUR_CENTRE: ("Center", [255, 140, 0]),
+    RegionKind.INVASIVE_MARGIN: ("Invasive margin", [0, 160, 255]),
+    RegionKind.EXCLUSION: ("Ignore*", [180, 180, 180]),
+    RegionKind.TISSUE: ("Tissue", [120, 200, 120]),
+}
+_OWN_PROPERTIES = ("objectType", "name", "classification")
+_OWN_FEATURE_FIELDS = ("type", "id", "geometry", "properties")
+
+
+@dataclass(frozen=True)
+class RegionImport:
+    """Regions read from GeoJSON, and what the user should be told (skipped features, repairs)."""
+
+    regions: list[Region]
+    warnings: list[str] = field(default_factory=list)
+
+
+def kind_for_class(name: str | None, class_map: Mapping[str, RegionKind | str] | None = None) -> RegionKind:
+    """Region kind of a QuPath class name; ``class_map`` entries (any case) come first."""
+    if name is None:
+        return RegionKind.OTHER
+    key = " ".join(name.split()).lower()
+    for table in (class_map or {}, QUPATH_CLASS_KINDS):
+        for cls, kind in table.items():
+            if " ".join(cls.split()).lower() == key:
+                return RegionKind.parse(kind)
+    return RegionKind.OTHER
+
+
+def regions_from_geojson(
+    data: Any,
+    mpp: tuple[float, float],
+    *,
+    source: str = "GeoJSON",
+    class_map: Mapping[str, RegionKind | str] | None = None,
+    bounds_um: tuple[float, float] | None = None,
+) -> RegionImport:
+    """Regions from parsed QuPath GeoJSON (FeatureCollection, Feature, list of Features).
+
+    mpp: slide (x, y) µm per level-0 pixel. Annotations only (detections are skipped); geometries
+    are repaired and cleaned (see :func:`~core.regions.validate.clean_geometry`). RegionError if
+    the data is not GeoJSON or no feature has a usable area.
+    """
+    mpp = qp.check_mpp(mpp)
+    regions: list[Region] = []
+    warnings: list[str] = []
+    seen_ids: set[str] = set()
+    items = qp.features(data, source)
+    for i, feature in enumerate(items, 1):
+        otype = qp.object_type(feature)
+        props = dict(feature.get("properties") or {})
+        cls_name, _ = qp.classification(feature)
+        label = f"{source}: feature {i} ({props.get('name') or cls_name or 'unnamed'})"
+        if otype != "annotation":
+            continue
+        try:
+            geom = qp.geometry_px_to_um(feature.get("geometry"), mpp, label)
+        except RegionError as err:
+            warnings.append(f"{err} Skipped.")
+            continue
+        if not polygonal_parts(geom) and geom.geom_type not in ("Polygon", "MultiPolygon"):
+            warnings.append(f"{label} is a {geom.geom_type}, not an area; skipped.")
+            continue
+        try:
+            geom, report = clean_geometry(geom, what=label, bounds_um=bounds_um)
+        except RegionError as err:
+            warnings.append(f"{err} Skipped.")
+            continue
+        warnings.extend(report.warnings)
+        fid = feature.get("id")
+        rid = str(fid) if isinstance(fid, str) and fid and not qp.is_old_style_id(fid) else None
+        metadata = props.get("metadata") if isinstance(props.get("metadata"), Mapping) else {}
+        extra = {
+            "feature": {k: v for k, v in feature.items() if k not in _OWN_FEATURE_FIELDS},
+            "properties": {k: v for k, v in props.items() if k not in _OWN_PROPERTIES},
+        }
+        if "classification" in props:
+            extra["classification"] = props["classification"]
+        region = Region(
+            kind=kind_for_class(cls_name, class_map),
+            geometry=geom,
+            name=str(props.get("name") or ""),
+            author=str(metadata.get("author", "")),
+            extra=extra,
+            **({"id": rid} if rid and rid not in seen_ids else {}),
+        )
+        seen_ids.add(region.id)
+        regions.append(region)
+    if not regions:
+        why = "; ".join(warnings) or "it holds no annotations"
+        raise RegionError(f"{source}: no region with an area could be read ({why}).")
+    return RegionImport(regions, warnings)
+
+
+def read_regions_geojson(
+    path: str | Path,
+    mpp: tuple[float, float],
+    *,
+    class_map: Mapping[str, RegionKind | str] | None = None,
+    bounds_um: tuple[float, float] | None = None,
+) -> RegionImport:
+    """Regions from a QuPath GeoJSON file (see :func:`regions_from_geojson`)."""
+    path = Path(path)
+    return regions_from_geojson(
+        qp.load_json(path), mpp, source=path.name, class_map=class_map, bounds_um=bounds_um
+    )
+
+
+def region_to_feature(region: Region, mpp: tuple[float, float]) -> dict[str, Any]:
+    """One region as a QuPath annotation Feature in level-0 pixels."""
+    mpp = qp.check_mpp(mpp)
+    extra = dict(region.extra)
+    props: dict[str, Any] = {"objectType": "annotation"}
+    if region.name:
+        props["name"] = region.name
+    original = extra.get("classification")
+    original_name = original.get("name") if isinstance(original, Mapping) else None
+    if original is not None and kind_for_class(original_name) is region.kind:
+        props["classification"] = original
+    elif region.kind in KIND_QUPATH_CLASSES:
+        name, colour = KIND_QUPATH_CLASSES[region.kind]
+        props["classification"] = {"name": name, "color": list(colour)}
+    props.setdefault("isLocked", False)
+    props.update(extra.get("properties", {}))
+    if region.author:
+        props["metadata"] = {**dict(props.get("metadata") or {}), "author": region.author}
+    feature: dict[str, Any] = {"type": "Feature", "id": region.id}
+    feature["geometry"] = qp.geometry_um_to_px(region.geometry, mpp)
+    feature["properties"] = props
+    feature.update(extra.get("feature", {}))
+    return feature
+
+
+def regions_to_geojson(regions: Iterable[Region], mpp: tuple[float, float]) -> dict[str, Any]:
+    """Regions as a QuPath FeatureCollection in level-0 pixels (mpp = slide (x, y) µm/px)."""
+    return {"type": "FeatureCollection", "features": [region_to_feature(r, mpp) for r in regions]}
+
+
+def write_regions_geojson(regions: Iterable[Region], path: str | Path, mpp: tuple[float, float]) -> Path:
+    """Write regions as QuPath GeoJSON; returns the path."""
+    path = Path(path)
+    path.write_text(json.dumps(regions_to_geojson(regions, mpp)), encoding="utf-8")
+    return path
+
+
+def _pixels(cells: pd.DataFrame, mpp: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    if {"x_px", "y_px"} <= set(cells.columns):
+        return cells["x_px"].to_numpy(float), cells["y_px"].to_numpy(float)
+    if {"x_um", "y_um"} <= set(cells.columns):
+        return cells["x_um"].to_numpy(float) / mpp[0], cells["y_um"].to_numpy(float) / mpp[1]
+    raise RegionError(
+        f"The cell table needs x_px, y_px or x_um, y_um columns; it has {', '.join(map(str, cells.columns))}."
+    )
+
+
+def cells_to_geojson(
+    cells: pd.DataFrame,
+    mpp: tuple[float, float],
+    *,
+    shape: Literal["point", "circle"] = "point",
+    measurements: Iterable[str] = ("probability", "area_um2"),
+) -> dict[str, Any]:
+    """Cells as a QuPath FeatureCollection of detections, in level-0 pixels.
+
+    cells: cell table (x_px, y_px or x_um, y_um; class_name; optional id and measurement columns).
+    shape: "point" (centroid) or "circle" (12-gon of the cell's area_um2, 3 µm radius without one).
+    Each feature carries ``classification {name, color}`` (colours from core.classes, grey for
+    unknown names) and the listed ``measurements`` present in the table, as QuPath >= 0.4 writes
+    them (a name -> value map). About 5 s and 1-2 GB per million cells: to write a file, use
+    :func:`write_cells_geojson`, which streams.
+    """
+    mpp = qp.check_mpp(mpp)
+    if "class_name" not in cells.columns:
+        raise RegionError("The cell table needs a class_name column to export detections.")
+    x, y = _pixels(cells, mpp)
+    colours = {n: qp.hex_to_rgb(c) for n, c in zip(CLASS_NAMES, CLASS_COLOURS, strict=True)}
+    names = cells["class_name"].astype(str).tolist()
+    if shape == "circle":
+        default = np.pi * 9.0  # a 3 µm radius
+        has_area = "area_um2" in cells.columns
+        area = cells["area_um2"].to_numpy(float) if has_area else np.full(len(cells), default)
+        r = np.sqrt(np.nan_to_num(area, nan=default) / np.pi)
+        t = np.linspace(0, 2 * np.pi, 13)
+        ring_x = np.round(x[:, None] + r[:, None] / mpp[0] * np.cos(t), 2)
+        ring_y = np.round(y[:, None] + r[:, None] / mpp[1] * np.sin(t), 2)
+        ring_x[:, -1], ring_y[:, -1] = ring_x[:, 0], ring_y[:, 0]
+        coords = np.stack([ring_x, ring_y], axis=-1).tolist()
+        geoms = [{"type": "Polygon", "coordinates": [c]} for c in coords]
+    elif shape == "point":
+        xy = np.round(np.stack([x, y], axis=1), 3).tolist()
+        geoms = [{"type": "Point", "coordinates": p} for p in xy]
+    else:
+        raise RegionError(f"Unknown detection shape {shape!r}; use 'point' or 'circle'.")
+    cols = [c for c in measurements if c in cells.columns]
+    table = cells[cols].astype(float).to_numpy()
+    if np.isnan(table).any():  # rare: keep only the measurements present for each cell
+        meas = [{c: v for c, v in zip(cols, row, strict=True) if v == v} for row in table.tolist()]
+    else:
+        meas = [dict(zip(cols, row, strict=True)) for row in table.tolist()]
+    classes = {n: {"name": n, "color": colours.get(n, [128, 128, 128])} for n in set(names)}
+    feats = [
+        {"type": "Feature", "geometry": g,
+         "properties": {"objectType": "detection", "classification": dict(classes[n]), "measurements": m}}
+        for g, n, m in zip(geoms, names, meas, strict=True)
+    ]
+    if "id" in cells.columns:  # QuPath ids when the table has them (e.g. the phantom's cells.csv)
+        ids = cells["id"].astype(str)
+        feats = [{"type": "Feature", "id": i, **f} for i, f in zip(ids, feats, strict=True)]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "GeoJSON") -> pd.DataFrame:
+    """A cell table from QuPath detections/cells (centroids), annotations skipped.
+
+    Columns: x_px, y_px, x_um, y_um, class_name ("" when unclassified), class_id (-1 when the name
+    is not one of core.classes.CLASS_NAMES), probability and area_um2 (from measurements, NaN if absent).
+    """
+    mpp = qp.check_mpp(mpp)
+    rows = []
+    for i, feature in enumerate(qp.features(data, source), 1):
+        if qp.object_type(feature) not in ("detection", "cell"):
+            continue
+        g = feature.get("geometry")
+        if isinstance(g, Mapping) and g.get("type") == "Point":  # fast path: most detections are points
+            cx, cy = (float(v) for v in g["coordinates"][:2])
+        else:
+            geom = qp.geometry_px_to_um(g, (1.0, 1.0), f"{source}: feature {i}")
+            if geom.is_empty:
+                continue
+            cx, cy = geom.centroid.x, geom.centroid.y
+        name, _ = qp.classification(feature)
+        meas = (feature.get("properties") or {}).get("measurements") or {}
+        if isinstance(meas, list):  # QuPath <= 0.3: [{"name": ..., "value": ...}]
+            meas = {m.get("name"): m.get("value") for m in meas if isinstance(m, Mapping)}
+        rows.append((cx, cy, name or "", meas.get("probability", np.nan), meas.get("area_um2", np.nan)))
+    df = pd.DataFrame(rows, columns=["x_px", "y_px", "class_name", "probability", "area_um2"])
+    df = df.astype({"x_px": float, "y_px": float, "probability": float, "area_um2": float})
+    df.insert(2, "x_um", df["x_px"] * mpp[0])
+    df.insert(3, "y_um", df["y_px"] * mpp[1])
+    index = {n: i for i, n in enumerate(CLASS_NAMES)}
+    df.insert(5, "class_id", df["class_name"].map(index).fillna(-1).astype(int))
+    return df
+
+
+def read_cells_geojson(path: str | Path, mpp: tuple[float, float]) -> pd.DataFrame:
+    """A cell table from a QuPath GeoJSON file (see :func:`cells_from_geojson`)."""
+    path = Path(path)
+    return cells_from_geojson(qp.load_json(path), mpp, source=path.name)
+
+
+def write_cells_geojson(
+    cells: pd.DataFrame, path: str | Path, mpp: tuple[float, float], *, chunk: int = 50_000, **kwargs: Any
+) -> Path:
+    """Write cells as QuPath detections (see :func:`cells_to_geojson`), ``chunk`` cells at a time
+    so that memory stays small for millions of cells; returns the path."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        f.write('{"type":"FeatureCollection","features":[')
+        for start in range(0, len(cells), chunk):
+            part = cells_to_geojson(cells.iloc[start : start + chunk], mpp, **kwargs)["features"]
+            f.write(("," if start else "") + ",".join(json.dumps(ft, separators=(",", ":")) for ft in part))
+        f.write("]}")
+    return path

@@ -1,0 +1,209 @@
+"""The regions of one slide, the change signal the app listens to, and CT/IM derivation.
+
+SPEC "Immune scores": the invasive margin (IM) is the band centred on the tumour border, default
+half-width 500 µm, clipped to tissue; the tumour centre (CT) is the tumour minus the IM. Users may
+instead draw CT and IM directly, and draw exclusions (necrosis, folds, artefacts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import shapely
+from shapely.geometry import box
+
+from core.errors import RegionError
+from core.regions._signal import Signal
+from core.regions.region import Polygonal, Region, RegionKind
+from core.regions.validate import MIN_AREA_UM2, GeometryReport, as_polygonal, polygonal_parts, validate_region
+
+#: SPEC default IM half-width (µm); some vendors use 360 µm.
+DEFAULT_IM_HALF_WIDTH_UM = 500.0
+_QUAD_SEGS = 16  # segments per quarter circle in buffers: area error below 0.1 % of the band
+
+
+def _tidy(geometry: shapely.Geometry) -> Polygonal:
+    """Polygonal parts of a derived geometry, without specks below MIN_AREA_UM2 (maybe empty)."""
+    return as_polygonal([p for p in polygonal_parts(geometry) if p.area >= MIN_AREA_UM2])
+
+
+def derive_ct_im(
+    tumour: Polygonal,
+    tissue: Polygonal | None = None,
+    exclusions: Iterable[Polygonal] = (),
+    im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM,
+) -> tuple[Polygonal, Polygonal]:
+    """Derive (CT, IM) from a tumour outline; all geometries in slide µm.
+
+    IM = the tumour border buffered by ``im_half_width_um`` (w): w outside and w inside the border.
+    CT = tumour minus that band, i.e. ``tumour.buffer(-w)`` (computed as a difference so that CT
+    and IM never overlap and together cover the tumour exactly). Both are clipped to ``tissue`` if
+    given, and exclusions are removed. Either may come back empty (a Polygon with no area), e.g. CT
+    when the tumour is nowhere wider than 2·w.
+    """
+    if im_half_width_um <= 0:
+        raise RegionError(f"IM half-width must be positive (µm), got {im_half_width_um!r}.")
+    if tumour.is_empty:
+        raise RegionError("The tumour region is empty: draw or import the tumour outline first.")
+    band = tumour.boundary.buffer(im_half_width_um, quad_segs=_QUAD_SEGS)
+    ct = tumour.difference(band)
+    im = band
+    if tissue is not None:
+        ct, im = ct.intersection(tissue), im.intersection(tissue)
+    excl = shapely.union_all([e for e in exclusions if not e.is_empty])
+    if not excl.is_empty:
+        ct, im = ct.difference(excl), im.difference(excl)
+    return _tidy(ct), _tidy(im)
+
+
+@dataclass(frozen=True)
+class RegionChange:
+    """What changed in a RegionSet: action is "added", "removed", "replaced" or "reset"."""
+
+    action: str
+    region_ids: tuple[str, ...]
+
+
+class RegionSet:
+    """The regions of one slide, keyed by id, in insertion order.
+
+    Every region added passes :func:`~core.regions.validate.validate_region` (repaired, slivers
+    dropped, clipped to ``bounds_um`` = slide (width, height) in µm if given); the returned
+    :class:`GeometryReport` says what changed. ``changed`` emits a :class:`RegionChange` after
+    each edit (plain-Python signal, callbacks run on the editing thread).
+    """
+
+    def __init__(
+        self, regions: Iterable[Region] = (), *, bounds_um: tuple[float, float] | None = None
+    ) -> None:
+        self.changed: Signal[RegionChange] = Signal()
+        self.bounds_um = bounds_um
+        self.im_half_width_um: float | None = None  # set by derive_ct_im; None when CT/IM were drawn
+        self._regions: dict[str, Region] = {}
+        self.warnings: list[str] = []  # from the regions given to the constructor
+        for region in regions:
+            self.warnings.extend(self._put(region).warnings)
+
+    # --- reading
+    def __iter__(self) -> Iterator[Region]:
+        return iter(list(self._regions.values()))
+
+    def __len__(self) -> int:
+        return len(self._regions)
+
+    def __contains__(self, region_id: object) -> bool:
+        return region_id in self._regions
+
+    def __getitem__(self, region_id: str) -> Region:
+        try:
+            return self._regions[region_id]
+        except KeyError:
+            raise RegionError(f"No region with id {region_id!r} in this slide.") from None
+
+    def of_kind(self, kind: RegionKind | str) -> list[Region]:
+        """Regions of one kind, in insertion order."""
+        kind = RegionKind.parse(kind)
+        return [r for r in self._regions.values() if r.kind is kind]
+
+    def union(self, kind: RegionKind | str) -> Polygonal | None:
+        """The union of all regions of ``kind`` (slide µm), or None when there is none."""
+        regions = self.of_kind(kind)
+        if not regions:
+            return None
+        if len(regions) == 1:
+            return regions[0].geometry
+        return _tidy(shapely.union_all([r.geometry for r in regions]))
+
+    def summary(self) -> list[dict[str, object]]:
+        """One dict per region: id, kind, name, area_mm2 (for provenance and reports)."""
+        return [
+            {"id": r.id, "kind": r.kind.value, "name": r.display_name, "area_mm2": r.area_mm2}
+            for r in self._regions.values()
+        ]
+
+    # --- editing
+    def add(self, region: Region) -> GeometryReport:
+        """Validate and add ``region``; RegionError if its id is already present or it has no area."""
+        if region.id in self._regions:
+            raise RegionError(f"Region {region.display_name!r} is already in this slide; use replace().")
+        report = self._put(region)
+        self.changed.emit(RegionChange("added", (region.id,)))
+        return report
+
+    def replace(self, region: Region) -> GeometryReport:
+        """Validate ``region`` and put it in place of the region with the same id."""
+        self[region.id]  # raises RegionError when unknown
+        report = self._put(region)
+        self.changed.emit(RegionChange("replaced", (region.id,)))
+        return report
+
+    def remove(self, region_id: str) -> Region:
+        """Remove and return the region with ``region_id``."""
+        region = self[region_id]
+        del self._regions[region_id]
+        self.changed.emit(RegionChange("removed", (region_id,)))
+        return region
+
+    def reset(self, regions: Iterable[Region] = ()) -> list[str]:
+        """Replace every region at once (one signal); returns the validation warnings."""
+        warnings = self._replace_all(regions)
+        self.im_half_width_um = None
+        self.changed.emit(RegionChange("reset", tuple(self._regions)))
+        return warnings
+
+    def derive_ct_im(
+        self, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM, *, author: str = ""
+    ) -> list[str]:
+        """Replace every CT and IM region by ones derived from the tumour (see :func:`derive_ct_im`).
+
+        Tissue regions and the slide's bounds clip, exclusions are removed. Returns warnings for
+        the user (e.g. no CT left).
+        Emits one "reset" change.
+        """
+        tumour = self.union(RegionKind.TUMOUR)
+        if tumour is None:
+            raise RegionError(
+                "No tumour region: draw or import the tumour outline (QuPath class 'Tumor') first."
+            )
+        tissue = self.union(RegionKind.TISSUE)
+        if self.bounds_um is not None:  # the band stops at the slide's edge: no warning for that
+            slide = box(0.0, 0.0, *self.bounds_um)
+            tissue = slide if tissue is None else _tidy(tissue.intersection(slide))
+        exclusions = [r.geometry for r in self.of_kind(RegionKind.EXCLUSION)]
+        ct, im = derive_ct_im(tumour, tissue, exclusions, im_half_width_um)
+        derived_kinds = (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
+        kept = [r for r in self._regions.values() if r.kind not in derived_kinds]
+        warnings: list[str] = []
+        derived = []
+        for kind, geometry in zip(derived_kinds, (ct, im), strict=True):
+            if geometry.is_empty:
+                warnings.append(
+                    f"No {kind.label} is left after deriving with an IM half-width of "
+                    f"{im_half_width_um:g} µm (the tumour may be narrower than twice the half-width, "
+                    "or excluded)."
+                )
+            else:
+                derived.append(Region(kind=kind, geometry=geometry, name=kind.label, author=author))
+        warnings += self._replace_all([*kept, *derived])
+        self.im_half_width_um = im_half_width_um
+        self.changed.emit(RegionChange("reset", tuple(self._regions)))
+        return warnings
+
+    def _replace_all(self, regions: Iterable[Region]) -> list[str]:
+        """Validate all first, so that a RegionError leaves the set unchanged."""
+        new: dict[str, Region] = {}
+        warnings: list[str] = []
+        for region in regions:
+            clean, report = validate_region(region, bounds_um=self.bounds_um)
+            new[clean.id] = clean
+            warnings += report.warnings
+        self._regions = new
+        return warnings
+
+    def _put(self, region: Region) -> GeometryReport:
+        clean, report = validate_region(region, bounds_um=self.bounds_um)
+        self._regions[clean.id] = clean
+        return report
+
+

@@ -1,0 +1,57 @@
+"""Scores: cell densities per region, the Immunoscore-like (IS) and T-and-B scores. No Qt.
+
+Each score is a small class (:class:`CellDensity`, :class:`ImmunoscoreLike`, :class:`TAndBScore`)
+carrying its display ``name`` and ``help``; results are frozen dataclasses with ``to_dict()`` and
+a :class:`Provenance`. Densities are cells/mm²; regions are in slide µm.
+"""
+
+from core.scores.base import REGION_LABELS, Provenance, Score, parameter_name
+from core.scores.case import CaseScores, ScoringRegions, resolve_ct_im, score_case
+from core.scores.cohort import COHORT_PARAMETERS, MIN_COHORT_SIZE, RECOMMENDED_COHORT_SIZE, ReferenceCohort
+from core.scores.density import CellDensity, DensityTable, RegionDensity, compute_densities
+from core.scores.immunoscore import (
+    IS_PARAMETERS,
+    ImmunoscoreLike,
+    ImmunoscoreLikeResult,
+    is_category,
+    is_level,
+)
+from core.scores.percentile import PERCENTILE_CONVENTION, percentile_rank, percentile_rank_exact
+from core.scores.table import format_scores
+from core.scores.tandb import CUTOFF_CONVENTION, TB_PARAMETERS, TAndBResult, TAndBScore
+
+#: Every score class, in display order.
+SCORES: tuple[type[Score], ...] = (CellDensity, ImmunoscoreLike, TAndBScore)
+
+__all__ = [
+    "COHORT_PARAMETERS",
+    "CUTOFF_CONVENTION",
+    "IS_PARAMETERS",
+    "MIN_COHORT_SIZE",
+    "PERCENTILE_CONVENTION",
+    "RECOMMENDED_COHORT_SIZE",
+    "REGION_LABELS",
+    "SCORES",
+    "TB_PARAMETERS",
+    "CaseScores",
+    "CellDensity",
+    "DensityTable",
+    "ImmunoscoreLike",
+    "ImmunoscoreLikeResult",
+    "Provenance",
+    "ReferenceCohort",
+    "RegionDensity",
+    "Score",
+    "ScoringRegions",
+    "TAndBResult",
+    "TAndBScore",
+    "compute_densities",
+    "format_scores",
+    "is_category",
+    "is_level",
+    "parameter_name",
+    "percentile_rank",
+    "percentile_rank_exact",
+    "resolve_ct_im",
+    "score_case",
+]

@@ -1,0 +1,66 @@
+"""What every score shares: its display words, and the provenance every result records.
+
+STYLE.md §3: each score is one small class carrying its display name and help text, so the
+table in the app, the PDF report and the CLI print the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from core import __version__
+
+#: Short region labels used in parameter names (CD3_CT) -> display names.
+REGION_LABELS: Mapping[str, str] = {
+    "CT": "tumour centre (CT)",
+    "IM": "invasive margin (IM)",
+    "Tumour": "whole tumour",
+}
+
+
+class Score:
+    """A named number computed from the cells in a region; subclasses set the class attributes."""
+
+    key: ClassVar[str]  # stable identifier in JSON and the store
+    name: ClassVar[str]  # display name
+    help: ClassVar[str]  # one paragraph for tooltips, the report's notes and ``--help``
+    unit: ClassVar[str] = ""
+
+
+def parameter_name(marker: str, region: str) -> str:
+    """Cohort/parameter column name of a marker group in a region: ("CD3+", "CT") -> "CD3_CT"."""
+    return f"{marker.rstrip('+')}_{region}"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a score came from, stored with every result.
+
+    regions: one (kind, name, area_mm2) per region of the slide; region_source: how CT and IM were
+    obtained ("drawn" or "derived from the tumour outline"); im_half_width_um: IM half-width used
+    when derived (None when drawn); cohort_*: the reference cohort; model_*: the model that found
+    the cells (as passed in); software_version: core.__version__.
+    """
+
+    regions: tuple[tuple[str, str, float], ...] = ()
+    region_source: str = ""
+    im_half_width_um: float | None = None
+    cohort_name: str | None = None
+    cohort_n: int | None = None
+    cohort_synthetic: bool | None = None
+    model_name: str | None = None
+    model_sha256: str | None = None
+    marker_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    software_version: str = __version__
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "marker_groups", {k: tuple(v) for k, v in self.marker_groups.items()})
+        object.__setattr__(self, "regions", tuple((str(k), str(n), float(a)) for k, n, a in self.regions))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["regions"] = [{"kind": k, "name": n, "area_mm2": a} for k, n, a in self.regions]
+        d["marker_groups"] = {k: list(v) for k, v in self.marker_groups.items()}
+        return d

@@ -1,0 +1,135 @@
+"""All scores of one slide at once: the call the app, the store and ``python -m core score`` share.
+
+CT and IM come from the region set: drawn CT/IM regions are used as they are when there are any;
+otherwise they are derived from the tumour outline (:func:`core.regions.derive_ct_im`, clipped to
+tissue regions and the slide, exclusions removed). Densities are then measured in CT, IM and the
+whole tumour, and the Immunoscore-like and T-and-B scores computed against the reference cohort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from shapely.geometry import box
+
+from core.classes import DEFAULT_MARKER_GROUPS
+from core.errors import ScoreError
+from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet, derive_ct_im
+from core.regions.validate import as_polygonal, polygonal_parts
+from core.scores.base import Provenance
+from core.scores.cohort import ReferenceCohort
+from core.scores.density import DensityTable, compute_densities
+from core.scores.immunoscore import ImmunoscoreLike, ImmunoscoreLikeResult
+from core.scores.tandb import TAndBResult, TAndBScore
+
+REQUIRED_GROUPS = ("CD3+", "CD8+", "CD20+")
+
+
+@dataclass(frozen=True)
+class ScoringRegions:
+    """The geometries scores are measured in (slide µm; None = absent) and how CT/IM were obtained."""
+
+    ct: Polygonal | None
+    im: Polygonal | None
+    tumour: Polygonal | None
+    exclusions: Polygonal | None
+    source: str
+    im_half_width_um: float | None
+    warnings: tuple[str, ...] = ()
+
+
+def _derived(im_half_width_um: float) -> str:
+    return f"derived from the tumour outline (IM half-width {im_half_width_um:g} µm)"
+
+
+def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM) -> ScoringRegions:
+    """CT and IM of a region set: drawn ones if any, else derived from the tumour (set is not changed)."""
+    tumour = regions.union(RegionKind.TUMOUR)
+    exclusions = regions.union(RegionKind.EXCLUSION)
+    ct, im = regions.union(RegionKind.TUMOUR_CENTRE), regions.union(RegionKind.INVASIVE_MARGIN)
+    if ct is not None or im is not None:
+        width = regions.im_half_width_um
+        source = "drawn" if width is None else _derived(width)
+        return ScoringRegions(ct, im, tumour, exclusions, source, width)
+    if tumour is None:
+        return ScoringRegions(None, None, None, exclusions, "none", None,
+                              ("No tumour, CT or IM region: draw or import the tumour outline.",))
+    tissue = regions.union(RegionKind.TISSUE)
+    if regions.bounds_um is not None:
+        slide = box(0.0, 0.0, *regions.bounds_um)
+        tissue = slide if tissue is None else as_polygonal(polygonal_parts(tissue.intersection(slide)))
+    excl = [] if exclusions is None else [exclusions]
+    ct, im = derive_ct_im(tumour, tissue, excl, im_half_width_um)
+    warnings = []
+    if ct.is_empty:
+        warnings.append(f"The tumour has no centre (CT) with an IM half-width of {im_half_width_um:g} µm.")
+    return ScoringRegions(
+        None if ct.is_empty else ct, None if im.is_empty else im, tumour, exclusions,
+        _derived(im_half_width_um), im_half_width_um,
+        tuple(warnings),
+    )
+
+
+@dataclass(frozen=True)
+class CaseScores:
+    """Densities and both scores of one slide, with their shared provenance and warnings."""
+
+    densities: DensityTable
+    immunoscore_like: ImmunoscoreLikeResult
+    t_and_b: TAndBResult
+    provenance: Provenance
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "software_version": self.provenance.software_version,
+            "densities": self.densities.to_dict(),
+            "immunoscore_like": self.immunoscore_like.to_dict(),
+            "t_and_b": self.t_and_b.to_dict(),
+            "provenance": self.provenance.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+
+def score_case(
+    cells: pd.DataFrame,
+    regions: RegionSet,
+    cohort: ReferenceCohort,
+    *,
+    im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM,
+    marker_groups: Mapping[str, tuple[str, ...]] = DEFAULT_MARKER_GROUPS,
+    cutoffs: Mapping[str, float] | None = None,
+    model_name: str | None = None,
+    model_sha256: str | None = None,
+) -> CaseScores:
+    """Densities (cells/mm²) in CT, IM and the whole tumour, the Immunoscore-like and T-and-B scores.
+
+    cells: cell table (x_um, y_um in slide µm, class_name). cutoffs: explicit T-and-B cut-offs
+    (cells/mm²) by parameter; the others are the cohort median. model_*: recorded in provenance.
+    """
+    lacking = [g for g in REQUIRED_GROUPS if g not in marker_groups]
+    if lacking:
+        raise ScoreError(
+            f"Marker groups {', '.join(lacking)} are needed for the scores; "
+            f"given: {', '.join(marker_groups)}."
+        )
+    sr = resolve_ct_im(regions, im_half_width_um)
+    provenance = Provenance(
+        regions=tuple((r.kind.value, r.display_name, r.area_mm2) for r in regions),
+        region_source=sr.source, im_half_width_um=sr.im_half_width_um, cohort_name=cohort.name,
+        cohort_n=cohort.n, cohort_synthetic=cohort.synthetic, model_name=model_name,
+        model_sha256=model_sha256, marker_groups=marker_groups,
+    )
+    named = {"CT": sr.ct, "IM": sr.im}
+    if sr.tumour is not None:
+        named["Tumour"] = sr.tumour
+    table = compute_densities(cells, named, exclusions=sr.exclusions, marker_groups=marker_groups,
+                              provenance=provenance)
+    values = table.parameters()
+    is_result = ImmunoscoreLike.compute(values, cohort, provenance)
+    tb_result = TAndBScore.compute(values, cohort, cutoffs, provenance)
+    warnings = (*sr.warnings, *cohort.warnings)
+    return CaseScores(table, is_result, tb_result, provenance, warnings)

@@ -1,0 +1,79 @@
+"""Reference cohorts: CSV with name/synthetic header, companion JSON, records, errors; the demo file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.errors import ScoreError
+from core.scores import COHORT_PARAMETERS, ReferenceCohort
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = ",".join(COHORT_PARAMETERS)
+
+
+def test_from_csv_reads_header_name_and_flag(tmp_path: Path) -> None:
+    path = tmp_path / "lab.csv"
+    path.write_text(
+        f"# name: Lab cohort 2024\n# synthetic: false\ncase_id,{HEADER}\nA,1,2,3,4,5,6\nB,7,8,9,10,,12\n"
+    )
+    c = ReferenceCohort.from_csv(path)
+    assert c.name == "Lab cohort 2024" and not c.synthetic and c.n == 2
+    assert c.values("CD20_CT").tolist() == [5.0]  # empty cell = missing
+    assert c.median("CD3_CT") == 4.0
+    assert "case_id" in c.densities.columns
+    assert ReferenceCohort.from_csv(path, name="Override").name == "Override"
+    assert any("only 2 cases" in w for w in c.warnings)
+
+
+def test_from_csv_companion_json_and_stem(tmp_path: Path) -> None:
+    path = tmp_path / "ref.csv"
+    path.write_text(f"{HEADER}\n1,2,3,4,5,6\n")
+    assert ReferenceCohort.from_csv(path).name == "ref"
+    (tmp_path / "ref.json").write_text(json.dumps({"name": "From JSON", "synthetic": True}))
+    c = ReferenceCohort.from_csv(path)
+    assert c.name == "From JSON" and c.synthetic and any("SYNTHETIC" in w for w in c.warnings)
+
+
+def test_bad_columns_list_required(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("CD3_CT,CD3_IM,cd8_ct\n1,2,3\n")
+    with pytest.raises(ScoreError) as err:
+        ReferenceCohort.from_csv(path)
+    msg = str(err.value)
+    assert "lacks column(s) CD8_CT, CD8_IM, CD20_CT, CD20_IM" in msg and "Required columns" in msg
+    assert "CD3_CT, CD3_IM, CD8_CT, CD8_IM, CD20_CT, CD20_IM" in msg
+
+
+def test_bad_values(tmp_path: Path) -> None:
+    with pytest.raises(ScoreError, match="column CD8_IM row 2 is not a number"):
+        table = pd.DataFrame({c: [1, "many" if c == "CD8_IM" else 2] for c in COHORT_PARAMETERS})
+        ReferenceCohort("x", table)
+    with pytest.raises(ScoreError, match="negative"):
+        ReferenceCohort("x", pd.DataFrame({c: [-1.0] for c in COHORT_PARAMETERS}))
+    with pytest.raises(ScoreError, match="no cases"):
+        ReferenceCohort("x", pd.DataFrame({c: [] for c in COHORT_PARAMETERS}))
+    with pytest.raises(ScoreError, match="Cannot read reference cohort missing.csv"):
+        ReferenceCohort.from_csv(tmp_path / "missing.csv")
+
+
+def test_from_records_and_to_csv_round_trip(tmp_path: Path) -> None:
+    records = [dict.fromkeys(COHORT_PARAMETERS, float(i)) | {"CD20_IM": None} for i in range(40)]
+    c = ReferenceCohort.from_records(records, name="Stored reference cases")
+    assert c.n == 40 and c.warnings == () and c.values("CD20_IM").size == 0
+    back = ReferenceCohort.from_csv(c.to_csv(tmp_path / "out.csv"))
+    assert back.name == "Stored reference cases" and back.n == 40
+    assert np.array_equal(back.values("CD3_IM"), c.values("CD3_IM"))
+
+
+def test_demo_cohort_is_synthetic_and_plausible() -> None:
+    c = ReferenceCohort.from_csv(ROOT / "resources" / "reference" / "demo_cohort.csv")
+    meta = json.loads((ROOT / "resources" / "reference" / "demo_cohort.json").read_text())
+    assert c.synthetic and meta["synthetic"] is True and c.name == meta["name"] and c.n == meta["n"] == 150
+    d = c.densities
+    assert (d["CD3_IM"].median() > d["CD3_CT"].median()) and (d["CD8_IM"].median() > d["CD8_CT"].median())
+    assert 50 < d["CD3_CT"].median() < 2000 and (d["CD8_CT"] <= d["CD3_CT"]).all()
