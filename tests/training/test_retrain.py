@@ -1,0 +1,113 @@
+"""``python -m training.retrain`` for real on phantom slides: export, install, evaluate, resume, refuse."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.models import load_weights
+from core.models.installed import list_models
+from core.normalise import normalise_patch
+from core.slides import open_slide
+from training.evaluate import main as evaluate_main
+from training.retrain import main as retrain_main
+
+
+def _weights_equal(a: Path, b: Path) -> bool:
+    wa, wb = load_file(str(a)), load_file(str(b))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_end_to_end_export_install_evaluate(
+    train_phantom: Path, eval_phantom: Path, patch_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], tiny: list[str],
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    args = ["--slides", str(train_phantom), "--out", str(out), "--cache", str(patch_cache), *tiny,
+            "--epochs", "2", "--patches-per-epoch", "16", "--weights-dtype", "float16", "--install", "tiny-test"]
+    assert retrain_main(args) == 0
+    text = capsys.readouterr().out
+    assert "precision fp32" in text or "precision bf16" in text
+    assert "waiting for data" in text and "Per centroid" in text
+
+    module, card = load_weights(out)
+    assert card.synthetic and card.encoder == "resnet18" and card.patch_size == 64
+    assert card.weights_dtype == "float16"
+    assert card.training["slides"] == ["mif"] and card.training["split"]["train"]["patches"] > 0
+    assert set(card.metrics["pixel"]["soft"]["CD3"]) == {"precision", "recall", "f1"}
+    with open_slide(eval_phantom) as slide:
+        patch = slide.read_region((600, 600), 0, (64, 64), channels=["hoechst"])
+    with torch.inference_mode():
+        probs = torch.softmax(module(torch.from_numpy(normalise_patch(patch))[None]), 1)
+    assert probs.shape == (1, 5, 64, 64) and torch.allclose(probs.sum(1), torch.ones(1, 64, 64), atol=1e-5)
+    log = json.loads((out / "log.json").read_text())
+    assert [r["epoch"] for r in log] == [1, 2] and all(r["patches"] == 16 for r in log)
+    assert (out / "log.csv").read_text().startswith("epoch,")
+    assert [c.name for _, c in list_models()] == [card.name]
+
+    # An out dir holding a model is refused unless --force.
+    assert retrain_main(args) == 2
+    assert "already holds a model" in capsys.readouterr().err
+
+    ev = tmp_path / "eval"
+    assert evaluate_main(["--model", str(out), "--slides", str(eval_phantom), "--out", str(ev),
+                          "--batch-size", "32"]) == 0
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["pixel"]["count"] > 0 and metrics["centroid"]["count"] > 0
+    assert "mif" in metrics["per_slide"]
+
+
+def test_resume_continues_exactly(train_phantom: Path, patch_cache: Path, tmp_path: Path, tiny: list[str]) -> None:
+    common = ["--slides", str(train_phantom), "--cache", str(patch_cache), *tiny, "--patches-per-epoch", "8"]
+    assert retrain_main([*common, "--out", str(tmp_path / "a"), "--epochs", "2"]) == 0
+    assert retrain_main([*common, "--out", str(tmp_path / "b"), "--epochs", "1"]) == 0
+    assert retrain_main(["--out", str(tmp_path / "b"), "--resume", "--epochs", "2"]) == 0
+    assert _weights_equal(tmp_path / "a/checkpoint/model.safetensors", tmp_path / "b/checkpoint/model.safetensors")
+    log = json.loads((tmp_path / "b/log.json").read_text())
+    assert [r["epoch"] for r in log] == [1, 2]
+
+
+def test_interrupted_run_resumes(train_phantom: Path, patch_cache: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str], tiny: list[str]) -> None:
+    """Ctrl-C (a real KeyboardInterrupt in the main thread) after the first checkpoint, then --resume."""
+    out = tmp_path / "run"
+    ckpt = out / "checkpoint" / "checkpoint.json"
+
+    def interrupt_after_first_epoch() -> None:
+        deadline = time.monotonic() + 120
+        while not ckpt.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    watcher = threading.Thread(target=interrupt_after_first_epoch, daemon=True)
+    watcher.start()
+    code = retrain_main(["--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out), *tiny,
+                         "--patches-per-epoch", "8", "--epochs", "1000"])
+    watcher.join()
+    assert code == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (out / "model.json").exists()
+    assert retrain_main(["--slides", str(train_phantom), "--out", str(out)]) == 2
+    assert "unfinished training run" in capsys.readouterr().err
+    done = json.loads(ckpt.read_text())["epoch"]
+    assert retrain_main(["--out", str(out), "--resume", "--epochs", str(done + 1)]) == 0
+    assert (out / "model.json").is_file()
+    assert f"Resumed after epoch {done}" in capsys.readouterr().out
+
+
+def test_time_limit_exports_best_so_far(train_phantom: Path, patch_cache: Path, tmp_path: Path, tiny: list[str]) -> None:
+    out = tmp_path / "run"
+    assert retrain_main(["--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out), *tiny,
+                         "--patches-per-epoch", "8", "--epochs", "1000", "--time-limit", "0.001"]) == 0
+    _, card = load_weights(out)
+    assert card.training["stopped"] == "time-limit" and card.training["epochs_run"] == 1
+    assert np.isfinite(card.training["best_val_f1"])

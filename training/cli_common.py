@@ -1,0 +1,108 @@
+"""Command-line pieces shared by ``training.label``, ``training.retrain`` and ``training.evaluate``.
+
+One definition of the input and labelling flags keeps the three commands consistent: a flag means
+the same thing, with the same default, wherever it appears. Flags override the TOML config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Generator
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from core.errors import UncalibratedError
+from core.progress import Progress
+from training.config import CHANNEL_ROLES, MARKER_ROLES, LabelConfig, load_config
+from training.errors import DatasetError
+from training.patches import CacheEntry, PatchParams, slide_patches, tile_patches, unique_names
+
+T = TypeVar("T")
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inputs")
+    g.add_argument("--slides", nargs="+", type=Path, default=[], metavar="SLIDE",
+                   help="mIF slides (OME-TIFF, TIFF, CZI, ...) with Hoechst and marker channels")
+    g.add_argument("--tiles", nargs="+", type=Path, default=[], metavar="DIR",
+                   help="QuPath TileExporter folders: <name>.tif beside <name>-labelled.png")
+    g.add_argument("--mpp", type=float, default=None,
+                   help="pixel size in µm for inputs whose files lack one (uncalibrated slides/tiles)")
+
+
+def add_label_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labelling (override the --config file)")
+    g.add_argument("--config", type=Path, default=None, metavar="TOML",
+                   help="labelling config (thresholds, channel map, segmentation, tile labels); "
+                   "write one with `python -m training.label SLIDE --calibrate --save-config labels.toml`")
+    for role in CHANNEL_ROLES:
+        g.add_argument(f"--channel-{role}", default=None, metavar="NAME",
+                       help=f"channel name or 0-based index of the {role} channel (default: found by alias)")
+    defaults = LabelConfig().thresholds
+    for key in (*MARKER_ROLES, "cd3_hi"):
+        g.add_argument(f"--threshold-{key.replace('_', '-')}", type=float, default=None, metavar="VALUE",
+                       help=f"cell-mean threshold for {key} (default {getattr(defaults, key):.0f})")
+
+
+def config_from_args(args: argparse.Namespace) -> LabelConfig:
+    """The config file (or defaults) with any channel/threshold flags applied on top."""
+    cfg = load_config(args.config)
+    chans = {r: str(getattr(args, f"channel_{r}")) for r in CHANNEL_ROLES if getattr(args, f"channel_{r}", None) is not None}
+    if chans:
+        cfg = dataclasses.replace(cfg, channels=dataclasses.replace(cfg.channels, **chans))
+    thr = {k: getattr(args, f"threshold_{k}") for k in (*MARKER_ROLES, "cd3_hi") if getattr(args, f"threshold_{k}", None) is not None}
+    if thr:
+        cfg = cfg.with_thresholds(**thr)
+    return cfg
+
+
+def drive(job: Generator[Progress, None, T], desc: str, show: bool = True) -> T:
+    """Run a job generator with a tqdm bar (or silently, e.g. on DDP ranks other than 0)."""
+    bar = tqdm(desc=desc, unit="", leave=False, disable=not show or not sys.stderr.isatty(), dynamic_ncols=True)
+    try:
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as stop:
+                return stop.value
+            bar.total = p.total
+            bar.n = p.done
+            bar.set_postfix_str(p.message, refresh=True)
+    finally:
+        bar.close()
+
+
+def with_mpp_hint(err: UncalibratedError) -> UncalibratedError:
+    """The same error, telling the command-line user which flag supplies the pixel size."""
+    new = UncalibratedError(err.path)
+    new.args = (f"{err} On the command line: --mpp MICRONS (e.g. --mpp 0.227).",)
+    return new
+
+
+def prepare_inputs(
+    args: argparse.Namespace, cfg: LabelConfig, params: PatchParams, cache: Path, show: bool = True
+) -> list[CacheEntry]:
+    """Label and cut every input (cached); prints one line per input."""
+    if not args.slides and not args.tiles:
+        raise DatasetError("No inputs: give mIF slides with --slides and/or tile folders with --tiles.")
+    entries = []
+    try:
+        for path, name in zip(args.slides, unique_names(list(args.slides)), strict=True):
+            e = drive(slide_patches(path, cfg, params, cache, mpp=args.mpp, name=name), name, show)
+            cells = e.meta.get("cells", {})
+            if show:
+                print(f"  {e.name}: {sum(cells.values())} cells "
+                      f"({', '.join(f'{k} {v}' for k, v in cells.items())}), {e.n} patches with tissue")
+            entries.append(e)
+        for folder in args.tiles:
+            e = drive(tile_patches(folder, cfg, params, cache, mpp=args.mpp), f"{folder.name}", show)
+            if show:
+                print(f"  {e.name}: {e.meta.get('tiles')} tiles from {len(e.slides)} slide(s), {e.n} patches")
+            entries.append(e)
+    except UncalibratedError as err:
+        raise with_mpp_hint(err) from None
+    return entries

@@ -1,0 +1,320 @@
+"""Cut labelled Hoechst patches from mIF slides and QuPath TileExporter folders, cached on disk.
+
+Each source (one slide, or one tile folder) becomes a cache entry ``<out>/cache/<name>-<key>/``:
+``images.npy`` (N, P, P) raw Hoechst (slide dtype, or float32 when resampled), ``labels.npy``
+(N, P, P) uint8 class masks, ``centroids.npz`` (patch, y, x, class of each cell centroid inside a
+patch, for per-centroid metrics), ``cells.csv`` (slides) and ``meta.json``. The key hashes the
+file, its size and mtime, the label config and the patch settings, so epochs, resumed runs and
+re-runs never re-read or re-label a slide, and a changed threshold never reuses stale labels.
+Patches are stored raw and normalised when loaded (:func:`core.normalise.normalise_patch`), exactly
+as inference normalises a tile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.lib.format import open_memmap
+from skimage.measure import label as cc_label
+from skimage.measure import regionprops
+
+from core.classes import CLASS_NAMES
+from core.progress import CancelToken, Progress
+from core.slides import open_slide
+from training.config import LabelConfig
+from training.labeller import label_slide
+from training.tiles import TileImage, find_tiles, read_tile
+
+#: Patches of slides are labelled once and then resampled to the model's pixel size.
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PatchParams:
+    """Patch geometry: ``size`` px at ``mpp`` µm/px, neighbours overlapping by ``overlap`` (0-<1).
+
+    ``min_tissue_fraction``: a slide patch is kept when at least this fraction of its pixels is
+    above the labeller's nucleus threshold (so empty glass never reaches training).
+    """
+
+    size: int = 256
+    overlap: float = 0.5
+    mpp: float = 0.227
+    min_tissue_fraction: float = 0.005
+
+    @property
+    def stride(self) -> int:
+        return max(1, int(round(self.size * (1.0 - self.overlap))))
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A finished cache entry; ``slides``: the slide name of each ``slide_id`` in ``patch_slide.npy``."""
+
+    path: Path
+    name: str
+    kind: str
+    slides: tuple[str, ...]
+    n: int
+    meta: dict[str, Any]
+
+
+def grid(length: int, window: float, stride: float) -> list[float]:
+    """Window starts covering [0, length): regular steps, the last one flush with the end."""
+    if length <= window:
+        return [0.0]
+    n = int(math.ceil((length - window) / stride))
+    starts = [min(i * stride, length - window) for i in range(n + 1)]
+    return sorted(set(starts))
+
+
+def slide_name_of(path: Path) -> str:
+    """``/data/Lung 3.ome.tif`` -> ``'Lung 3'``: the name --holdout-slides refers to."""
+    return path.name.split(".")[0]
+
+
+def unique_names(paths: list[Path]) -> list[str]:
+    """Slide names, prefixed with their folder where two files share one (phantoms: p1/mif, p2/mif)."""
+    names = [slide_name_of(p) for p in paths]
+    return [f"{p.parent.name}-{n}" if names.count(n) > 1 else n for p, n in zip(paths, names, strict=True)]
+
+
+def _cache_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _file_id(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load_entry(path: Path) -> CacheEntry | None:
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if not meta.get("complete") or meta.get("cache_version") != CACHE_VERSION:
+        return None
+    return CacheEntry(path, meta["name"], meta["kind"], tuple(meta["slides"]), int(meta["n"]), meta)
+
+
+class _Writer:
+    """Appends patches to memory-mapped .npy files of a known maximum length, then trims them."""
+
+    def __init__(self, d: Path, capacity: int, size: int, dtype: np.dtype) -> None:
+        self.d, self.n = d, 0
+        cap = max(1, capacity)
+        self.images = open_memmap(d / "images.tmp.npy", "w+", dtype, (cap, size, size))
+        self.labels = open_memmap(d / "labels.tmp.npy", "w+", np.uint8, (cap, size, size))
+        self.slide_ids: list[int] = []
+        self.origins: list[tuple[float, float]] = []
+        self.cents: list[np.ndarray] = []
+        self.pixels = np.zeros(len(CLASS_NAMES), dtype=np.int64)
+
+    def add(self, image: np.ndarray, label: np.ndarray, slide_id: int, origin: tuple[float, float],
+            cents: np.ndarray) -> None:
+        self.images[self.n] = image
+        self.labels[self.n] = label
+        self.slide_ids.append(slide_id)
+        self.origins.append(origin)
+        if len(cents):
+            self.cents.append(np.column_stack([np.full(len(cents), self.n), cents]))
+        self.pixels += np.bincount(label.ravel(), minlength=len(CLASS_NAMES))[: len(CLASS_NAMES)]
+        self.n += 1
+
+    def finish(self) -> None:
+        for name, arr in (("images", self.images), ("labels", self.labels)):
+            arr.flush()
+            out = open_memmap(self.d / f"{name}.npy", "w+", arr.dtype, (self.n, *arr.shape[1:]))
+            for i in range(0, self.n, 256):
+                j = min(i + 256, self.n)
+                out[i:j] = arr[i:j]
+            out.flush()
+            del out
+        del self.images, self.labels
+        for name in ("images", "labels"):
+            (self.d / f"{name}.tmp.npy").unlink()
+        np.save(self.d / "patch_slide.npy", np.asarray(self.slide_ids, dtype=np.int32))
+        np.save(self.d / "origins.npy", np.asarray(self.origins, dtype=np.float64).reshape(-1, 2))
+        c = np.concatenate(self.cents) if self.cents else np.zeros((0, 4), dtype=np.int64)
+        np.savez(self.d / "centroids.npz", patch=c[:, 0].astype(np.int32), y=c[:, 1].astype(np.int32),
+                 x=c[:, 2].astype(np.int32), cls=c[:, 3].astype(np.uint8))
+
+
+def _nearest(mask: np.ndarray, x0: float, y0: float, factor: float, size: int) -> np.ndarray:
+    """Nearest-neighbour resample of a label mask window (level-0 px) to size² output px; zeros outside."""
+    h, w = mask.shape
+    xs = np.floor(x0 + (np.arange(size) + 0.5) * factor).astype(np.int64)
+    ys = np.floor(y0 + (np.arange(size) + 0.5) * factor).astype(np.int64)
+    out = np.zeros((size, size), dtype=np.uint8)
+    vx, vy = (xs >= 0) & (xs < w), (ys >= 0) & (ys < h)
+    if vx.any() and vy.any():
+        sub = np.asarray(mask[ys[vy].min() : ys[vy].max() + 1, xs[vx].min() : xs[vx].max() + 1])
+        out[np.ix_(vy, vx)] = sub[np.ix_(ys[vy] - ys[vy].min(), xs[vx] - xs[vx].min())]
+    return out
+
+
+def _prepare(cache_root: Path, name: str, key: str) -> tuple[Path, CacheEntry | None]:
+    d = cache_root / f"{name}-{key}"
+    entry = load_entry(d)
+    if entry is None and d.exists():
+        shutil.rmtree(d)  # an interrupted extraction: start that source again
+    return d, entry
+
+
+def slide_patches(
+    path: str | Path,
+    cfg: LabelConfig,
+    params: PatchParams,
+    cache_root: str | Path,
+    mpp: float | None = None,
+    cancel: CancelToken | None = None,
+    name: str | None = None,
+) -> Generator[Progress, None, CacheEntry]:
+    """Label one mIF slide and cut its tissue patches at ``params.mpp`` (cached; see module doc).
+
+    ``name``: the slide's name in splits and the card (default: file name up to the first '.').
+    """
+    cancel = cancel or CancelToken()
+    path = Path(path)
+    name = name or slide_name_of(path)
+    key = _cache_key({"v": CACHE_VERSION, "file": _file_id(path), "cfg": cfg.to_dict(),
+                      "params": asdict(params), "mpp": mpp})
+    d, entry = _prepare(Path(cache_root), name, key)
+    if entry is not None:
+        return entry
+    with open_slide(path, mpp=(mpp, mpp) if mpp else None) as slide:
+        slide.require_mpp()
+        d.mkdir(parents=True)
+        result = yield from label_slide(slide, cfg, mask_path=d / "mask.npy", cancel=cancel)
+        result.cells.to_csv(d / "cells.csv", index=False)
+        factor = params.mpp / result.mpp
+        window = params.size * factor
+        w, h = slide.dimensions
+        xs, ys = grid(w, window, params.stride * factor), grid(h, window, params.stride * factor)
+        resample = abs(factor - 1.0) > 1e-3
+        hi = slide.channel_index(cfg.channels.lookup("hoechst"))
+        writer = _Writer(d, len(xs) * len(ys), params.size, np.dtype(np.float32) if resample else slide.dtype)
+        cells = result.cells.sort_values("x_px")
+        cx, cy, cc = (cells[k].to_numpy() for k in ("x_px", "y_px", "class_id"))
+        total = len(xs) * len(ys)
+        for k, (y0, x0) in enumerate((y, x) for y in ys for x in xs):
+            if k % 32 == 0:
+                cancel.check()
+                yield Progress(k, total, f"Cutting patches of {name}: {k} of {total}")
+            x0, y0 = round(x0), round(y0)
+            if resample:
+                img = slide.read_region_at_mpp((x0, y0), (params.size, params.size), params.mpp, channels=[hi])[0]
+            else:
+                img = slide.read_region((x0, y0), 0, (params.size, params.size), channels=[hi])[0]
+            if np.mean(img > result.hoechst_threshold) < params.min_tissue_fraction:
+                continue
+            lab = _nearest(result.mask, x0, y0, factor, params.size)
+            a, b = np.searchsorted(cx, [x0, x0 + window])
+            inside = np.arange(a, b)[(cy[a:b] >= y0) & (cy[a:b] < y0 + window)]
+            cents = np.column_stack([((cy[inside] - y0) / factor).astype(np.int64),
+                                     ((cx[inside] - x0) / factor).astype(np.int64), cc[inside]])
+            writer.add(img, lab, 0, (x0, y0), cents)
+        writer.finish()
+    # The level-0 mask (1 byte per pixel, GBs for a whole slide) has served its purpose: the
+    # patches carry their labels. `python -m training.label` keeps it for inspection.
+    del result.mask
+    (d / "mask.npy").unlink(missing_ok=True)
+    counts = result.cells["class_name"].value_counts()
+    meta = {
+        "cache_version": CACHE_VERSION, "complete": True, "name": name, "kind": "slide", "slides": [name],
+        "source": str(path), "n": writer.n, "slide_mpp": result.mpp, "mpp": params.mpp,
+        "hoechst_threshold": result.hoechst_threshold, "channels": result.channels,
+        "cells": {c: int(counts.get(c, 0)) for c in CLASS_NAMES},
+        "pixels": {c: int(v) for c, v in zip(CLASS_NAMES, writer.pixels, strict=True)},
+    }
+    (d / "meta.json").write_text(json.dumps(meta, indent=2))
+    return CacheEntry(d, name, "slide", (name,), writer.n, meta)
+
+
+def _tile_cents(label: np.ndarray) -> np.ndarray:
+    """(y, x, class) of each connected component of a positive class: tiles have no cell table."""
+    rows = []
+    for c in range(1, len(CLASS_NAMES)):
+        for r in regionprops(cc_label(label == c, connectivity=1)):
+            rows.append((int(r.centroid[0]), int(r.centroid[1]), c))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def tile_patches(
+    folder: str | Path,
+    cfg: LabelConfig,
+    params: PatchParams,
+    cache_root: str | Path,
+    mpp: float | None = None,
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, CacheEntry]:
+    """Patches from a QuPath TileExporter folder (see :mod:`training.tiles`), grouped by source slide.
+
+    Per-centroid metrics for tiles use the connected components of each positive class in the
+    label image (no cell table exists), so 'other' cells do not take part in them.
+    """
+    cancel = cancel or CancelToken()
+    folder = Path(folder)
+    pairs = find_tiles(folder)
+    name = folder.name
+    key = _cache_key({"v": CACHE_VERSION, "files": [_file_id(p) for pair in pairs for p in pair],
+                      "labels": cfg.tile_labels, "hoechst": cfg.channels.hoechst, "params": asdict(params), "mpp": mpp})
+    d, entry = _prepare(Path(cache_root), name, key)
+    if entry is not None:
+        return entry
+    d.mkdir(parents=True)
+    tiles: list[TileImage] = []
+    cap = 0
+    for k, (tif, png) in enumerate(pairs):
+        cancel.check()
+        tile = read_tile(tif, png, cfg, params.mpp, mpp)
+        tiles.append(tile)
+        cap += len(grid(tile.image.shape[1], params.size, params.stride)) * len(grid(tile.image.shape[0], params.size, params.stride))
+        yield Progress(k + 1, len(pairs), f"Reading tile {k + 1} of {len(pairs)}")
+    dtype = np.result_type(*[t.image.dtype for t in tiles])
+    writer = _Writer(d, cap, params.size, dtype)
+    slides = sorted({t.slide for t in tiles})
+    for tile in tiles:
+        img, lab = tile.image, tile.label
+        ph, pw = max(0, params.size - img.shape[0]), max(0, params.size - img.shape[1])
+        if ph or pw:
+            img = np.pad(img, ((0, ph), (0, pw)), mode="edge")
+            lab = np.pad(lab, ((0, ph), (0, pw)))
+        cents_all = _tile_cents(lab)
+        for y0 in grid(img.shape[0], params.size, params.stride):
+            for x0 in grid(img.shape[1], params.size, params.stride):
+                y, x = int(y0), int(x0)
+                patch = img[y : y + params.size, x : x + params.size]
+                if patch.max() <= patch.min():
+                    continue
+                sel = ((cents_all[:, 0] >= y) & (cents_all[:, 0] < y + params.size)
+                       & (cents_all[:, 1] >= x) & (cents_all[:, 1] < x + params.size))
+                cents = cents_all[sel] - np.array([y, x, 0])
+                writer.add(patch, lab[y : y + params.size, x : x + params.size], slides.index(tile.slide), (x, y), cents)
+    writer.finish()
+    meta = {
+        "cache_version": CACHE_VERSION, "complete": True, "name": name, "kind": "tiles", "slides": slides,
+        "source": str(folder), "n": writer.n, "mpp": params.mpp, "tiles": len(tiles),
+        "cells": {c: 0 for c in CLASS_NAMES},
+        "pixels": {c: int(v) for c, v in zip(CLASS_NAMES, writer.pixels, strict=True)},
+    }
+    for c in range(1, len(CLASS_NAMES)):
+        meta["cells"][CLASS_NAMES[c]] = int(sum(int((_tile_cents(t.label)[:, 2] == c).sum()) for t in tiles))
+    (d / "meta.json").write_text(json.dumps(meta, indent=2))
+    return CacheEntry(d, name, "tiles", tuple(slides), writer.n, meta)
+
+
+def read_cells(entry: CacheEntry) -> pd.DataFrame | None:
+    p = entry.path / "cells.csv"
+    return pd.read_csv(p) if p.is_file() else None
+

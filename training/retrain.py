@@ -1,0 +1,281 @@
+"""``python -m training.retrain``: label mIF slides, train the U-Net, evaluate, export and install it.
+
+Single process (CPU or one GPU)::
+
+    python -m training.retrain --slides A.ome.tif B.ome.tif C.ome.tif --holdout-slides C --out runs/m1
+
+Several GPUs (DistributedDataParallel; same flags, ``--batch-size`` stays the global batch)::
+
+    torchrun --nproc_per_node 4 -m training.retrain --slides ... --out runs/m1
+
+Ctrl-C (or a crash) keeps the checkpoint of the last finished epoch; ``--resume`` continues it
+exactly. ``--time-limit MIN`` stops gracefully and exports the best model so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from core.classes import CLASS_NAMES
+from core.errors import CoreError
+from core.models import ModelCard, build_model
+from training.checkpoint import read_settings
+from training.cli_common import add_input_args, add_label_args, config_from_args, drive, prepare_inputs
+from training.config import config_from_dict
+from training.dataset import PatchDataset, PatchSet, make_splits, split_summary
+from training.device import PRECISIONS, choose_device, choose_precision
+from training.evaluate import evaluate
+from training.export import check_out_dir, export_model, summary_metrics
+from training.patches import PatchParams
+from training.train import DistInfo, TrainSettings, fit
+
+#: Flags a resumed run takes from the new command line when given; the rest come from the checkpoint.
+RESUMABLE = ("epochs", "time_limit", "max_steps", "precision", "name", "weights_dtype")
+#: Flags about this invocation only, never taken from the stored run.
+CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size", "debug_record_dir")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m training.retrain",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n", 1)[1] + """
+Pipeline: label each slide (nuclei on Hoechst, 1 µm cell expansion, thresholds on cell means of the
+marker channels; calibrate first with `python -m training.label SLIDE --calibrate`), cut Hoechst
+patches (--patch-size, --overlap) at the model pixel size, split 80/10/10 by patch (or hold out
+named slides), train with the 8 rotations/flips, keep the best validation F1, evaluate on the test
+split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json, checkpoint/, cache/).""",
+        epilog="Example (demo model, CPU): python -m training.retrain --slides p1/mif.ome.tif p2/mif.ome.tif "
+        "--out runs/demo --encoder resnet18 --time-limit 120 --weights-dtype float16 --install",
+    )
+    add_input_args(p)
+    add_label_args(p)
+    s = p.add_argument_group("data split")
+    s.add_argument("--holdout-slides", nargs="+", default=[], metavar="NAME",
+                   help="slides (file name up to the first '.') kept whole for the test set")
+    s.add_argument("--val-slides", nargs="+", default=[], metavar="NAME", help="slides kept whole for validation")
+    s.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions of the remaining patches (default 0.8,0.1,0.1)")
+    s.add_argument("--patch-size", type=int, default=256, help="patch size in px, a multiple of 32 (default 256)")
+    s.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring patches, 0-0.9 (default 0.5)")
+    s.add_argument("--model-mpp", type=float, default=0.227, help="pixel size the model works at, µm (default 0.227)")
+    t = p.add_argument_group("training")
+    t.add_argument("--out", type=Path, required=True, help="output folder (refused if it holds a model, unless --force)")
+    t.add_argument("--cache", type=Path, default=None,
+                   help="patch cache folder (default OUT/cache); share one between runs on the same slides")
+    t.add_argument("--name", default=None, help="model name in the card and when installed (default: the --out folder name)")
+    t.add_argument("--encoder", default="resnet34", help="U-Net encoder (default resnet34 as the paper; resnet18 is ~2x faster)")
+    t.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
+    t.add_argument("--batch-size", type=int, default=32, help="global batch size, split over DDP processes (default 32)")
+    t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    t.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 0.01)")
+    t.add_argument("--loss", choices=("ce", "focal"), default="ce", help="pixel cross-entropy (default) or focal loss (gamma 2)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, order and augmentation")
+    t.add_argument("--patches-per-epoch", type=int, default=None, help="draw only this many training patches per epoch")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
+    t.add_argument("--time-limit", type=float, default=None, metavar="MIN",
+                   help="stop gracefully after MIN minutes and export the best model so far")
+    t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    t.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: bf16/fp16 autocast only on CUDA or CPUs with AMX/AVX512-BF16, else fp32")
+    t.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per training process (default: torch's choice; under torchrun on CPUs, "
+                   "cores / processes). 1 is much faster on a busy shared machine")
+    t.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per training process (default 2)")
+    t.add_argument("--eval-batch-size", type=int, default=16, help="batch size for validation and test (default 16)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    t.add_argument("--force", action="store_true",
+                   help="replace a model or run already in --out (and, with --install, an installed model of that name)")
+    t.add_argument("--weights-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="dtype of the exported weights (float16 halves the file)")
+    t.add_argument("--install", nargs="?", const="", default=None, metavar="NAME",
+                   help="install the exported model into the user's models folder (optionally under NAME)")
+    t.add_argument("--debug-record-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _explicit(argv: Sequence[str] | None) -> set[str]:
+    """Names of the options given on the command line (not left at their default)."""
+    p = build_parser()
+    for action in p._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv)))
+
+
+def _to_json(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: ([str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()}
+
+
+def _from_json(stored: dict[str, Any], args: argparse.Namespace, explicit: set[str]) -> argparse.Namespace:
+    """Stored run settings, with the resumable flags the user gave now."""
+    merged = dict(stored)
+    for key in RESUMABLE:
+        if key in explicit or key not in merged:
+            merged[key] = getattr(args, key)
+    for key in CURRENT:
+        merged[key] = getattr(args, key)
+    for key in ("slides", "tiles"):
+        merged[key] = [Path(x) for x in merged.get(key) or []]
+    for key in ("out", "config", "cache", "debug_record_dir"):
+        if merged.get(key) is not None:
+            merged[key] = Path(merged[key])
+    merged["resume"] = True
+    return argparse.Namespace(**merged)
+
+
+def init_distributed(device: str) -> DistInfo:
+    """DDP from torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK); one process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_nccl = torch.cuda.is_available() and device != "cpu"
+    if use_nccl:
+        torch.cuda.set_device(local)
+    # Long timeout: rank 0 labels every slide while the others wait at the first barrier.
+    dist.init_process_group("nccl" if use_nccl else "gloo", timeout=dt.timedelta(hours=12))
+    return DistInfo(rank, world, local)
+
+
+def _is_synthetic(paths: list[Path]) -> bool:
+    """A phantom writes phantom.json with "synthetic": true beside its slides."""
+    for p in paths:
+        meta = p.parent / "phantom.json"
+        try:
+            if meta.is_file() and json.loads(meta.read_text()).get("synthetic"):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
+    say = print if dinfo.main else (lambda *a, **k: None)
+    out: Path = args.out
+    if dinfo.main:
+        out.mkdir(parents=True, exist_ok=True)
+        check_out_dir(out, args.force, args.resume)
+    if dinfo.world > 1:
+        dist.barrier()
+    stored_cfg = getattr(args, "label_config", None)
+    cfg = config_from_dict(stored_cfg, "stored run") if stored_cfg else config_from_args(args)
+    try:
+        fractions = tuple(float(x) for x in str(args.split).split(","))
+        if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+            raise ValueError
+    except ValueError:
+        raise CoreError(f"--split {args.split!r}: give three fractions train,val,test such as 0.8,0.1,0.1.") from None
+    if args.patch_size < 32 or args.patch_size % 32 or not 0 <= args.overlap < 0.95:
+        raise CoreError(f"--patch-size must be a multiple of 32 (got {args.patch_size}); --overlap in [0, 0.95).")
+    params = PatchParams(size=args.patch_size, overlap=args.overlap, mpp=args.model_mpp)
+    cache = args.cache or out / "cache"
+    say(f"Preparing {len(args.slides)} slide(s) and {len(args.tiles)} tile folder(s) (cache: {cache})")
+    if dinfo.main:
+        entries = prepare_inputs(args, cfg, params, cache)
+    if dinfo.world > 1:
+        dist.barrier()
+        if not dinfo.main:
+            entries = prepare_inputs(args, cfg, params, cache, show=False)
+    patches = PatchSet(entries)
+    splits = make_splits(patches, args.seed, args.holdout_slides, args.val_slides, fractions)  # type: ignore[arg-type]
+    summary = split_summary(patches, splits)
+    for name, s in summary.items():
+        say(f"  {name}: {s['patches']} patches from {', '.join(s['slides']) or '-'}")
+    device = choose_device(args.device, dinfo.local_rank)
+    prec = choose_precision(device, args.precision)
+    threads = args.threads or (max(1, (os.cpu_count() or 1) // dinfo.world) if dinfo.world > 1 and device.type == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
+    say(f"Device {device}, precision {prec.name} ({prec.reason}); {dinfo.world} process(es) x "
+        f"{torch.get_num_threads()} thread(s); encoder {args.encoder}")
+    torch.manual_seed(args.seed)
+    name = args.name or out.resolve().name
+    model = build_model(ModelCard(name=name, encoder=args.encoder, patch_size=args.patch_size, mpp=args.model_mpp))
+    settings = TrainSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        seed=args.seed, workers=args.workers, patches_per_epoch=args.patches_per_epoch, max_steps=args.max_steps,
+        time_limit_min=args.time_limit, eval_batch_size=args.eval_batch_size,
+    )
+    stored = {**_to_json(args), "label_config": cfg.to_dict(), "resume": False}
+    if dinfo.main:
+        (out / "run.json").write_text(json.dumps(stored, indent=2))
+    train_data = PatchDataset(patches, splits["train"])
+    val_data = PatchDataset(patches, splits["val"])
+    job = fit(model, train_data, val_data, settings, device, prec, out, stored, dinfo, resume=args.resume,
+              log=say, record_dir=args.debug_record_dir)
+    result = drive(job, "training", show=dinfo.main)
+    if not dinfo.main:
+        return 0
+    if result.best is not None:
+        model.load_state_dict({k: v.to(device) for k, v in result.best.items()})
+    test_split = "test" if len(splits["test"]) else "val"
+    say(f"Evaluating the best model (epoch {result.state.best_epoch}) on the {test_split} split "
+        f"({len(splits[test_split])} patches)")
+    evaluation = drive(evaluate(model, PatchDataset(patches, splits[test_split]), device, prec.dtype,
+                                args.eval_batch_size), "evaluating")
+    metrics = {"split": test_split, **evaluation.to_dict()}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(evaluation.report())
+    training = {
+        "slides": patches.slide_names,
+        "inputs": [str(p.name) for p in [*args.slides, *args.tiles]],
+        "split": {"mode": "holdout slides" if args.holdout_slides else "random by patch", "seed": args.seed,
+                  "fractions": list(fractions), "holdout_slides": list(args.holdout_slides),
+                  "val_slides": list(args.val_slides), **summary},
+        "cells": {e.name: e.meta.get("cells", {}) for e in entries},
+        "label_config": cfg.to_dict(),
+        "settings": {k: stored[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "loss", "overlap",
+                                            "patches_per_epoch", "max_steps", "time_limit")},
+        "precision": prec.name, "device": str(device), "processes": dinfo.world,
+        "epochs_run": result.state.epoch, "steps": result.state.step, "best_epoch": result.state.best_epoch,
+        "best_val_f1": result.state.best_f1, "stopped": result.stopped,
+    }
+    card = export_model(
+        model, out, name, args.encoder, args.patch_size, args.model_mpp, args.weights_dtype,
+        synthetic=_is_synthetic(args.slides), training=training, metrics=summary_metrics(evaluation.to_dict(), test_split),
+        description=f"U-Net {args.encoder}, {len(CLASS_NAMES)} classes, trained on {', '.join(patches.slide_names)}.",
+    )
+    say(f"Exported {out / 'model.safetensors'} ({card.weights_dtype}, sha256 {card.weights_sha256[:12]}…)")
+    if args.install is not None:
+        from core.models.installed import install_model
+
+        target = install_model(out, name=args.install or None, force=args.force)
+        say(f"Installed as {target}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    dinfo = DistInfo()
+    try:
+        if args.resume:
+            args = _from_json(read_settings(args.out), args, _explicit(argv))
+        dinfo = init_distributed(args.device)
+        return run(args, dinfo)
+    except CoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if dinfo.main:
+            print(f"\ninterrupted: the last finished epoch is saved in {args.out / 'checkpoint'}; "
+                  "continue with the same command and --resume", file=sys.stderr)
+        return 130
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

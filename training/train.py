@@ -1,0 +1,228 @@
+"""The training loop: AdamW on pixel cross-entropy (or focal loss), one process or many under DDP.
+
+Paper protocol by default (AdamW, lr 1e-3, batch 32, 100 epochs, unweighted cross-entropy). The
+loop checkpoints after every epoch (:mod:`training.checkpoint`) and keeps the weights with the best
+validation F1 (macro over the positive classes, per pixel, hard). Epoch order and augmentation
+come from ``(seed, epoch)`` (:class:`training.dataset.EpochSampler`), so ``--resume`` continues
+exactly where an uninterrupted run would be. ``--batch-size`` is the global batch: under torchrun
+each of the N processes takes batch/N, and DDP averages gradients, so the optimisation is the
+same whatever the number of GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from core.classes import CLASS_NAMES, POSITIVE_CLASSES
+from core.progress import CancelToken, Progress
+from training.checkpoint import TrainState, load_checkpoint, save_checkpoint, state_dict_of
+from training.dataset import EpochSampler, PatchDataset
+from training.device import Precision
+from training.errors import TrainingError
+from training.evaluate import evaluate, reduce_sum
+from training.history import History
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters and run limits; ``time_limit_min``: stop gracefully after this many minutes."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    seed: int = 0
+    workers: int = 2
+    patches_per_epoch: int | None = None
+    max_steps: int | None = None
+    time_limit_min: float | None = None
+    eval_batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    best: dict[str, torch.Tensor] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = "finished"
+
+
+def pixel_loss(logits: torch.Tensor, target: torch.Tensor, kind: str, gamma: float = 2.0) -> torch.Tensor:
+    """Mean pixel cross-entropy, or focal loss (Lin et al.): CE · (1 − p_true)^gamma."""
+    ce = F.cross_entropy(logits.float(), target, reduction="none" if kind == "focal" else "mean")
+    if kind == "ce":
+        return ce
+    return ((1.0 - torch.exp(-ce)) ** gamma * ce).mean()
+
+
+def _average_buffers(model: torch.nn.Module, world: int) -> None:
+    """Average BatchNorm running statistics over ranks, so every rank ends with identical state."""
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf /= world
+
+
+def _any_rank(flag: bool, device: torch.device, world: int) -> bool:
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def fit(
+    model: torch.nn.Module,
+    train_data: PatchDataset,
+    val_data: PatchDataset,
+    settings: TrainSettings,
+    device: torch.device,
+    precision: Precision,
+    out_dir: Path,
+    run_settings: dict[str, Any],
+    dinfo: DistInfo = DistInfo(),
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    record_dir: Path | None = None,
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, FitResult]:
+    """Train ``model`` in place; yields Progress per optimiser step (message: epoch and running loss)."""
+    cancel = cancel or CancelToken()
+    if settings.loss not in ("ce", "focal"):
+        raise TrainingError(f"--loss {settings.loss!r}; valid: ce, focal.")
+    if settings.batch_size % dinfo.world:
+        raise TrainingError(f"--batch-size {settings.batch_size} is the global batch; it must divide by {dinfo.world} processes.")
+    model = model.to(device).to(memory_format=torch.channels_last)
+    net: torch.nn.Module = model
+    if dinfo.world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.scaler)
+    history = History(out_dir)
+    state, best = TrainState(), None
+    if resume:
+        state, best = load_checkpoint(out_dir, model, opt, scaler)
+        history.truncate(state.epoch)
+        log(f"Resumed after epoch {state.epoch} (step {state.step}, best validation F1 {state.best_f1:.3f}).")
+    sampler = EpochSampler(len(train_data.indices), settings.seed, dinfo.rank, dinfo.world, settings.patches_per_epoch)
+    loader = DataLoader(
+        train_data, batch_size=settings.batch_size // dinfo.world, sampler=sampler, num_workers=settings.workers,
+        pin_memory=device.type == "cuda", persistent_workers=settings.workers > 0, drop_last=False,
+    )
+    per_epoch = len(loader)
+    total = settings.epochs * per_epoch
+    if settings.max_steps is not None:
+        total = min(total, settings.max_steps)
+    start_time = time.perf_counter()
+    seen: dict[int, list[int]] = {}
+    stopped = "finished"
+    autocast = dict(device_type=device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None)
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
+        if settings.max_steps is not None and state.step >= settings.max_steps:
+            stopped = "max-steps"
+            break
+        sampler.set_epoch(epoch)
+        if record_dir is not None:
+            seen[epoch] = [i // 8 for i in sampler]
+        net.train()
+        t_epoch = time.perf_counter()
+        wait = compute = loss_sum = 0.0
+        n_items = n_batches = 0
+        truncated = False
+        t0 = time.perf_counter()
+        for x, y in loader:
+            t1 = time.perf_counter()
+            wait += t1 - t0
+            cancel.check()
+            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            y = y.to(device, non_blocking=True)
+            with torch.autocast(**autocast):
+                logits = net(x)
+            loss = pixel_loss(logits, y, settings.loss, settings.focal_gamma)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            loss_sum += float(loss.item()) * len(x)
+            n_items += len(x)
+            n_batches += 1
+            state.step += 1
+            t0 = time.perf_counter()
+            compute += t0 - t1
+            yield Progress(min(state.step, total), total, f"epoch {epoch}/{settings.epochs} loss {loss_sum / n_items:.4f}")
+            over_time = settings.time_limit_min is not None and (t0 - start_time) / 60 >= settings.time_limit_min
+            at_max = settings.max_steps is not None and state.step >= settings.max_steps
+            if _any_rank(over_time, device, dinfo.world):
+                stopped, truncated = "time-limit", n_batches < per_epoch
+                break
+            if at_max:
+                stopped, truncated = "max-steps", n_batches < per_epoch
+                break
+        sums = torch.tensor([loss_sum, float(n_items), wait, compute], dtype=torch.float64)
+        if dinfo.world > 1:
+            _average_buffers(model, dinfo.world)
+            sums = reduce_sum(sums, device)
+        train_loss = float(sums[0] / max(1.0, float(sums[1])))
+        val = yield from evaluate(model, val_data, device, precision.dtype, settings.eval_batch_size,
+                                  dinfo.rank, dinfo.world, per_slide=False, cancel=cancel)
+        scores = val.pixel.scores()
+        f1 = float(scores["hard"]["average"]["f1"])
+        improved = f1 > state.best_f1
+        if improved:
+            state.best_f1, state.best_epoch = f1, epoch
+            best = state_dict_of(model)
+        state.epoch = epoch
+        seconds = time.perf_counter() - t_epoch
+        row = {
+            "epoch": epoch, "step": state.step, "train_loss": train_loss, "val_loss": val.loss,
+            "val_f1": f1, "val_f1_soft": float(scores["soft"]["average"]["f1"]),
+            **{f"val_f1_{CLASS_NAMES[c]}": float(scores["hard"][CLASS_NAMES[c]]["f1"]) for c in POSITIVE_CLASSES},
+            "patches": int(sums[1]), "seconds": seconds, "data_wait_s": float(sums[2]) / dinfo.world,
+            "compute_s": float(sums[3]) / dinfo.world, "patches_per_s": float(sums[1]) / max(1e-9, float(sums[2] + sums[3]) / dinfo.world),
+            "lr": settings.lr, "precision": precision.name, "truncated": truncated, "best": improved,
+        }
+        if dinfo.main:
+            save_checkpoint(out_dir, model, opt, state, run_settings, best if improved else None, scaler)
+            history.append(row)
+            log(
+                f"epoch {epoch}/{settings.epochs}: train loss {train_loss:.4f}, val loss {val.loss:.4f}, "
+                f"val F1 {f1:.3f} (best {state.best_f1:.3f} at epoch {state.best_epoch}); {row['patches']} patches, "
+                f"{row['patches_per_s']:.1f} patches/s; waiting for data {row['data_wait_s']:.1f} s, "
+                f"computing {row['compute_s']:.1f} s" + (" [stopped early]" if truncated else "")
+            )
+        if dinfo.world > 1:
+            dist.barrier()
+        if stopped != "finished":
+            break
+    if record_dir is not None:
+        record_dir.mkdir(parents=True, exist_ok=True)
+        (record_dir / f"rank{dinfo.rank}-indices.json").write_text(json.dumps(seen))
+        save_file(state_dict_of(model), str(record_dir / f"rank{dinfo.rank}.safetensors"))
+    if stopped == "time-limit" and dinfo.main:
+        log(f"Time limit of {settings.time_limit_min} min reached after epoch {state.epoch}; exporting the best model so far.")
+    return FitResult(state, best, history.rows, stopped)
