@@ -71,7 +71,11 @@ def _lymph_density(p: PhantomParams, lay: Layout, rng: np.random.Generator) -> t
     where = np.where(lay.epithelium > 0, 0.45, np.where(lay.lumen > 0, 0.0, 2.0))
     core = tum & (sd < -w)
     ref = core if core.any() else tum
-    where = where / max(where[ref].mean() if ref.any() else 1.0, 1e-6)
+    # Normalise so the reference area averages 1; on tiny slides that area can be all lumen (mean 0),
+    # where dividing would blow the density up past what a Poisson draw accepts, so leave it as is.
+    ref_mean = float(where[ref].mean()) if ref.any() else 0.0
+    if ref_mean > 0.1:
+        where = where / ref_mean
     base = np.where(tum, d_ct * where, d_st * np.where(lay.lumen > 0, 0.0, 1.0))
     band = 1.0 / (1.0 + (np.abs(sd) / w) ** 10)
     band_target = d_im * np.where(tum, where, 1.0)
@@ -80,7 +84,8 @@ def _lymph_density(p: PhantomParams, lay: Layout, rng: np.random.Generator) -> t
     from scipy import ndimage as ndi  # local: only needed here
 
     patch = ndi.gaussian_filter(rng.standard_normal((n, n)).astype(np.float32), 60.0 / (lay.map_px * p.mpp))
-    patch = np.exp(0.45 * patch / (patch.std() + 1e-9) - 0.10)
+    # Centre before scaling: on a small map the smoothed field's mean is not ~0 and exp() would explode.
+    patch = np.exp(0.45 * (patch - patch.mean()) / (patch.std() + 1e-9) - 0.10)
     lam = lam * patch * lay.tissue_map
     # tertiary lymphoid structures just outside the border, more of them in hot margins
     tls = np.zeros_like(lam)
@@ -126,7 +131,7 @@ def place_cells(p: PhantomParams, lay: Layout, bank: Bank, vessels: Vessels | No
     from scipy import ndimage as ndi
 
     cellular = ndi.gaussian_filter(rng.standard_normal((n, n)).astype(np.float32), 120.0 / (lay.map_px * p.mpp))
-    cellular = np.exp(0.5 * cellular / (cellular.std() + 1e-9) - 0.125)  # stroma: loose to cellular
+    cellular = np.exp(0.5 * (cellular - cellular.mean()) / (cellular.std() + 1e-9) - 0.125)  # loose to cellular
     dens = {
         "tumour": 26000.0 * lay.epithelium,
         "stromal": (1000.0 * outside + 2200.0 * septa) * np.clip(lay.fibre_density, 0.3, 1) * cellular,

@@ -258,3 +258,13 @@ def test_cli_writes_phantom_and_preview(tmp_path, capsys):
     assert png.stat().st_size > 10_000
     meta = json.loads((out / "phantom.json").read_text())
     assert meta["params"]["infiltration_im"] == 0.9 and meta["synthetic"] is True
+
+
+@pytest.mark.parametrize(("size", "seed"), [(256, 3), (512, 1), (512, 101)])
+def test_tiny_slides_place_cells(size, seed):
+    """Small maps once made the smoothed density fields overflow exp() and the Poisson draw fail."""
+    p = PhantomParams(size=size, seed=seed)
+    layout = build_layout(p)
+    cells = place_cells(p, layout, build_bank(p.seed, p.mpp))
+    assert len(cells.x) > 0
+    assert np.all((cells.x >= 0) & (cells.x < size) & (cells.y >= 0) & (cells.y < size))
