@@ -1,0 +1,221 @@
+"""The plain inputs of a PDF report: what the report shows, already computed.
+
+The report never reads the case store, the slide or the model itself. A caller (the app, the
+``report`` and ``demo-case`` commands) gathers the results into a :class:`ReportData` and the lab's
+choices into a :class:`ReportSettings`; the same two values always give the same PDF bytes. That
+keeps the report testable with hand-built values and lets a signed case be re-printed identically.
+
+Units: areas in mm², densities in cells/mm², percentiles 0-100, region geometry in slide µm
+(origin at the top-left of level 0, x right, y down), ``mpp`` in µm per level-0 pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+#: Fewer reference cases than this and the report warns that percentiles are unstable.
+MIN_COHORT_SIZE = 30
+
+
+class RegionLike(Protocol):
+    """Anything with a region kind and a polygonal geometry in slide µm (e.g. ``core.regions.Region``).
+
+    ``kind`` is one of ``tumour``, ``tumour_centre``, ``invasive_margin``, ``exclusion``,
+    ``tissue``, ``other`` (a ``RegionKind`` is a ``str`` and compares equal to these).
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def geometry(self) -> BaseGeometry: ...
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The lab's choices, passed in by the app or the command line (core reads no settings file).
+
+    lab_name: printed in the header; logo_path: a PNG/JPEG shown left of it (None: the HoechstScore
+    mark from ``resources/branding``; a missing file is an error, not silently skipped);
+    operator: who prints the report ("Printed by"); lab_address: optional second header line.
+    """
+
+    lab_name: str = "Research laboratory"
+    logo_path: Path | None = None
+    operator: str = ""
+    lab_address: str = ""
+
+
+@dataclass(frozen=True)
+class DensityOverlay:
+    """A cell-density raster drawn over the thumbnail.
+
+    values: float array (h, w) of cells/mm²; downsample: level-0 pixels per raster pixel;
+    label: what it shows, e.g. ``"CD3+"``; its colour follows the marker's colour in the report.
+    """
+
+    values: np.ndarray
+    downsample: float
+    label: str = "CD3+"
+
+
+@dataclass(frozen=True)
+class RegionStat:
+    """One row of the density table: a scored region and its counts and densities per marker.
+
+    label: e.g. "Tumour centre (CT)"; short: "CT"; area_mm2: scored area (exclusions removed);
+    counts / densities: marker group name ("CD3+") -> cells and cells/mm².
+    """
+
+    label: str
+    short: str
+    area_mm2: float
+    counts: Mapping[str, int]
+    densities: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ScoreComponent:
+    """One density that enters a score: e.g. label "CD3+ CT", its density and its percentile.
+
+    For the T-and-B score ``cutoff`` (cells/mm²) and ``high`` (density above the cut-off) are set.
+    """
+
+    label: str
+    density: float | None
+    percentile: float | None = None
+    cutoff: float | None = None
+    high: bool | None = None
+
+
+@dataclass(frozen=True)
+class ImmunoscoreSummary:
+    """The Immunoscore-like result, or why it could not be computed (``evaluable`` False + reason).
+
+    category: "IS0".."IS4"; level: "Low", "Intermediate" or "High"; components: the four
+    percentiles (CD3+ CT, CD3+ IM, CD8+ CT, CD8+ IM) in that order.
+    """
+
+    evaluable: bool
+    mean_percentile: float | None = None
+    category: str = ""
+    level: str = ""
+    components: Sequence[ScoreComponent] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TBSummary:
+    """The T-and-B score (number of Hi among CD8+/CD20+ in CT/IM, 0-4) or why it is not evaluable.
+
+    group: "Low" (0-2) or "High" (3-4); cutoff_rule: how cut-offs were chosen, e.g. "cohort median".
+    """
+
+    evaluable: bool
+    score: int | None = None
+    group: str = ""
+    components: Sequence[ScoreComponent] = ()
+    cutoff_rule: str = "cohort median"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CohortSummary:
+    """The reference cohort the percentiles and cut-offs come from."""
+
+    name: str
+    n: int
+    synthetic: bool = False
+    description: str = ""
+
+    @property
+    def too_small(self) -> bool:
+        return self.n < MIN_COHORT_SIZE
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """The model that classified the cells, as its model card describes it.
+
+    metrics: label -> value (already chosen and flattened from the card, e.g. "Per-cell F1 (mean)").
+    """
+
+    name: str
+    version: str = ""
+    sha256: str = ""
+    created: str = ""
+    synthetic: bool = False
+    metrics: Mapping[str, float | str] = field(default_factory=dict)
+
+    @property
+    def sha256_short(self) -> str:
+        return self.sha256[:12]
+
+
+@dataclass(frozen=True)
+class QCSummary:
+    """Quality figures a reader needs to trust the numbers.
+
+    mpp: (x, y) µm per level-0 pixel; tissue_area_mm2: tissue the model analysed;
+    region_fractions: region label -> fraction (0-1) of the region that was analysed;
+    items: further (label, value) lines, e.g. ("Cells detected", "12,345"); warnings: sentences.
+    """
+
+    mpp: tuple[float, float]
+    tissue_area_mm2: float | None = None
+    region_fractions: Mapping[str, float] = field(default_factory=dict)
+    items: Sequence[tuple[str, str]] = ()
+    warnings: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Who signed the case and when; an unsigned case prints empty signature lines."""
+
+    signed_by: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything one report shows. See the module docstring for units.
+
+    thumbnail: the slide seen small: (h, w) or (1, h, w) Hoechst intensities of any dtype, or
+    (h, w, 3) uint8 RGB; thumbnail_downsample: level-0 pixels per thumbnail pixel.
+    report_date: the date printed as the report's date and written as the PDF's creation date
+    (never "now", so a re-print is byte-identical).
+    """
+
+    case_id: str
+    slide_name: str
+    report_date: datetime
+    thumbnail: np.ndarray
+    thumbnail_downsample: float
+    mpp: tuple[float, float]
+    qc: QCSummary
+    slide_id: str = ""
+    case_label: str = ""
+    patient_id: str = ""
+    created_at: datetime | None = None
+    analysed_at: datetime | None = None
+    operator: str = ""
+    regions: Sequence[RegionLike] = ()
+    density: DensityOverlay | None = None
+    region_stats: Sequence[RegionStat] = ()
+    markers: Sequence[str] = ("CD3+", "CD8+", "CD20+")
+    immunoscore: ImmunoscoreSummary | None = None
+    tb_score: TBSummary | None = None
+    cohort: CohortSummary | None = None
+    model: ModelSummary | None = None
+    synthetic: bool = False
+    signature: Signature | None = None
+    im_half_width_um: float | None = None
+    software_version: str = ""
+    notes: str = ""

@@ -1,0 +1,271 @@
+"""Build a :class:`ReportData` from a stored case: the one path behind ``python -m core report`` and
+the demo, so the report of a case is the same whoever prints it and whenever.
+
+What the store holds is read as it is: the case and its dates, the latest finished analysis
+(cells, its summary with the model card and the tissue mask), the regions and the latest scores
+(``CaseScores.to_dict()``). The thumbnail comes from the slide file; when the file has moved, the
+overview is drawn on white and the report says so. The report date is the date of the last change
+the report shows (or the signing date), never "now", so that a re-print is byte-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely.wkt
+
+from core import __version__
+from core.errors import CoreError, SlideError
+from core.regions import Region, RegionKind, RegionSet
+from core.report.data import (
+    CohortSummary,
+    DensityOverlay,
+    ImmunoscoreSummary,
+    ModelSummary,
+    QCSummary,
+    RegionStat,
+    ReportData,
+    ScoreComponent,
+    Signature,
+    TBSummary,
+)
+from core.report.qc import decode_mask, density_from_cells, fraction_in_mask, mask_density, summarise_metrics
+
+#: Region labels of the density table, by the scores' short names.
+REGION_TITLES = {"CT": "Tumour centre (CT)", "IM": "Invasive margin (IM)", "Tumour": "Whole tumour"}
+IS_ORDER = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
+TB_ORDER = ("CD8_CT", "CD8_IM", "CD20_CT", "CD20_IM")
+
+
+def _param_label(parameter: str) -> str:
+    """ "CD3_CT" -> "CD3+ CT"."""
+    marker, _, region = parameter.partition("_")
+    return f"{marker}+ {region}"
+
+
+def latest_finished_analysis(store: Any, case_id: int) -> Any:
+    """The newest finished analysis of a case; CoreError when there is none."""
+    done = [a for a in store.list_analyses(case_id) if str(a.status) == "finished"]
+    if not done:
+        raise CoreError(f"Case {case_id} has no finished analysis: analyse its slide before printing a report.")
+    return max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
+
+
+def _thumbnail(path: str, mpp: tuple[float, float], size: int) -> tuple[np.ndarray, float, tuple[int, int]] | None:
+    """(Hoechst thumbnail, level-0 px per thumbnail px, level-0 size) or None if unreadable."""
+    from core.slides import open_slide  # slide readers load lazily: only when a report is made
+
+    try:
+        with open_slide(path, mpp=mpp) as slide:
+            thumb = slide.thumbnail(max_size=size, channels=[slide.channel_index("hoechst")])
+            dims = slide.dimensions
+    except (SlideError, OSError):
+        return None
+    return thumb, dims[0] / thumb.shape[-1], dims
+
+
+def _extent_um(cells: Any, regions: Sequence[Region]) -> tuple[float, float]:
+    """Slide extent (µm) guessed from the cells and regions when the slide file is missing."""
+    xs = [float(cells["x_um"].max())] if len(cells) else []
+    ys = [float(cells["y_um"].max())] if len(cells) else []
+    for r in regions:
+        xs.append(r.geometry.bounds[2])
+        ys.append(r.geometry.bounds[3])
+    return (max(xs, default=1000.0) * 1.02, max(ys, default=1000.0) * 1.02)
+
+
+def _regions(store: Any, case_id: int) -> list[Region]:
+    out = []
+    for r in store.load_regions(case_id):
+        geometry = shapely.wkt.loads(r.geometry_wkt)
+        if geometry.geom_type in ("Polygon", "MultiPolygon") and not geometry.is_empty:
+            out.append(Region(kind=RegionKind(r.kind), geometry=geometry, name=r.name, id=r.id))
+    return out
+
+
+def _scored_regions(regions: list[Region], provenance: Mapping[str, Any]) -> list[Region]:
+    """The stored regions, plus CT and IM derived as the scores derived them when none is stored."""
+    kinds = {r.kind for r in regions}
+    width = provenance.get("im_half_width_um")
+    if RegionKind.TUMOUR not in kinds or kinds & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} or not width:
+        return regions
+    from core.scores import resolve_ct_im
+
+    sr = resolve_ct_im(RegionSet(regions), float(width))
+    extra = [Region(kind=k, geometry=g) for k, g in
+             ((RegionKind.TUMOUR_CENTRE, sr.ct), (RegionKind.INVASIVE_MARGIN, sr.im)) if g is not None]
+    return regions + extra
+
+
+def _sentence(reason: str | None) -> str:
+    """A score's reason as a sentence: "no IM region (...)" -> "No IM region (...)."."""
+    text = (reason or "the reason was not recorded").strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _immunoscore(result: Mapping[str, Any] | None) -> ImmunoscoreSummary:
+    if not result:
+        return ImmunoscoreSummary(evaluable=False, reason="No scores were saved for this case.")
+    if not result.get("evaluable"):
+        return ImmunoscoreSummary(evaluable=False, reason=_sentence(result.get("reason")))
+    values, pct = result.get("values", {}), result.get("percentiles", {})
+    return ImmunoscoreSummary(
+        evaluable=True, mean_percentile=result.get("mean_percentile"), category=str(result.get("label", "")),
+        level=str(result.get("category", "")),
+        components=[ScoreComponent(_param_label(p), values.get(p), pct.get(p)) for p in IS_ORDER],
+    )
+
+
+def _cutoff_rule(sources: Mapping[str, str]) -> str:
+    kinds = {"median" if s.startswith("median") else s for s in sources.values()}
+    if kinds == {"median"}:
+        return "cohort median"
+    return next(iter(kinds)) if len(kinds) == 1 else "cohort median or set by the lab (see table)"
+
+
+def _tb(result: Mapping[str, Any] | None) -> TBSummary:
+    if not result:
+        return TBSummary(evaluable=False, reason="No scores were saved for this case.")
+    rule = _cutoff_rule(result.get("cutoff_sources", {}))
+    if not result.get("evaluable"):
+        return TBSummary(evaluable=False, reason=_sentence(result.get("reason")), cutoff_rule=rule)
+    values, cut, calls = result.get("values", {}), result.get("cutoffs", {}), result.get("calls", {})
+    return TBSummary(
+        evaluable=True, score=result.get("value"), group=str(result.get("category", "")), cutoff_rule=rule,
+        components=[ScoreComponent(_param_label(p), values.get(p), cutoff=cut.get(p),
+                                   high=None if p not in calls else calls[p] == "Hi") for p in TB_ORDER],
+    )
+
+
+def _region_stats(densities: Mapping[str, Any] | None) -> list[RegionStat]:
+    rows = (densities or {}).get("regions", [])
+    order = {k: i for i, k in enumerate(REGION_TITLES)}
+    rows = sorted(rows, key=lambda r: order.get(r["region"], len(order)))
+    return [RegionStat(REGION_TITLES.get(r["region"], r["region"]), r["region"], float(r["area_mm2"]),
+                       {k: int(v) for k, v in r["counts"].items()},
+                       {k: float(v) for k, v in r["densities"].items()}) for r in rows]
+
+
+def _installed_card(sha256: str) -> dict[str, Any]:
+    """The card of an installed (or the shipped demo) model with these weights, for analyses stored
+    without their card; {} when none matches."""
+    try:
+        from core.models.installed import list_models
+
+        demo = Path(__file__).resolve().parents[2] / "resources" / "models"
+        for _, card in list_models(extra_dirs=(demo,)):
+            if sha256 and card.weights_sha256 == sha256:
+                return card.to_dict()
+    except CoreError:
+        pass
+    return {}
+
+
+def _model(analysis: Any) -> ModelSummary:
+    card = (analysis.summary or {}).get("model_card") or _installed_card(analysis.model_sha256)
+    version = card.get("version") or card.get("code_version") or ""
+    return ModelSummary(
+        name=card.get("name") or analysis.model_name, version=str(version),
+        sha256=analysis.model_sha256 or card.get("weights_sha256", ""), created=str(card.get("created", ""))[:10],
+        synthetic=bool(card.get("synthetic", (analysis.summary or {}).get("model_synthetic", False))),
+        metrics=summarise_metrics(card.get("metrics") or {}),
+    )
+
+
+def _density(cells: Any, extent: tuple[float, float], mpp: tuple[float, float], marker: str,
+             summary: Mapping[str, Any]) -> DensityOverlay:
+    """Density overlay from the cells, limited to the analysed tissue when its mask is stored."""
+    overlay = density_from_cells(cells, extent, mpp, marker)
+    if "tissue_mask" in summary:
+        mask, ds = decode_mask(summary["tissue_mask"])
+        overlay = mask_density(overlay, mask, ds)
+    return overlay
+
+
+def _operator(store: Any, case_id: int, analysis_id: int) -> str:
+    for entry in store.audit_entries(case_id):
+        if entry.entity == "analysis" and entry.entity_id == analysis_id and entry.action == "start":
+            return entry.who
+    return ""
+
+
+def _qc(analysis: Any, mpp: tuple[float, float], regions: list[Region], warnings: list[str]) -> QCSummary:
+    summary = analysis.summary or {}
+    fractions: dict[str, float] = {}
+    if "tissue_mask" in summary:
+        mask, ds = decode_mask(summary["tissue_mask"])
+        for kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN, RegionKind.TUMOUR):
+            parts = [r.geometry for r in regions if r.kind is kind]
+            if parts:
+                f = fraction_in_mask(shapely.union_all(parts), mask, ds, mpp)
+                if f is not None:
+                    fractions[kind.label] = f
+    items: list[tuple[str, str]] = [("Cells detected", f"{int(analysis.n_cells or 0):,}")]
+    if summary.get("tiles_analysed") is not None:
+        items.append(("Tiles analysed", f"{summary['tiles_analysed']:,} of {summary.get('tiles_in_grid', '?'):,}"))
+    items.append(("Device, precision", f"{analysis.device}, {analysis.precision}"))
+    if summary.get("seconds") is not None:
+        items.append(("Analysis time", f"{summary['seconds']:.0f} s"))
+    return QCSummary(mpp=mpp, tissue_area_mm2=summary.get("tissue_area_mm2"), region_fractions=fractions,
+                     items=items, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 1024,
+                           density_marker: str = "CD3+") -> ReportData:
+    """Everything the report of case ``case_id`` shows, read from ``store`` (a CaseStore).
+
+    Raises CoreError when the case has no finished analysis or its slide has no pixel size.
+    """
+    case = store.get_case(case_id)
+    analysis = latest_finished_analysis(store, case_id)
+    slide = store.get_slide(analysis.slide_id)
+    if slide.mpp is None:
+        raise CoreError(f"Slide {Path(slide.path).name} has no pixel size; no report can state densities.")
+    mpp = (float(slide.mpp[0]), float(slide.mpp[1]))
+    cells = store.load_cells(analysis.id)
+    scores = store.load_scores(case_id)
+    last = scores[-1] if scores else None
+    result = last.result if last else {}
+    provenance = (last.provenance if last else {}) or result.get("provenance", {})
+    regions = _scored_regions(_regions(store, case_id), provenance)
+    im_result = result.get("immunoscore_like")
+    # Cohort warnings are shown with the cohort; the rest (regions, slide) under quality control.
+    cohort_warnings = set((im_result or {}).get("warnings", []))
+    warnings = [w for w in result.get("warnings", []) if w not in cohort_warnings]
+    if last is not None and last.analysis_id not in (None, analysis.id):
+        warnings.append(f"The scores were computed from analysis {last.analysis_id}, not from the latest "
+                        f"analysis {analysis.id}: score the case again.")
+    thumb = _thumbnail(slide.path, mpp, thumbnail_size)
+    if thumb is None:
+        warnings.append(f"The slide file {slide.path} cannot be read: the overview is drawn without the slide.")
+        extent = _extent_um(cells, regions)
+        ds = max(extent) / mpp[0] / thumbnail_size
+        shape = (max(1, round(extent[1] / mpp[1] / ds)), max(1, round(extent[0] / mpp[0] / ds)))
+        thumbnail = np.zeros(shape, dtype=np.uint16)
+    else:
+        thumbnail, ds, dims = thumb
+        extent = (dims[0] * mpp[0], dims[1] * mpp[1])
+    cohort = None
+    cohort_info = (im_result or result.get("t_and_b") or {}).get("cohort") or {}
+    if cohort_info.get("name"):
+        cohort = CohortSummary(name=str(cohort_info["name"]), n=int(cohort_info.get("n") or 0),
+                               synthetic=bool(provenance.get("cohort_synthetic")))
+    dates = [d for d in (analysis.finished_at, last.created_at if last else None,
+                         *(r.updated_at for r in store.load_regions(case_id))) if d is not None]
+    report_date: datetime = case.signed_at if case.is_signed and case.signed_at else max(dates)
+    return ReportData(
+        case_id=case.accession + (f" (version {case.version})" if case.version > 1 else ""),
+        patient_id=case.patient_id or "", slide_name=Path(slide.path).name, slide_id=f"sha256 {slide.fingerprint[:16]}",
+        report_date=report_date, created_at=case.created_at, analysed_at=analysis.finished_at,
+        operator=_operator(store, case_id, analysis.id), thumbnail=thumbnail, thumbnail_downsample=ds, mpp=mpp,
+        regions=regions, density=_density(cells, extent, mpp, density_marker, analysis.summary or {}),
+        region_stats=_region_stats(result.get("densities")), immunoscore=_immunoscore(im_result),
+        tb_score=_tb(result.get("t_and_b")), cohort=cohort, model=_model(analysis),
+        qc=_qc(analysis, mpp, regions, warnings), synthetic=bool(slide.is_synthetic),
+        signature=Signature(case.signed_by or "", case.signed_at) if case.is_signed and case.signed_at else None,
+        im_half_width_um=provenance.get("im_half_width_um"), software_version=__version__, notes=case.notes or "",
+    )
