@@ -18,6 +18,8 @@ from core.errors import ModelCardError
 from core.normalise import NORMALISATION
 
 CARD_VERSION = 1
+#: Numeric precisions a model can run in (the runtime picks one per device).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "model.safetensors"
 

@@ -1,0 +1,56 @@
+"""Batches that survive a full GPU: halve the batch on out-of-memory and carry on.
+
+The halving is a small pure function of a ``predict`` callable, so it is tested on the CPU with a
+callable that raises the same error a GPU would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from core.errors import CoreError
+
+Outputs = tuple[np.ndarray, np.ndarray]
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for CUDA (and other accelerator) out-of-memory errors."""
+    if isinstance(err, torch.OutOfMemoryError):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+def predict_with_backoff(
+    predict: Callable[[np.ndarray], Outputs], batch: np.ndarray, batch_size: int
+) -> tuple[Outputs, int]:
+    """Run ``predict`` over ``batch`` in chunks of ``batch_size``; on out-of-memory halve it and retry.
+
+    Returns the concatenated outputs and the batch size that worked, for the next batches. Raises
+    CoreError when even one tile does not fit.
+    """
+    size = max(1, batch_size)
+    done: list[Outputs] = []
+    start = 0
+    while start < len(batch):
+        try:
+            done.append(predict(batch[start : start + size]))
+            start += size
+        except (RuntimeError, torch.OutOfMemoryError) as err:
+            if not is_out_of_memory(err):
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            chunk = min(size, len(batch) - start)
+            if chunk == 1:
+                raise CoreError(
+                    "The GPU has not enough free memory for even one tile. Close other programs using "
+                    "the GPU or analyse on the CPU (--device cpu)."
+                ) from None
+            while size >= chunk:  # halve the configured size until the chunk actually shrinks
+                size //= 2
+    if len(done) == 1:
+        return done[0], size
+    return (np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])), size

@@ -1,0 +1,103 @@
+"""Inputs and outputs of :func:`core.engine.analyse_slide`: frozen parameters, result, block reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.progress import Progress
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    """How to analyse a slide. Pixel sizes are model pixels (the model card's mpp) unless in µm.
+
+    Fields that change the cell table (and so the checkpoint key) are marked *result*; the others
+    only change speed or memory.
+    """
+
+    #: Tiles per model call (halved automatically if the GPU runs out of memory). Speed.
+    batch_size: int = 8
+    #: Input patch size in model px; None = the model card's patch_size. *result*
+    patch_size: int | None = None
+    #: Context around each tile's centre (model px per side); the model sees it, the output keeps
+    #: only the centre ``patch_size - 2 * context_px``. None = patch_size // 8 (32 for 256). *result*
+    context_px: int | None = None
+    #: Channel to analyse (name, role or index); None = the card's input role ("hoechst"). *result*
+    channel: str | int | None = None
+    #: Skip tiles without tissue (Otsu on log intensity of a low-resolution read). *result*
+    tissue_detection: bool = True
+    #: Tissue pieces smaller than this (µm²) are ignored as debris. *result*
+    tissue_min_area_um2: float = 20_000.0
+    #: Connected components smaller than this (µm²) are noise, not cells. *result*
+    min_cell_area_um2: float = 3.0
+    #: ... and larger than this (µm², a 22 µm disc; lymphocyte nuclei are 20–60 µm²) are no cell
+    #: either (e.g. a glass tile the model lit up entirely). *result*
+    max_cell_area_um2: float = 400.0
+    #: Target pixel size (µm) of the low-resolution rasters (class map, density, tissue). *result*
+    raster_um: float = 4.0
+    #: Gaussian smoothing (µm, sigma) of the density raster. Display only.
+    density_sigma_um: float = 50.0
+    #: Threads reading and normalising tiles ahead of the model; 0 = read in the model's thread
+    #: between batches (no look-ahead). Speed.
+    reader_threads: int = 1
+    #: Batches read ahead of the model (bounded queue). Speed and memory.
+    prefetch_batches: int = 2
+    #: PyTorch CPU threads for this run (restored afterwards); None = leave PyTorch's setting.
+    #: The app passes cores − 1 so that its UI thread keeps a core. Speed.
+    torch_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, not {self.batch_size}")
+        if self.context_px is not None and self.context_px < 0:
+            raise ValueError(f"context_px must be ≥ 0, not {self.context_px}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be ≥ 1, not {self.torch_threads}")
+        if self.reader_threads < 0 or self.prefetch_batches < 1:
+            raise ValueError("reader_threads must be ≥ 0 and prefetch_batches ≥ 1")
+
+    def result_key(self) -> dict[str, Any]:
+        """The fields that change the cell table, for checkpoint keys."""
+        return {
+            "patch_size": self.patch_size,
+            "context_px": self.context_px,
+            "channel": self.channel,
+            "tissue_detection": self.tissue_detection,
+            "tissue_min_area_um2": self.tissue_min_area_um2,
+            "min_cell_area_um2": self.min_cell_area_um2,
+            "max_cell_area_um2": self.max_cell_area_um2,
+            "raster_um": self.raster_um,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class BlockDone(Progress):
+    """Progress that also carries the cells of one finished block (a row of tiles).
+
+    ``cells`` is a new DataFrame no one else holds, so it may be handed to another thread.
+    ``block`` is the tile row; blocks finish top to bottom.
+    """
+
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    block: int = -1
+
+
+@dataclass
+class AnalysisResult:
+    """What one analysis of one slide produced. Rasters share one grid: raster pixel (i, j) covers
+    level-0 px ``[j·d, (j+1)·d) × [i·d_y, (i+1)·d_y)`` with ``d = raster_downsample``
+    (``raster_downsample_y`` for anisotropic pixels); ``raster_mpp`` µm per raster pixel."""
+
+    cells: pd.DataFrame
+    class_map: np.ndarray  # uint8 (h, w): most frequent positive class per raster pixel, 0 = none
+    density: np.ndarray  # float32 (C, h, w): cells/mm² per class, Gaussian-smoothed
+    tissue_mask: np.ndarray  # bool (h, w)
+    tissue_area_mm2: float
+    raster_downsample: float
+    raster_downsample_y: float
+    raster_mpp: float
+    summary: dict[str, Any] = field(default_factory=dict)
