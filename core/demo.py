@@ -26,7 +26,8 @@ from typing import Any
 
 import platformdirs
 
-from core.errors import Cancelled, CoreError, StoreError
+from core.analysis import jsonable
+from core.errors import CoreError, StoreError
 from core.progress import CancelToken, Progress
 from core.report import ReportSettings, render_report
 
@@ -159,11 +160,6 @@ class DemoResult:
     scores: Any = field(repr=False)
 
 
-def _jsonable(value: Any) -> Any:
-    """Engine summaries hold numpy scalars and tuples; the store wants plain JSON."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
-
-
 @dataclass(frozen=True)
 class _Run:
     analysis_id: int
@@ -195,7 +191,7 @@ def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptio
     card = load_card(options.model_dir)
     engine_params = demo_analysis_params(slide)
     wanted = {"engine": analysis_parameters(engine_params)}
-    result_key = _jsonable(engine_params.result_key())  # fields that change the cells (not speed)
+    result_key = jsonable(engine_params.result_key())  # fields that change the cells (not speed)
 
     def same_cells(stored: dict[str, Any]) -> bool:
         engine = stored.get("engine") or {}
@@ -216,30 +212,18 @@ def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptio
 def _analyse(store: Any, case_id: int, slide_id: int, slide: DemoSlide, options: DemoOptions, engine_params: Any,
              parameters: dict[str, Any], cancel: CancelToken) -> Generator[Progress, None, int]:
     """Run the engine on the demo slide and store the analysis; returns its id."""
-    from core.engine import analyse_slide
+    from core.analysis import analyse_and_record
     from core.models.runtime import load_model
-    from core.report.qc import analysis_summary_extras
     from core.slides import open_slide
 
     yield Progress(0, 0, f"Loading the model from {options.model_dir}")
     model = load_model(options.model_dir, device=options.device, precision=options.precision)
-    card = model.card
-    run = store.start_analysis(case_id, slide_id, model_name=card.name, model_sha256=card.weights_sha256,
-                               parameters=parameters, device=str(model.device), precision=model.precision)
-    try:
-        with open_slide(slide.hoechst, mpp=slide.mpp) as opened:
-            result = yield from analyse_slide(opened, model, engine_params, cancel=cancel,
-                                              checkpoint_dir=slide.directory / "checkpoints")
-        store.save_cells(run.id, result.cells)
-    except BaseException as err:
-        status = "cancelled" if isinstance(err, KeyboardInterrupt | Cancelled) else "failed"
-        store.finish_analysis(run.id, status=status, summary={"error": str(err)})
-        raise
-    summary = dict(result.summary, **analysis_summary_extras(result, card))
-    store.finish_analysis(run.id, summary=_jsonable(summary))
-    # The checkpoint only serves to resume an interrupted run; once stored, --reanalyse must rerun.
-    shutil.rmtree(slide.directory / "checkpoints", ignore_errors=True)
-    return run.id
+    with open_slide(slide.hoechst, mpp=slide.mpp) as opened:
+        recorded = yield from analyse_and_record(
+            store, case_id, slide_id, opened, model, engine_params, parameters=parameters, cancel=cancel,
+            checkpoint_dir=slide.directory / "checkpoints",
+        )
+    return recorded.analysis_id
 
 
 def store_regions(store: Any, case: Any, slide: DemoSlide) -> Any:
@@ -277,10 +261,10 @@ def store_scores(store: Any, case: Any, run: _Run, regions: Any, cohort_csv: Pat
     cohort = ReferenceCohort.from_csv(cohort_csv)
     scores = score_case(run.cells, regions, cohort, im_half_width_um=slide.im_half_width_um,
                         model_name=analysis.model_name, model_sha256=analysis.model_sha256)
-    result = _jsonable(scores.to_dict())
+    result = jsonable(scores.to_dict())
     stored = store.load_scores(case.id)
     if not case.is_signed and (not stored or stored[-1].result != result):
-        store.save_scores(case.id, result, provenance=_jsonable(scores.provenance.to_dict()),
+        store.save_scores(case.id, result, provenance=jsonable(scores.provenance.to_dict()),
                           analysis_id=run.analysis_id)
     return scores
 
@@ -295,7 +279,7 @@ def write_outputs(out_dir: Path, pdf: bytes, scores: Any, regions: Any, cells: A
     paths = {"report": out_dir / "report.pdf", "scores": out_dir / "scores.json",
              "regions": out_dir / "regions.geojson", "cells": out_dir / "cells.csv"}
     paths["report"].write_bytes(pdf)
-    paths["scores"].write_text(json.dumps(_jsonable(scores.to_dict()), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+    paths["scores"].write_text(json.dumps(jsonable(scores.to_dict()), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                                encoding="utf-8")
     write_regions_geojson(list(regions), paths["regions"], mpp)
     write_cells_csv(cells, paths["cells"])
@@ -314,7 +298,7 @@ def demo_analysis_params(slide: DemoSlide) -> Any:
 
 def analysis_parameters(params: Any) -> dict[str, Any]:
     """The engine parameters as stored with the analysis (to decide whether one can be re-used)."""
-    return _jsonable(dataclasses.asdict(params))
+    return jsonable(dataclasses.asdict(params))
 
 
 def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None

@@ -1,0 +1,76 @@
+"""Run the engine on a case's slide and record it in the case store, as one job.
+
+The app, the demo pipeline and the CLI all do the same sequence, so it lives here once: open an
+analysis record, run :func:`core.engine.analyse_slide` (its block progress passes through, so a
+viewer can draw cells as they come), save the cells, and close the record as finished, or as
+cancelled/failed with the reason, so a stored analysis is never left "running" by an error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import Cancelled
+from core.progress import CancelToken, Progress
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values from engine summaries (numpy scalars, tuples, paths)."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+@dataclass(frozen=True)
+class RecordedAnalysis:
+    """The stored analysis id and the engine's full result (cells, rasters, summary)."""
+
+    analysis_id: int
+    result: Any
+
+
+def analyse_and_record(
+    store: Any,
+    case_id: int,
+    slide_id: int,
+    slide: Any,
+    model: Any,
+    params: Any,
+    *,
+    parameters: dict[str, Any] | None = None,
+    cancel: CancelToken | None = None,
+    checkpoint_dir: Path | None = None,
+) -> Generator[Progress, None, RecordedAnalysis]:
+    """Analyse ``slide`` (an open Slide) with ``model`` (a LoadedModel) and store cells and summary.
+
+    ``parameters`` is what the store records as the analysis parameters (default: the engine
+    parameters). The summary also carries what a later report needs (model card, tissue mask).
+    ``checkpoint_dir``: finished blocks are kept there while the run lasts, so a crashed or
+    cancelled run resumes; they are removed once the analysis is stored.
+    """
+    import dataclasses
+
+    from core.engine import analyse_slide
+    from core.report.qc import analysis_summary_extras
+
+    card = model.card
+    recorded = parameters if parameters is not None else {"engine": jsonable(dataclasses.asdict(params))}
+    run = store.start_analysis(case_id, slide_id, model_name=card.name, model_sha256=card.weights_sha256,
+                               parameters=recorded, device=str(model.device), precision=str(model.precision))
+    try:
+        result = yield from analyse_slide(slide, model, params, cancel=cancel, checkpoint_dir=checkpoint_dir)
+        store.save_cells(run.id, result.cells)
+    except BaseException as err:
+        status = "cancelled" if isinstance(err, KeyboardInterrupt | Cancelled) else "failed"
+        store.finish_analysis(run.id, status=status, summary={"error": str(err) or type(err).__name__})
+        raise
+    summary = dict(result.summary, **analysis_summary_extras(result, card))
+    store.finish_analysis(run.id, summary=jsonable(summary))
+    key = result.summary.get("checkpoint_key")
+    if checkpoint_dir is not None and key:
+        # The checkpoint only serves to resume an interrupted run; the store now holds the cells.
+        shutil.rmtree(Path(checkpoint_dir) / str(key), ignore_errors=True)
+    return RecordedAnalysis(run.id, result)
