@@ -1,0 +1,1 @@
+"""HoechstScore desktop app (PySide6): a thin window over :mod:`core`."""

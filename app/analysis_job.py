@@ -1,0 +1,53 @@
+"""The app's analysis job: load the model, then core's analyse-and-record, as one generator.
+
+:func:`core.analysis.analyse_and_record` does the work (its :class:`~core.engine.BlockDone`
+progress carries each block's cells, which the view shows as they come); this only adds loading the
+chosen model and the app's checkpoint folder, so an analysis interrupted by a crash resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import platformdirs
+
+from core.progress import CancelToken, Progress
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    """What a finished analysis left in the store."""
+
+    analysis_id: int
+    cells: pd.DataFrame
+    model_name: str
+    model_sha256: str
+    summary: dict[str, Any]
+
+
+def checkpoint_dir() -> Path:
+    """Where unfinished analyses keep their finished blocks (per slide, model and parameters)."""
+    return Path(platformdirs.user_cache_dir("HoechstScore", appauthor=False)) / "checkpoints"
+
+
+def analysis_job(
+    store: Any, case_id: int, slide_id: int, slide: Any, model_dir: Path, *, device: str | None,
+    precision: str | None, cancel: CancelToken,
+) -> Generator[Progress, None, AnalysisOutcome]:
+    """Analyse ``slide`` (an open core Slide) with the model in ``model_dir`` and store the result."""
+    from core.analysis import analyse_and_record, jsonable
+    from core.engine import AnalysisParams
+    from core.models.runtime import load_model
+
+    yield Progress(0, 0, f"Loading the model from {model_dir}")
+    model = load_model(model_dir, device=device, precision=precision)
+    cancel.check()
+    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, AnalysisParams(),
+                                             cancel=cancel, checkpoint_dir=checkpoint_dir())
+    card = model.card
+    summary = jsonable(dict(recorded.result.summary))
+    return AnalysisOutcome(recorded.analysis_id, recorded.result.cells, card.name, card.weights_sha256, summary)

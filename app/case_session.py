@@ -1,0 +1,223 @@
+"""CaseSession: the open case, its slide, regions, cells and scores, kept in step with the case store.
+
+Holds no widget. Every region change is saved to the store at once (the store writes the audit
+row) and the scores are recomputed; a signed case is read-only (edits need a new version). The
+widgets follow it through its Qt signals.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import shapely.wkt
+from PySide6.QtCore import QObject, Signal
+
+from core.errors import RegionError, StoreError
+from core.regions import Region, RegionChange, RegionKind, RegionSet
+from core.store import CaseRecord, CaseStore, SlideRecord
+
+log = logging.getLogger(__name__)
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+DEMO_COHORT = RESOURCES / "reference" / "demo_cohort.csv"
+
+
+class CaseSession(QObject):
+    """The case being worked on. Signals carry no payload: read the attributes."""
+
+    case_changed = Signal()      # case opened/closed, signed, reference flag, new version
+    regions_changed = Signal()
+    cells_changed = Signal()     # whole table replaced
+    scores_changed = Signal()
+
+    def __init__(self, database_url: str = "", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.database_url = database_url
+        self._store: CaseStore | None = None
+        self.case: CaseRecord | None = None
+        self.slide_record: SlideRecord | None = None
+        self.slide: Any = None
+        self.regions = RegionSet()
+        self.cells: pd.DataFrame | None = None
+        self.analysis: dict[str, Any] = {}   # id, model_name, model_sha256, summary
+        self.scores: dict[str, Any] | None = None
+        self.score_warnings: list[str] = []
+        self.im_half_width_um = 500.0
+        self.cohort_csv: str = ""
+        self._suspend_save = False
+
+    # --- store ----------------------------------------------------------------------------------
+    @property
+    def store(self) -> CaseStore:
+        if self._store is None:
+            self._store = CaseStore.open(self.database_url or None)
+        return self._store
+
+    def set_database_url(self, url: str) -> None:
+        """Use another case database (closes the open case and the old connection)."""
+        self.close()
+        self.database_url = url
+
+    def close(self) -> None:
+        self.close_case()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # --- opening ----------------------------------------------------------------------------------
+    def create_case(self, slide_path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> None:
+        """Open a slide as a new draft case ``accession``."""
+        from core.slides import open_slide
+
+        slide = open_slide(slide_path, mpp=mpp)
+        slide.require_mpp()
+        case = self.store.create_case(accession)
+        record = self.store.add_slide(case.id, slide_path, mpp=slide.mpp, channels=slide.channel_names)
+        self._show(case, record, slide)
+
+    def open_case(self, case_id: int) -> None:
+        """Open a stored case: its first slide, regions, latest finished analysis and scores."""
+        from core.slides import open_slide
+
+        case = self.store.get_case(case_id)
+        slides = self.store.list_slides(case_id)
+        if not slides:
+            raise StoreError(f"Case {case.accession} has no slide: open a slide to add one.")
+        record = slides[0]
+        slide = open_slide(record.path, mpp=record.mpp)
+        self._show(case, record, slide)
+        regions = []
+        for r in self.store.load_regions(case_id):
+            geometry = shapely.wkt.loads(r.geometry_wkt)
+            if geometry.geom_type in ("Polygon", "MultiPolygon") and not geometry.is_empty:
+                regions.append(Region(kind=RegionKind(r.kind), geometry=geometry, name=r.name, author=r.author,
+                                      id=r.id, extra=r.extra))
+        self._suspend_save = True
+        try:
+            self.regions.reset(regions)
+        finally:
+            self._suspend_save = False
+        done = [a for a in self.store.list_analyses(case_id) if str(a.status) == "finished"]
+        if done:
+            a = max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
+            self.set_cells(self.store.load_cells(a.id), {"id": a.id, "model_name": a.model_name,
+                                                         "model_sha256": a.model_sha256, "summary": a.summary or {}})
+        stored = self.store.load_scores(case_id)
+        self.scores = stored[-1].result if stored else None
+        self.scores_changed.emit()
+
+    def _show(self, case: CaseRecord, record: SlideRecord, slide: Any) -> None:
+        self.close_case()
+        self.case, self.slide_record, self.slide = case, record, slide
+        w, h = slide.dimensions
+        mx, my = slide.require_mpp()
+        self.regions = RegionSet(bounds_um=(w * mx, h * my))
+        self.regions.changed.connect(self._on_regions_changed)
+        self.case_changed.emit()
+        self.regions_changed.emit()
+        self.cells_changed.emit()
+        self.scores_changed.emit()
+
+    def close_case(self) -> None:
+        if self.slide is not None:
+            self.slide.close()
+        self.case = self.slide_record = self.slide = None
+        self.cells, self.scores, self.analysis = None, None, {}
+        self.regions = RegionSet()
+
+    @property
+    def read_only(self) -> bool:
+        return self.case is not None and self.case.is_signed
+
+    # --- regions ----------------------------------------------------------------------------------
+    def check_editable(self) -> None:
+        if self.case is None:
+            raise RegionError("Open a slide or a case before drawing regions.")
+        if self.read_only:
+            raise StoreError(f"Case {self.case.accession} is signed and read-only. "
+                             "Use Case › New version to amend it.")
+
+    def _on_regions_changed(self, change: RegionChange) -> None:
+        if not self._suspend_save and self.case is not None and not self.read_only:
+            self.store.save_regions(self.case.id, list(self.regions))
+            log.info("Regions of %s saved (%s)", self.case.accession, change.action)
+        self.regions_changed.emit()
+        self.rescore()
+
+    def derive_ct_im(self) -> list[str]:
+        self.check_editable()
+        return self.regions.derive_ct_im(self.im_half_width_um, author=self.store.user)
+
+    def import_geojson(self, path: str | Path) -> list[str]:
+        from core.regions import read_regions_geojson
+
+        self.check_editable()
+        found = read_regions_geojson(path, self.slide.require_mpp(), bounds_um=self.regions.bounds_um)
+        return found.warnings + self.regions.reset([*self.regions, *found.regions])
+
+    def export_geojson(self, path: str | Path) -> Path:
+        from core.regions import write_regions_geojson
+
+        return write_regions_geojson(list(self.regions), path, self.slide.require_mpp())
+
+    # --- cells and scores -------------------------------------------------------------------------
+    def set_cells(self, cells: pd.DataFrame, analysis: dict[str, Any]) -> None:
+        self.cells, self.analysis = cells, analysis
+        self.cells_changed.emit()
+        self.rescore()
+
+    def export_cells_csv(self, path: str | Path) -> Path:
+        from core.cells import write_cells_csv
+
+        if self.cells is None:
+            raise StoreError("There are no cells yet: run the analysis first.")
+        return write_cells_csv(self.cells, path)
+
+    def rescore(self) -> None:
+        """Score the cells in the regions against the reference cohort; store when editable."""
+        from core.scores import ReferenceCohort, score_case
+
+        if self.cells is None or self.case is None or not self.regions.of_kind(RegionKind.TUMOUR) and not (
+            self.regions.of_kind(RegionKind.TUMOUR_CENTRE) or self.regions.of_kind(RegionKind.INVASIVE_MARGIN)
+        ):
+            return
+        cohort = ReferenceCohort.from_csv(self.cohort_csv or DEMO_COHORT)
+        scores = score_case(self.cells, self.regions, cohort, im_half_width_um=self.im_half_width_um,
+                            model_name=self.analysis.get("model_name"), model_sha256=self.analysis.get("model_sha256"))
+        from core.analysis import jsonable
+
+        result = jsonable(scores.to_dict())
+        self.score_warnings = list(scores.warnings)
+        if not self.read_only and result != self.scores:
+            self.store.save_scores(self.case.id, result, provenance=jsonable(scores.provenance.to_dict()),
+                                   analysis_id=self.analysis.get("id"))
+        self.scores = result
+        self.scores_changed.emit()
+
+    # --- case actions ------------------------------------------------------------------------------
+    def sign(self, user: str) -> None:
+        self.case = self.store.sign_case(self.case.id, user)  # type: ignore[union-attr]
+        self.case_changed.emit()
+
+    def new_version(self) -> None:
+        new = self.store.new_version(self.case.id)  # type: ignore[union-attr]
+        self.open_case(new.id)
+
+    def set_reference(self, flag: bool) -> None:
+        self.case = self.store.set_reference(self.case.id, flag)  # type: ignore[union-attr]
+        self.case_changed.emit()
+
+    def render_report(self, settings: Any) -> bytes:
+        from core.report import render_report
+        from core.report.from_store import report_data_from_store
+
+        return render_report(report_data_from_store(self.store, self.case.id), settings)  # type: ignore[union-attr]
+
+    def save_report(self, pdf: bytes, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(pdf)
+        if not self.read_only:
+            self.store.save_report(self.case.id, pdf=pdf, path=path)  # type: ignore[union-attr]
+        return path

@@ -1,0 +1,1 @@
+"""Dialogs: brightness/contrast, settings, report preview."""

@@ -1,0 +1,387 @@
+"""What the main window's commands do: open, draw, analyse, score, export, sign (slots of MainWindow).
+
+Every command catches errors at one place (``self.reporter``); dialogs that ask for a file are
+thin wrappers over methods that take the answer as an argument, so tests drive those directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
+
+from app.analysis_job import AnalysisOutcome, analysis_job
+from app.dialogs.contrast_dialog import ContrastDialog
+from app.dialogs.report_dialog import ReportDialog
+from app.dialogs.settings_dialog import SettingsDialog
+from app.region_commands import AddRegionCommand, RemoveRegionCommand, ReplaceRegionsCommand
+from app.viewer import DisplaySettings, ToolMode
+from app.workers import JobFactory, JobRunner
+from core.classes import class_index
+from core.engine import BlockDone
+from core.errors import CoreError
+from core.progress import Progress
+from core.regions import Region
+
+log = logging.getLogger(__name__)
+
+
+class ActionsMixin:
+    """Slots of :class:`app.main_window.MainWindow` (kept apart to keep each module short)."""
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _try(self, action: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:  # one place for every error: CoreError shown, others logged too
+            self.reporter.report(exc, self, action)
+            return None
+
+    def model_dir(self) -> Path:
+        from core.models.runtime import default_model_dir
+
+        return Path(self.settings.analysis.model_dir) if self.settings.analysis.model_dir else default_model_dir()
+
+    def model_label(self) -> str:
+        """The model card's name, or a note when the folder holds no model yet."""
+        from core.models import load_card
+
+        try:
+            return load_card(self.model_dir()).name
+        except CoreError:
+            return f"No model in {self.model_dir()}"
+
+    def _apply_settings_to_session(self) -> None:
+        self.session.im_half_width_um = self.settings.analysis.im_half_width_um
+        self.session.cohort_csv = self.settings.analysis.cohort_csv
+
+    def _device(self) -> str | None:
+        d = self.settings.analysis.device
+        return None if d == "auto" else d
+
+    # --- cases and slides -------------------------------------------------------------------------
+    def refresh_case_list(self, text: str = "") -> None:
+        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or ""))
+        if cases is not None:
+            self.case_panel.table.set_cases(cases)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for accession in self.settings.recent.cases:
+            act = self.recent_menu.addAction(accession)
+            act.triggered.connect(partial(self.open_accession, accession))
+
+    def open_accession(self, accession: str, _checked: bool = False) -> None:
+        case = self._try("Opening the case", self.session.store.get_case_by_accession, accession)
+        if case is not None:
+            self.open_case(case.id)
+
+    def open_slide_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
+        if not path:
+            return
+        accession, ok = QInputDialog.getText(self, "New case", "Accession number:", text=Path(path).name.split(".")[0])
+        if ok and accession:
+            self.open_slide_file(path, accession)
+
+    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
+        """Open a slide as a new case; asks for the pixel size of an uncalibrated slide."""
+        from core.errors import UncalibratedError
+
+        try:
+            self.session.create_case(path, accession, mpp)
+        except UncalibratedError:
+            value, ok = QInputDialog.getDouble(self, "Pixel size", "This slide has no pixel size. µm per pixel:",
+                                               0.227, 0.01, 10.0, 4)
+            return ok and self.open_slide_file(path, accession, (value, value))
+        except Exception as exc:
+            self.reporter.report(exc, self, "Opening the slide")
+            return False
+        self.settings.remember("slides", str(path))
+        return True
+
+    def open_case(self, case_id: int) -> bool:
+        ok = self._try("Opening the case", self.session.open_case, case_id)
+        return ok is not None or self.session.case is not None and self.session.case.id == case_id
+
+    def on_case_changed(self) -> None:
+        s = self.session
+        self.case_panel.show_case(s.case, s.slide_record)
+        if s.case is None:
+            return
+        if self.view.slide is not s.slide:
+            self.undo.clear()
+            self.view.open_slide(s.slide)
+            self.layers_panel.set_channels(self.view.display)
+            mx, _ = s.slide.mpp
+            self.mpp_label.setText(f"Pixel size {mx:.3f} µm")
+        self.settings.remember("cases", s.case.accession)
+        self._fill_recent_menu()
+        self.setWindowTitle(f"{s.case.accession} v{s.case.version} — HoechstScore" + (" (signed)" if s.read_only else ""))
+        self.refresh_case_list(self.case_panel.search.text())
+
+    # --- viewer -------------------------------------------------------------------------------------
+    def on_cursor_moved(self, x: float, y: float) -> None:
+        if self.view.mpp:
+            self.pos_label.setText(f"x {x * self.view.mpp[0]:,.1f} µm  y {y * self.view.mpp[1]:,.1f} µm")
+
+    def on_view_changed(self) -> None:
+        ds = 1.0 / max(self.view.zoom, 1e-9)
+        self.zoom_label.setText(f"Zoom {self.view.zoom * 100:.1f}% (downsample {ds:.2f})")
+
+    def on_channel_toggled(self, index: int, on: bool) -> None:
+        self.view.set_display(self.view.display.with_channel(index, visible=on))
+
+    def contrast_dialog(self) -> None:
+        if self.view.overview_array is None:
+            return
+        dlg = ContrastDialog(self.view.display, self.view.overview_array, self)
+        dlg.display_changed.connect(self.on_display_changed)
+        dlg.show()
+        self._contrast = dlg
+
+    def on_display_changed(self, display: DisplaySettings) -> None:
+        self.view.set_display(display)
+
+    def view_toggle_cells(self, on: bool) -> None:
+        if self.view.cells is not None:
+            self.view.cells.setVisible(on)
+        self.layers_panel.cells_box.blockSignals(True)
+        self.layers_panel.cells_box.setChecked(on)
+        self.layers_panel.cells_box.blockSignals(False)
+
+    def view_toggle_regions(self, on: bool) -> None:
+        if self.view.regions is not None:
+            self.view.regions.set_visible(on)
+        self.layers_panel.regions_box.blockSignals(True)
+        self.layers_panel.regions_box.setChecked(on)
+        self.layers_panel.regions_box.blockSignals(False)
+
+    def view_toggle_fill(self, on: bool) -> None:
+        if self.view.regions is not None:
+            self.view.regions.set_filled(on)
+
+    def on_class_toggled(self, cls: int, on: bool) -> None:
+        if self.view.cells is not None:
+            self.view.cells.set_class_visible(cls, on)
+
+    def tool_from_action(self) -> None:
+        self.view.set_tool(ToolMode(self.sender().data()))
+
+    # --- regions --------------------------------------------------------------------------------------
+    def on_region_drawn(self, geometry: Any) -> None:
+        def add() -> None:
+            self.session.check_editable()
+            kind = self.layers_panel.draw_kind
+            region = Region(kind=kind, geometry=geometry, name=kind.label, author=self.session.store.user)
+            self.undo.push(AddRegionCommand(self.session.regions, region))
+        self._try("Adding the region", add)
+
+    def on_region_edited(self, region_id: str, geometry: Any) -> None:
+        def edit() -> None:
+            self.session.check_editable()
+            after = [r.with_geometry(geometry) if r.id == region_id else r for r in self.session.regions]
+            self.undo.push(ReplaceRegionsCommand(self.session.regions, after, "Move vertex"))
+        self._try("Editing the region", edit)
+
+    def on_region_selected(self, region_id: object) -> None:
+        self.layers_panel.set_regions(list(self.session.regions), region_id)  # type: ignore[arg-type]
+
+    def delete_selected_region(self) -> None:
+        rid = self.view.regions.selected_id if self.view.regions else None
+        if rid is None:
+            return
+        def delete() -> None:
+            self.session.check_editable()
+            self.undo.push(RemoveRegionCommand(self.session.regions, rid))
+        self._try("Deleting the region", delete)
+
+    def derive_ct_im(self) -> None:
+        def derive() -> list[str]:
+            self.session.check_editable()
+            before = list(self.session.regions)
+            warnings = self.session.derive_ct_im()
+            cmd = ReplaceRegionsCommand(self.session.regions, list(self.session.regions), "Tumour → CT + IM")
+            cmd.before = before
+            self.undo.push(cmd)
+            return warnings
+        warnings = self._try("Deriving CT and IM", derive)
+        if warnings:
+            QMessageBox.information(self, "CT and IM", "\n".join(warnings))
+
+    def on_regions_changed(self) -> None:
+        self.view.set_regions(list(self.session.regions))
+        self.layers_panel.set_regions(list(self.session.regions), self.view.regions.selected_id if self.view.regions else None)
+
+    def import_geojson_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import regions", "", "GeoJSON (*.geojson *.json)")
+        if path:
+            warnings = self._try("Importing regions", self.session.import_geojson, path)
+            if warnings:
+                QMessageBox.information(self, "Import", "\n".join(warnings))
+
+    def export_geojson_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export regions", "regions.geojson", "GeoJSON (*.geojson)")
+        if path:
+            self._try("Exporting regions", self.session.export_geojson, path)
+
+    def export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export cells", "cells.csv", "CSV (*.csv)")
+        if path:
+            self._try("Exporting cells", self.session.export_cells_csv, path)
+
+    # --- cells and scores ---------------------------------------------------------------------------
+    def _show_cells(self, cells: pd.DataFrame | None) -> None:
+        if self.view.cells is None:
+            return
+        if cells is None or not len(cells):
+            self.view.cells.set_cells(np.empty(0), np.empty(0), np.empty(0, int))
+            self.layers_panel.set_counts({})
+            return
+        cls = cells["class_id"].to_numpy() if "class_id" in cells else cells["class_name"].map(class_index).to_numpy()
+        self.view.cells.set_cells(cells["x_px"].to_numpy(), cells["y_px"].to_numpy(), cls)
+        ids, counts = np.unique(cls, return_counts=True)
+        self.layers_panel.set_counts({int(i): int(n) for i, n in zip(ids, counts, strict=True)})
+
+    def on_cells_changed(self) -> None:
+        self._show_cells(self.session.cells)
+
+    def on_scores_changed(self) -> None:
+        from app.case_session import DEMO_COHORT
+        from core.scores import ReferenceCohort
+
+        if not self.score_panel.cohort_values:
+            cohort = self._try("Reading the reference cohort", ReferenceCohort.from_csv,
+                               self.session.cohort_csv or DEMO_COHORT)
+            if cohort is not None:
+                self.score_panel.set_cohort(cohort)
+        self.score_panel.show_scores(self.session.scores, self.session.score_warnings)
+
+    # --- analysis (one worker, see app.workers) -----------------------------------------------------
+    def start_job(self, factory: JobFactory, finished: Any) -> JobRunner | None:
+        if self.runner is not None and self.runner.running:
+            self.reporter.report(CoreError("An analysis is already running: wait for it or cancel it."), self)
+            return None
+        runner = JobRunner(factory, self)
+        runner.worker.progress.connect(self.on_job_progress)
+        runner.worker.finished.connect(finished)
+        runner.worker.cancelled.connect(self.on_job_cancelled)
+        runner.worker.failed.connect(self.on_job_failed)
+        self.runner = runner
+        self.partial_cells = []
+        self.analysis_panel.started()
+        runner.start()
+        return runner
+
+    def run_analysis(self) -> None:
+        s = self.session
+        if s.case is None:
+            self.reporter.report(CoreError("Open a slide or a case before running the analysis."), self)
+            return
+        if s.read_only:
+            self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
+            return
+        store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
+        model_dir, device, precision = self.model_dir(), self._device(), None
+        if self.settings.analysis.precision != "auto":
+            precision = self.settings.analysis.precision
+
+        def factory(cancel: Any) -> Any:
+            return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,
+                                cancel=cancel)
+        self._show_cells(None)
+        self.start_job(factory, self.on_analysis_finished)
+
+    def cancel_analysis(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+            self.analysis_panel.status.setText("Cancelling…")
+
+    def on_job_progress(self, p: Progress) -> None:
+        if isinstance(p, BlockDone) and len(p.cells):
+            self.partial_cells.append(p.cells)
+            self._show_cells(pd.concat(self.partial_cells, ignore_index=True))
+        n = sum(len(c) for c in self.partial_cells)
+        self.analysis_panel.show_progress(p, n)
+
+    def on_analysis_finished(self, outcome: AnalysisOutcome) -> None:
+        self.partial_cells = []
+        device = outcome.summary.get("device", "?")
+        self.device_label.setText(f"Device: {device}")
+        self.analysis_panel.set_model(outcome.model_name, str(device))
+        self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
+                                  f"{outcome.summary.get('seconds', 0):.0f} s.")
+        self._try("Scoring", self.session.set_cells, outcome.cells,
+                  {"id": outcome.analysis_id, "model_name": outcome.model_name,
+                   "model_sha256": outcome.model_sha256, "summary": outcome.summary})
+
+    def on_job_cancelled(self) -> None:
+        self.partial_cells = []
+        self.analysis_panel.ended("Cancelled. Nothing was changed.")
+        self._show_cells(self.session.cells)
+
+    def on_job_failed(self, exc: BaseException) -> None:
+        self.partial_cells = []
+        self.analysis_panel.ended("Failed: see the message.")
+        self._show_cells(self.session.cells)
+        self.reporter.report(exc, self, "The analysis")
+
+    # --- report, signing, settings ------------------------------------------------------------------
+    def report_settings(self) -> Any:
+        from core.report import ReportSettings
+
+        r = self.settings.report
+        return ReportSettings(lab_name=r.lab_name, lab_address=r.lab_address,
+                              logo_path=Path(r.logo_path) if r.logo_path else None, operator=self.session.store.user)
+
+    def make_report(self, path: str | Path) -> Path | None:
+        pdf = self._try("Making the report", self.session.render_report, self.report_settings())
+        return None if pdf is None else self._try("Saving the report", self.session.save_report, pdf, path)
+
+    def report_dialog(self) -> None:
+        pdf = self._try("Making the report", self.session.render_report, self.report_settings())
+        if pdf is None:
+            return
+        from core.scores import format_scores  # noqa: F401 (summary text when QtPdf is missing)
+
+        summary = self.score_panel.headline.text()
+        dlg = ReportDialog(pdf, summary, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            name = f"{self.session.case.accession}-report.pdf"
+            path, _ = QFileDialog.getSaveFileName(self, "Save report", name, "PDF (*.pdf)")
+            if path:
+                self._try("Saving the report", self.session.save_report, pdf, path)
+
+    def sign_case(self, user: str | None = None) -> None:
+        if self.session.case is None:
+            return
+        if not user:
+            user, ok = QInputDialog.getText(self, "Sign case", "Your name (the case becomes read-only):",
+                                            text=self.session.store.user)
+            if not ok or not user:
+                return
+        self._try("Signing the case", self.session.sign, user)
+
+    def new_version(self) -> None:
+        self._try("Making a new version", self.session.new_version)
+
+    def set_reference(self, flag: bool) -> None:
+        self._try("Marking the reference case", self.session.set_reference, flag)
+
+    def settings_dialog(self) -> None:
+        dlg = SettingsDialog(self.settings, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.settings = dlg.result_settings()
+            self.settings_store.save(self.settings)
+            self._apply_settings_to_session()
+            if self.settings.store.database_url != self.session.database_url:
+                self.view.close_slide()
+                self.session.set_database_url(self.settings.store.database_url)
+                self.refresh_case_list()
+            self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
+            self.device_label.setText(f"Device: {self.settings.analysis.device}")

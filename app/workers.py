@@ -1,0 +1,100 @@
+"""The one worker that runs any core job generator on a QThread (STYLE.md §2).
+
+A core job yields :class:`core.progress.Progress` and returns its result. :class:`JobWorker` calls
+``next()`` in a loop on its own thread and re-emits what happens as signals; connect them to widget
+*methods* (never lambdas), so Qt delivers them on the UI thread. Cancel with :meth:`JobRunner.cancel`
+(sets the CancelToken the job checks between units of work).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from core.errors import Cancelled
+from core.progress import CancelToken, Progress
+
+log = logging.getLogger(__name__)
+
+#: Makes the job on the worker thread (so slow set-up such as loading a model runs there too).
+JobFactory = Callable[[CancelToken], Generator[Progress, None, Any]]
+
+
+class JobWorker(QObject):
+    """Drives one job; lives on a QThread. Emits exactly one of finished/cancelled/failed."""
+
+    progress = Signal(object)   # Progress (BlockDone included)
+    finished = Signal(object)   # the job's return value
+    cancelled = Signal()
+    failed = Signal(object)     # the exception
+
+    def __init__(self, factory: JobFactory, cancel: CancelToken) -> None:
+        super().__init__()
+        self._factory = factory
+        self._cancel = cancel
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            job = self._factory(self._cancel)
+            while True:
+                try:
+                    p = next(job)
+                except StopIteration as stop:
+                    self.finished.emit(stop.value)
+                    return
+                self.progress.emit(p)
+        except Cancelled:
+            self.cancelled.emit()
+        except Exception as exc:  # reported by the UI thread's handler, never swallowed
+            log.exception("Job failed")
+            self.failed.emit(exc)
+        finally:
+            # Quit from this thread: a UI thread blocked in JobRunner.wait() could not deliver a quit.
+            QThread.currentThread().quit()
+
+
+class JobRunner(QObject):
+    """Owns the thread and worker of one running job; ``done`` fires after any ending."""
+
+    done = Signal()
+
+    def __init__(self, factory: JobFactory, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.token = CancelToken()
+        self.thread = QThread()
+        self.worker = JobWorker(factory, self.token)
+        self.worker.moveToThread(self.thread)
+        self.thread.started.connect(self.worker.run)
+        for sig in (self.worker.finished, self.worker.failed):
+            sig.connect(self._on_end)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.thread.finished.connect(self._on_thread_finished)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self, ms: int = 30000) -> bool:
+        return self.thread.wait(ms)
+
+    @Slot(object)
+    def _on_end(self, _value: object) -> None:
+        self.thread.quit()
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self.thread.quit()
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        self.done.emit()

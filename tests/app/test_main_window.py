@@ -1,0 +1,122 @@
+"""The window's wiring, end to end with real core parts: open, view, draw, analyse, score, save, reopen, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from app.errors import ErrorReporter
+from app.main_window import MainWindow
+from app.viewer import ToolMode
+from core.errors import StoreError
+from core.regions import RegionKind
+
+
+@pytest.fixture
+def window(qtbot, settings_store):  # noqa: ANN001, ANN201
+    w = MainWindow(settings_store, ErrorReporter())
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def _viewport_point(view, x_px: float, y_px: float) -> QPoint:  # noqa: ANN001
+    from PySide6.QtCore import QPointF
+
+    return view.mapFromScene(QPointF(x_px, y_px))
+
+
+def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
+    assert window.open_slide_file(slide_path, "T-VIEW")
+    view = window.view
+    qtbot.waitUntil(lambda: len(view.cache) > 0, timeout=10000)
+    fit = view.zoom
+    view.set_zoom(fit * 4, view.visible_rect().center())
+    assert view.zoom == pytest.approx(fit * 4)
+    qtbot.waitUntil(lambda: any(k[0] == view.level_for_zoom() for k in view.cache._items), timeout=10000)
+    before = view.visible_rect().center()
+    vp = view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(vp, QPoint(300, 250))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=QPoint(200, 200))
+    after = view.visible_rect().center()
+    assert after.x() > before.x() and after.y() > before.y()
+    assert "µm" in window.mpp_label.text()
+
+
+def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
+    window.open_slide_file(slide_path, "T-DRAW")
+    view = window.view
+    window.tool_actions[ToolMode.POLYGON].trigger()
+    assert view.tool_mode is ToolMode.POLYGON
+    vp = view.viewport()
+    pts = [(200, 200), (800, 220), (780, 800), (220, 760)]
+    for x, y in pts:
+        qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(view, x, y))
+    qtbot.mouseDClick(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(view, *pts[-1]))
+    session = window.session
+    assert len(session.regions) == 1
+    region = next(iter(session.regions))
+    assert region.kind is RegionKind.TUMOUR
+    assert region.area_um2 == pytest.approx(600 * 570 * 0.25, rel=0.05)
+    assert len(session.store.load_regions(session.case.id)) == 1  # autosaved
+    window.undo.undo()
+    assert len(session.regions) == 0 and not session.store.load_regions(session.case.id)
+    window.undo.redo()
+    assert len(session.regions) == 1
+    assert window.layers_panel.region_list.count() == 1
+
+
+def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    window.open_slide_file(slide_path, "T-FULL")
+    window.tool_actions[ToolMode.RECTANGLE].trigger()
+    vp = window.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 100, 100))
+    qtbot.mouseMove(vp, _viewport_point(window.view, 600, 600))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 900, 900))
+    assert len(window.session.regions) == 1
+    window.run_analysis()
+    assert window.runner is not None
+    with qtbot.waitSignal(window.runner.done, timeout=120000):
+        pass
+    assert window.reporter.last_error is None, window.reporter.last_error
+    session = window.session
+    assert session.cells is not None and len(session.cells) > 0
+    assert window.view.cells.count == len(session.cells)
+    assert "Finished" in window.analysis_panel.status.text()
+    window.settings.analysis.im_half_width_um = 50.0
+    window._apply_settings_to_session()
+    window.derive_ct_im()
+    kinds = {r.kind for r in session.regions}
+    assert {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} <= kinds
+    assert session.scores is not None
+    assert window.score_panel.table.rowCount() >= 2
+    regions_text = [window.score_panel.table.item(i, 0).text() for i in range(window.score_panel.table.rowCount())]
+    assert "CT" in regions_text and "IM" in regions_text
+    report = window.make_report(tmp_path / "report.pdf")
+    assert report is not None and report.read_bytes().startswith(b"%PDF")
+    case_id, n_cells, n_regions = session.case.id, len(session.cells), len(session.regions)
+    window.close()
+
+    again = MainWindow(settings_store, ErrorReporter())
+    qtbot.addWidget(again)
+    assert again.open_case(case_id)
+    assert len(again.session.regions) == n_regions
+    assert again.session.cells is not None and len(again.session.cells) == n_cells
+    assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
+    again.sign_case("Dr Test")
+    assert again.session.read_only
+    again.on_region_drawn(next(iter(again.session.regions)).geometry)
+    assert isinstance(again.reporter.last_error, StoreError)
+    again.close()
+
+
+def test_core_error_is_shown_not_raised(window) -> None:  # noqa: ANN001
+    window.run_analysis()  # no case open
+    assert window.reporter.last_dialog is not None
+    assert "Open a slide" in window.reporter.last_dialog.text()

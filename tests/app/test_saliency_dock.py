@@ -1,0 +1,155 @@
+"""The saliency dock and the feature visualisation dialog, run for real on tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QDockWidget
+
+from app.errors import ErrorReporter
+from app.feature_vis import FeatureVisDialog
+from app.saliency_dock import SaliencyPanel
+from core.models import ModelCard
+from core.models.runtime import LoadedModel
+from core.slides import open_slide
+from tests.conftest import write_ome_pyramid
+
+LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class LevelModel(torch.nn.Module):
+    """Per-pixel logits −k·(x − level_c)²: the class is the nearest intensity level (fast, exact)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("levels", torch.tensor(LEVELS).view(1, -1, 1, 1))
+        self.sharpness = torch.nn.Parameter(torch.tensor(200.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.sharpness * (x - self.levels) ** 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared, loaded CPU runs small models far faster on one thread
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def disc_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """128² slide at 0.5 µm: a class-2 disc at (64, 64), a class-4 disc at (64, 52), a class-1 disc at (80, 80)."""
+    img = np.zeros((128, 128), np.uint16)
+    yy, xx = np.mgrid[0:128, 0:128]
+    for cx, cy, cls in ((64, 52, 4), (64, 64, 2), (84, 84, 1)):
+        img[(xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= 25] = round(LEVELS[cls] * 20000)
+    return write_ome_pyramid(tmp_path_factory.mktemp("dock") / "discs.ome.tif", img[None], mpp=0.5,
+                             names=("Hoechst",), levels=1, tile=64)
+
+
+@pytest.fixture
+def panel(qtbot, disc_slide):  # noqa: ANN001, ANN201
+    card = ModelCard(name="levels", encoder="none", mpp=0.5, patch_size=64, weights_sha256="0" * 64)
+    model = LoadedModel(LevelModel().eval(), card, torch.device("cpu"), "fp32", "test model")
+    slide = open_slide(disc_slide)
+    p = SaliencyPanel(ErrorReporter())
+    qtbot.addWidget(p)
+    p.set_context(slide, model)
+    yield p
+    p.shutdown()
+    slide.close()
+
+
+def test_dock_computes_and_shows_every_positive_class_with_a_depth_slider(qtbot, panel, tmp_path):  # noqa: ANN001
+    panel.classes_box.setCurrentIndex(0)  # all positive classes
+    with qtbot.waitSignal(panel.explained, timeout=60000):
+        assert panel.explain_at(64, 64, cell=False)
+    expl = panel.explanation
+    assert sorted(expl.maps) == [1, 2, 3, 4]
+    assert all(not v.pixmap().isNull() for v in (panel.hoechst_view, panel.prediction_view, panel.saliency_view))
+    assert panel.class_view_box.count() == 4 and panel.class_view_box.currentData() == 2  # the class at the point
+    assert panel.depth_slider.maximum() == 4  # log2(64 / 4) depths
+    np.testing.assert_array_equal(panel.current_map(), expl.maps[2].saliency)
+    assert "forward passes" in panel.info.text() and "predicted CD3" in panel.info.text()
+    panel.depth_slider.setValue(2)
+    np.testing.assert_array_equal(panel.current_map(), expl.maps[2].depth_maps[1])
+    assert panel.depth_label.text() == "Depth 2: windows of 4.0 µm"
+    assert panel.status.text().startswith("Done")
+    panel.save_to(tmp_path)
+    doc = json.loads((tmp_path / "saliency.json").read_text())
+    assert doc["mode"] == "patch" and len(doc["targets"]) == 4 and (tmp_path / "saliency_CD20.png").exists()
+
+
+def test_dock_explains_the_cell_then_cancels(qtbot, panel):  # noqa: ANN001
+    panel.classes_box.setCurrentIndex(1)  # predicted class only
+    with qtbot.waitSignal(panel.explained, timeout=60000):
+        panel.explain_at(64, 64, cell=True)
+    ctx = panel.explanation.context
+    assert ctx.cell_class == 2 and list(panel.explanation.maps) == [2]
+    assert ctx.cell_mask.sum() == 80 and "inside the cell" in panel.info.text()
+    assert panel.explain_at(64, 64) and not panel.explain_at(64, 64)  # one at a time
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    assert panel.status.text() == "Cancelled." and panel.explanation is None
+
+
+def test_dock_reports_a_point_without_a_cell(qtbot, panel):  # noqa: ANN001
+    panel.classes_box.setCurrentIndex(1)
+    panel.explain_at(20, 110, cell=True)
+    qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    assert panel.status.text().startswith("Failed") and "No cell" in str(panel.reporter.last_error)
+
+
+def test_install_adds_the_dock_and_a_click_on_the_slide_explains_it(qtbot, settings_store, slide_path):  # noqa: ANN001
+    from app.main_window import MainWindow
+    from app.saliency_dock import install_saliency_tools
+
+    window = MainWindow(settings_store, ErrorReporter())
+    qtbot.addWidget(window)
+    tools = install_saliency_tools(window)
+    assert tools.dock in window.findChildren(QDockWidget) and tools.dock.isHidden()
+    analysis = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Analysis")
+    assert all(a in analysis.actions() for a in tools.menu_actions)
+    window.show()
+    qtbot.waitExposed(window)
+    assert window.open_slide_file(slide_path, "T-SALIENCY")
+    assert tools.panel.slide is window.session.slide and tools.panel.model == Path(window.model_dir())
+    tools.menu_actions[0].trigger()  # Explain the call at a point…
+    assert tools.armed and tools.dock.isVisible()
+    view = window.view
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.mapFromScene(QPointF(300, 400)))
+    assert not tools.armed and tools.panel.running
+    assert tools.panel.point == pytest.approx((300, 400), abs=2 / view.zoom)  # within a screen pixel
+    qtbot.waitUntil(lambda: tools.panel.context is not None or not tools.panel.running, timeout=60000)
+    tools.panel.cancel()
+    qtbot.waitUntil(lambda: not tools.panel.running, timeout=60000)
+    tools.menu_actions[2].trigger()  # Feature visualisation…: a dialog for the window's model
+    dialog = tools.launcher.dialog
+    assert dialog is not None and dialog.isVisible() and dialog.model == Path(window.model_dir())
+    dialog.close()
+    window.close()
+
+
+def test_feature_vis_runs_a_few_steps_and_saves_a_png(qtbot, tmp_path):  # noqa: ANN001
+    torch.manual_seed(0)
+    card = ModelCard(name="conv", encoder="none", patch_size=32, weights_sha256="0" * 64)
+    model = LoadedModel(torch.nn.Conv2d(1, 5, 5, padding=2).eval(), card, torch.device("cpu"), "fp32", "test")
+    dialog = FeatureVisDialog(model, reporter=ErrorReporter())
+    qtbot.addWidget(dialog)
+    assert dialog.steps.value() == 10_000  # the paper's
+    dialog.steps.setValue(12)
+    dialog.run()
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=30000)
+    assert len(dialog.loss_curve.getData()[1]) == 12 and not dialog.image_view.pixmap().isNull()
+    assert "top left: CD8_CD3LO" in dialog.quadrants.text() and dialog.status.text().startswith("Done")
+    path = dialog.save_png(tmp_path / "features")
+    assert path == tmp_path / "features.png"
+    with Image.open(path) as im:
+        assert im.size == (32, 32) and im.mode == "L"

@@ -1,0 +1,31 @@
+"""Settings: schema version, migration of the v1 flat layout, round trip through QSettings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+from app.settings import SCHEMA_VERSION, AppSettings, SettingsStore, migrate
+
+
+def test_v1_settings_are_migrated() -> None:
+    old = {"model_dir": "/m", "im_width_um": 360, "db_url": "sqlite:///x.db", "lab_name": "Lab", "recent": ["A1"]}
+    s = AppSettings.from_dict(old)
+    assert s.schema_version == SCHEMA_VERSION
+    assert s.analysis.model_dir == "/m" and s.analysis.im_half_width_um == 360.0
+    assert s.store.database_url == "sqlite:///x.db" and s.report.lab_name == "Lab"
+    assert s.recent.cases == ["A1"]
+    assert migrate({"schema_version": SCHEMA_VERSION, "x": 1})["x"] == 1
+
+
+def test_settings_round_trip_and_recent(tmp_path: Path) -> None:
+    store = SettingsStore(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    s = AppSettings()
+    for acc in ("A", "B", "A"):
+        s.remember("cases", acc)
+    s.report.lab_name = "Pathology"
+    store.save(s)
+    back = store.load()
+    assert back.recent.cases == ["A", "B"]
+    assert back.report.lab_name == "Pathology"
