@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--screenshot", metavar="PATH", help="with --demo: save a screenshot and exit")
     p.add_argument("--guide-screenshots", metavar="DIR", help="save the user guide's screenshots and exit")
     p.add_argument("--model", metavar="DIR", help="model folder (default: settings, else the shipped demo model)")
-    p.add_argument("--db", metavar="URL", help="case database URL (default: settings, else cases.db)")
+    p.add_argument("--db", metavar="URL", default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
+                   help="case database URL (default: $HOECHSTSCORE_DB_URL, else the settings, else cases.db)")
     p.add_argument("--settings", metavar="INI", help="settings file (default: the user's settings)")
     p.add_argument("--size", type=int, default=4096, help="demo slide size in pixels")
     return p.parse_args(argv)

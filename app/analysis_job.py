@@ -7,6 +7,7 @@ chosen model and the app's checkpoint folder, so an analysis interrupted by a cr
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,9 @@ def analysis_job(
     yield Progress(0, 0, f"Loading the model from {model_dir}")
     model = load_model(model_dir, device=device, precision=precision)
     cancel.check()
-    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, AnalysisParams(),
+    # Leave one core to the event loop: with every core busy in torch the UI stalls for 0.7 s at a time.
+    params = AnalysisParams(torch_threads=max(1, (os.cpu_count() or 2) - 1))
+    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, params,
                                              cancel=cancel, checkpoint_dir=checkpoint_dir())
     card = model.card
     summary = jsonable(dict(recorded.result.summary))

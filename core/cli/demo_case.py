@@ -9,6 +9,7 @@ bytes (see :mod:`core.demo`); ``--reanalyse`` runs the model again.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cells.csv. Everything is SYNTHETIC and labelled so.",
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the output files")
-    p.add_argument("--db", metavar="URL", help="case database URL (default: cases.db in the user's data folder)")
+    p.add_argument("--db", metavar="URL", default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
+                   help="case database URL, any SQLAlchemy URL (default: $HOECHSTSCORE_DB_URL, else cases.db "
+                   "in the user's data folder)")
     p.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"demo slide side in pixels (default {DEFAULT_SIZE})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"demo slide seed (default {DEFAULT_SEED})")
     p.add_argument("--data-dir", type=Path, help="folder holding demo/ (default: the user's data folder)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("case", metavar="CASE", help="case id (a number) or accession")
     p.add_argument("--out", type=Path, required=True, help="PDF file to write")
-    p.add_argument("--db", metavar="URL", help="case database URL (default: cases.db in the user's data folder)")
+    p.add_argument("--db", metavar="URL", default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
+                   help="case database URL, any SQLAlchemy URL (default: $HOECHSTSCORE_DB_URL, else cases.db "
+                   "in the user's data folder)")
     p.add_argument("--no-record", action="store_true", help="do not record the printed report in the store")
     add_report_options(p, ReportSettings())
     p.set_defaults(func=run)
