@@ -35,21 +35,28 @@ def checkpoint_dir() -> Path:
     return Path(platformdirs.user_cache_dir("HoechstScore", appauthor=False)) / "checkpoints"
 
 
+def engine_params() -> Any:
+    """The engine parameters the app analyses with.
+
+    One core is left to the event loop: with every core busy in torch the UI stalled for 0.7 s.
+    """
+    from core.engine import AnalysisParams
+
+    return AnalysisParams(torch_threads=max(1, (os.cpu_count() or 2) - 1))
+
+
 def analysis_job(
     store: Any, case_id: int, slide_id: int, slide: Any, model_dir: Path, *, device: str | None,
     precision: str | None, cancel: CancelToken,
 ) -> Generator[Progress, None, AnalysisOutcome]:
     """Analyse ``slide`` (an open core Slide) with the model in ``model_dir`` and store the result."""
     from core.analysis import analyse_and_record, jsonable
-    from core.engine import AnalysisParams
     from core.models.runtime import load_model
 
     yield Progress(0, 0, f"Loading the model from {model_dir}")
     model = load_model(model_dir, device=device, precision=precision)
     cancel.check()
-    # Leave one core to the event loop: with every core busy in torch the UI stalls for 0.7 s at a time.
-    params = AnalysisParams(torch_threads=max(1, (os.cpu_count() or 2) - 1))
-    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, params,
+    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, engine_params(),
                                              cancel=cancel, checkpoint_dir=checkpoint_dir())
     card = model.card
     summary = jsonable(dict(recorded.result.summary))

@@ -142,14 +142,15 @@ def main() -> int:
               f"p95 {sorted(frames)[int(0.95 * len(frames)) - 1]:6.1f} ms, max {max(frames):6.1f} ms, "
               f"cells drawn {view.cells.last_drawn:,}")
 
-    from core.engine import AnalysisParams, analyse_slide
+    from app.analysis_job import engine_params
+    from core.engine import analyse_slide
     from core.models.runtime import load_model
 
     model = load_model(random_model(tmp / "model"), device="cpu")
     analysis_slide = open_slide(tmp / "bench.ome.tif")
 
     def factory(cancel):  # noqa: ANN001, ANN202
-        return analyse_slide(analysis_slide, model, AnalysisParams(), cancel=cancel)
+        return analyse_slide(analysis_slide, model, engine_params(), cancel=cancel)
 
     runner = JobRunner(factory)
     probe = StallProbe()
