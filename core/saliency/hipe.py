@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.progress import CancelToken, Progress
+from core.progress import CancelToken, Progress, run_to_completion
 
 PERTURBATIONS = ("fade", "mean", "blur")
 
@@ -169,12 +169,7 @@ def hipe(
     cell_mask: np.ndarray | None = None,
 ) -> HipeResult:
     """HiPe saliency in one call (the job without progress); see :func:`hipe_job`."""
-    job = hipe_job(model, image, target, perturbation, initial_cells, batch_size, cell_mask)
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_completion(hipe_job(model, image, target, perturbation, initial_cells, batch_size, cell_mask))
 
 
 def exhaustive_occlusion(
