@@ -79,3 +79,14 @@ def write_ome() -> Callable[..., Path]:
 def make_pixels() -> Callable[..., np.ndarray]:
     """:func:`mif_pixels`, as a fixture."""
     return mif_pixels
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small models on a shared 2-core CPU: two OpenMP threads run them 5-10x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

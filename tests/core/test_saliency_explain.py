@@ -159,13 +159,7 @@ def test_explain_point_job_shows_the_patch_first_then_explains_the_default_class
 TINY = ModelCard(name="t", encoder="resnet18", mpp=MPP, patch_size=32, synthetic=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One thread: on a shared, loaded CPU, two OpenMP threads run a small U-Net 5-10× slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
