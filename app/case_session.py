@@ -99,13 +99,14 @@ class CaseSession(QObject):
             self.regions.reset(regions)
         finally:
             self._suspend_save = False
+        # The stored scores first: setting the cells re-scores, and saves only what differs from them.
+        stored = self.store.load_scores(case_id)
+        self.scores = stored[-1].result if stored else None
         done = [a for a in self.store.list_analyses(case_id) if str(a.status) == "finished"]
         if done:
             a = max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
             self.set_cells(self.store.load_cells(a.id), {"id": a.id, "model_name": a.model_name,
                                                          "model_sha256": a.model_sha256, "summary": a.summary or {}})
-        stored = self.store.load_scores(case_id)
-        self.scores = stored[-1].result if stored else None
         self.scores_changed.emit()
 
     def _show(self, case: CaseRecord, record: SlideRecord, slide: Any) -> None:

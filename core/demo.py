@@ -247,7 +247,6 @@ def store_regions(store: Any, case: Any, slide: DemoSlide) -> Any:
         counter[region.kind.value] = counter.get(region.kind.value, 0) + 1
         stable.append(dataclasses.replace(region, id=f"demo-{region.kind.value}-{counter[region.kind.value]}"))
     regions = RegionSet(stable, bounds_um=bounds)
-    regions.im_half_width_um = slide.im_half_width_um
     if not case.is_signed:
         store.save_regions(case.id, list(regions))
     return regions

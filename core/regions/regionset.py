@@ -22,6 +22,9 @@ from core.regions.validate import MIN_AREA_UM2, GeometryReport, as_polygonal, po
 DEFAULT_IM_HALF_WIDTH_UM = 500.0
 _QUAD_SEGS = 16  # segments per quarter circle in buffers: area error below 0.1 % of the band
 
+#: Region.extra key recording the IM half-width a derived CT/IM region was made with (µm).
+DERIVED_WIDTH_KEY = "hoechstscore_im_half_width_um"
+
 
 def _tidy(geometry: shapely.Geometry) -> Polygonal:
     """Polygonal parts of a derived geometry, without specks below MIN_AREA_UM2 (maybe empty)."""
@@ -79,7 +82,6 @@ class RegionSet:
     ) -> None:
         self.changed: Signal[RegionChange] = Signal()
         self.bounds_um = bounds_um
-        self.im_half_width_um: float | None = None  # set by derive_ct_im; None when CT/IM were drawn
         self._regions: dict[str, Region] = {}
         self.warnings: list[str] = []  # from the regions given to the constructor
         for region in regions:
@@ -138,6 +140,22 @@ class RegionSet:
         self.changed.emit(RegionChange("replaced", (region.id,)))
         return report
 
+    @property
+    def im_half_width_um(self) -> float | None:
+        """The IM half-width (µm) the CT and IM were derived with; None when any was drawn.
+
+        Read from the regions themselves (``extra``), so it survives the case store and a
+        reopened case still reports its CT/IM as derived, with the same width.
+        """
+        widths = {
+            r.extra.get(DERIVED_WIDTH_KEY)
+            for r in self._regions.values()
+            if r.kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
+        }
+        if len(widths) != 1 or None in widths:
+            return None
+        return float(widths.pop())
+
     def remove(self, region_id: str) -> Region:
         """Remove and return the region with ``region_id``."""
         region = self[region_id]
@@ -148,7 +166,6 @@ class RegionSet:
     def reset(self, regions: Iterable[Region] = ()) -> list[str]:
         """Replace every region at once (one signal); returns the validation warnings."""
         warnings = self._replace_all(regions)
-        self.im_half_width_um = None
         self.changed.emit(RegionChange("reset", tuple(self._regions)))
         return warnings
 
@@ -184,9 +201,9 @@ class RegionSet:
                     "or excluded)."
                 )
             else:
-                derived.append(Region(kind=kind, geometry=geometry, name=kind.label, author=author))
+                derived.append(Region(kind=kind, geometry=geometry, name=kind.label, author=author,
+                                      extra={DERIVED_WIDTH_KEY: float(im_half_width_um)}))
         warnings += self._replace_all([*kept, *derived])
-        self.im_half_width_um = im_half_width_um
         self.changed.emit(RegionChange("reset", tuple(self._regions)))
         return warnings
 

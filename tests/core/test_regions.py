@@ -183,3 +183,15 @@ def test_signal_holds_methods_weakly_and_disconnects() -> None:
 def test_point_is_not_a_region() -> None:
     with pytest.raises(TypeError):
         Region(kind="tumour", geometry=Point(0, 0))
+
+
+def test_derived_width_travels_with_the_regions_and_drawing_clears_it():
+    """A reopened case (regions rebuilt from storage) must still know its CT/IM were derived."""
+    rs = RegionSet([Region(kind=RegionKind.TUMOUR, geometry=box(0, 0, 2000, 2000))])
+    rs.derive_ct_im(150.0)
+    assert rs.im_half_width_um == 150.0
+    reopened = RegionSet(list(rs))
+    assert reopened.im_half_width_um == 150.0
+    im = reopened.of_kind(RegionKind.INVASIVE_MARGIN)[0]
+    reopened.replace(Region(id=im.id, kind=RegionKind.INVASIVE_MARGIN, geometry=im.geometry))  # redrawn
+    assert reopened.im_half_width_um is None
