@@ -19,6 +19,11 @@ Procedure:
    - ``inside_1um`` = the same with the component dilated by 1 µm (a disc; SPEC's cell expansion);
    - ``area_share`` = the component's area / the patch area: what ``inside`` would be if saliency
      were spread evenly (the no-information baseline);
+   - ``rank``      = of the K most salient pixels (K = the component's area), the fraction inside it
+     (:func:`core.saliency.rank_inside`, "relevance rank accuracy"): where the strongest evidence is;
+     an even or random spread gives ``area_share``;
+   - ``inside_finest`` = ``inside`` for the finest depth HiPe refined to (its depth map alone):
+     the smallest windows, so the least smeared evidence;
    - ``n_masks``   = forward passes HiPe used, and ``seconds`` its wall time.
 
 Note that even a model that looks only at the nucleus cannot reach inside = 1: HiPe spreads each
@@ -45,10 +50,11 @@ from core.errors import CoreError
 from core.models.runtime import default_model_dir, load_model
 from core.phantom import PhantomParams, generate_phantom
 from core.progress import run_to_completion
-from core.saliency import explain_job, prepare
+from core.saliency import explain_job, mass_inside, prepare
 from core.slides import open_slide
 
 MATCH_UM = 4.0
+KEYS = ("inside", "inside_1um", "rank", "inside_finest", "area_share", "n_masks", "seconds")
 DILATE_UM = 1.0
 
 
@@ -59,6 +65,12 @@ def phantom(work: Path, size: int, seed: int) -> Path:
         print(f"Generating the phantom (size {size}, seed {seed}) in {out} …", flush=True)
         run_to_completion(generate_phantom(PhantomParams(size=size, seed=seed), out))
     return out
+
+
+def finest_inside(depth_maps: np.ndarray, mask: np.ndarray) -> float:
+    """:func:`mass_inside` of the deepest depth map that holds any saliency."""
+    filled = [d for d in range(len(depth_maps)) if float(depth_maps[d].sum()) > 0]
+    return mass_inside(depth_maps[filled[-1]], mask) if filled else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
             row = {"id": int(cell.id), "type": cell.type, "called": called, "x_px": round(cx, 1), "y_px": round(cy, 1),
                    "area_px": int(r.size), "inside": expl.inside_fraction(ctx.cell_class),
                    "inside_1um": expl.inside_fraction(ctx.cell_class, DILATE_UM),
-                   "area_share": float(ctx.cell_mask.mean()), "n_masks": res.n_masks,
+                   "area_share": float(ctx.cell_mask.mean()), "rank": expl.rank_fraction(ctx.cell_class),
+                   "inside_finest": finest_inside(res.depth_maps, ctx.cell_mask), "n_masks": res.n_masks,
                    "seconds": time.perf_counter() - t0}
             rows.append(row)
             print(f"{len(rows):3d}. cell {row['id']:6d} {called:10s} area {row['area_px']:4d} px  inside "
-                  f"{row['inside']:.3f}  within 1 µm {row['inside_1um']:.3f}  (even spread {row['area_share']:.4f})  "
+                  f"{row['inside']:.3f}  within 1 µm {row['inside_1um']:.3f}  rank {row['rank']:.3f}  finest depth "
+                  f"{row['inside_finest']:.3f}  (even spread {row['area_share']:.4f})  "
                   f"{row['n_masks']:5d} passes  {row['seconds']:.1f} s", flush=True)
     if not rows:
         print(f"No correctly called lymphocyte among {tried} tried: is this a trained model?")
@@ -126,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.DataFrame(rows)
     print(f"\n{len(df)} cells explained ({tried} tried; correctly called: {len(df) / tried:.0%}); "
           f"model {card.name!r}{' (synthetic)' if card.synthetic else ''}, patch {card.patch_size} px at {card.mpp} µm")
-    for key in ("inside", "inside_1um", "area_share", "n_masks", "seconds"):
-        print(f"  {key:11s} mean {df[key].mean():10.3f}   median {df[key].median():10.3f}")
+    for key in KEYS:
+        print(f"  {key:13s} mean {df[key].mean():10.3f}   median {df[key].median():10.3f}")
     if args.json:
         summary = {k: {"mean": float(df[k].mean()), "median": float(df[k].median())}
-                   for k in ("inside", "inside_1um", "area_share", "n_masks", "seconds")}
+                   for k in KEYS}
         doc = {"model": card.name, "sha256": card.weights_sha256, "device": str(model.device),
                "phantom": folder.name, "tried": tried, "cells": rows, "summary": summary}
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -13,6 +13,7 @@ from core.saliency.explain import (
     mass_inside,
     positive_targets,
     prepare,
+    rank_inside,
     read_patch,
 )
 from core.saliency.features import FeatureVisResult, feature_loss, feature_visualisation_job, quadrant_masks
@@ -40,5 +41,6 @@ __all__ = [
     "positive_targets",
     "prepare",
     "quadrant_masks",
+    "rank_inside",
     "read_patch",
 ]

@@ -23,6 +23,7 @@ from core.saliency import (
     explain_point_job,
     mass_inside,
     prepare,
+    rank_inside,
 )
 from core.slides import open_slide
 from tests.conftest import write_ome_pyramid
@@ -96,6 +97,23 @@ def test_mass_inside_on_a_hand_made_map():
     assert np.isnan(mass_inside(np.zeros((6, 6)), mask))
     with pytest.raises(ValueError):
         mass_inside(sal, mask[:5])
+
+
+def test_rank_inside_counts_the_top_pixels_and_shares_ties():
+    sal = np.zeros((4, 4))
+    sal[0, 0], sal[0, 1], sal[3, 3] = 5.0, 4.0, 3.0
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = mask[3, 3] = True
+    # K = 2: the two most salient pixels are (0, 0) inside and (0, 1) outside.
+    assert rank_inside(sal, mask) == pytest.approx(0.5)
+    mask[0, 1] = True
+    assert rank_inside(sal, mask) == pytest.approx(1.0)  # K = 3: all three are inside
+    flat = np.zeros((4, 4))
+    flat[:2, :2] = 1.0  # a 2x2 window of equal saliency; K = 2 slots shared among 4 tied pixels
+    one = np.zeros((4, 4), bool)
+    one[0, 0] = one[3, 3] = True
+    assert rank_inside(flat, one) == pytest.approx(0.25)  # expected 2 * 1/4 inside, over K = 2
+    assert np.isnan(rank_inside(np.zeros((4, 4)), one)) and np.isnan(rank_inside(sal, np.zeros((4, 4), bool)))
 
 
 def test_prepare_reads_the_centred_patch_and_picks_the_cell_under_the_point(disc_slide, level_model):
