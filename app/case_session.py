@@ -178,23 +178,20 @@ class CaseSession(QObject):
 
     def rescore(self) -> None:
         """Score the cells in the regions against the reference cohort; store when editable."""
-        from core.scores import ReferenceCohort, score_case
+        from core.analysis import score_and_record
+        from core.scores import ReferenceCohort
 
         if self.cells is None or self.case is None or not self.regions.of_kind(RegionKind.TUMOUR) and not (
             self.regions.of_kind(RegionKind.TUMOUR_CENTRE) or self.regions.of_kind(RegionKind.INVASIVE_MARGIN)
         ):
             return
-        cohort = ReferenceCohort.from_csv(self.cohort_csv or DEMO_COHORT)
-        scores = score_case(self.cells, self.regions, cohort, im_half_width_um=self.im_half_width_um,
-                            model_name=self.analysis.get("model_name"), model_sha256=self.analysis.get("model_sha256"))
-        from core.analysis import jsonable
-
-        result = jsonable(scores.to_dict())
-        self.score_warnings = list(scores.warnings)
-        if not self.read_only and result != self.scores:
-            self.store.save_scores(self.case.id, result, provenance=jsonable(scores.provenance.to_dict()),
-                                   analysis_id=self.analysis.get("id"))
-        self.scores = result
+        recorded = score_and_record(
+            self.store, self.case.id, self.cells, self.regions, ReferenceCohort.from_csv(self.cohort_csv or DEMO_COHORT),
+            self.im_half_width_um, model_name=self.analysis.get("model_name"),
+            model_sha256=self.analysis.get("model_sha256"), analysis_id=self.analysis.get("id"),
+            editable=not self.read_only, previous=self.scores or {})
+        self.score_warnings = list(recorded.scores.warnings)
+        self.scores = recorded.result
         self.scores_changed.emit()
 
     # --- case actions ------------------------------------------------------------------------------

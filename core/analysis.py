@@ -74,3 +74,49 @@ def analyse_and_record(
         # The checkpoint only serves to resume an interrupted run; the store now holds the cells.
         shutil.rmtree(Path(checkpoint_dir) / str(key), ignore_errors=True)
     return RecordedAnalysis(run.id, result)
+
+
+@dataclass(frozen=True)
+class RecordedScores:
+    """Scores of a case (:class:`core.scores.CaseScores`), their JSON form, and whether a new row was stored."""
+
+    scores: Any
+    result: dict[str, Any]
+    saved: bool
+
+
+def score_and_record(
+    store: Any,
+    case_id: int,
+    cells: Any,
+    regions: Any,
+    cohort: Any,
+    im_half_width_um: float,
+    model_name: str | None = None,
+    model_sha256: str | None = None,
+    analysis_id: int | None = None,
+    editable: bool = True,
+    previous: dict[str, Any] | None = None,
+) -> RecordedScores:
+    """Score ``cells`` in ``regions`` against ``cohort`` and store the result only if it changed.
+
+    Both the app (after every region edit and on opening a case) and the demo pipeline score a
+    case this way. Storing only a *changed* result matters: every stored row is a version in the
+    audit trail, and re-opening a case must not pile up identical rows. ``previous`` is the last
+    result the caller knows of (the app keeps it in memory); when None, the newest stored one is
+    read. The model's name and sha256 and the stored analysis the cells came from go into the
+    provenance; ``editable`` False (a signed case) never writes.
+    """
+    from core.scores import score_case
+
+    scores = score_case(cells, regions, cohort, im_half_width_um=im_half_width_um,
+                        model_name=model_name, model_sha256=model_sha256)
+    result = jsonable(scores.to_dict())
+    if previous is None:
+        stored = store.load_scores(case_id)
+        previous = stored[-1].result if stored else None
+    saved = editable and result != previous
+    if saved:
+        store.save_scores(case_id, result, provenance=jsonable(scores.provenance.to_dict()),
+                          analysis_id=analysis_id)
+    return RecordedScores(scores, result, saved)

@@ -254,18 +254,15 @@ def store_regions(store: Any, case: Any, slide: DemoSlide) -> Any:
 
 def store_scores(store: Any, case: Any, run: _Run, regions: Any, cohort_csv: Path, slide: DemoSlide) -> Any:
     """Score the cells in the regions against the demo cohort; store them when they changed."""
-    from core.scores import ReferenceCohort, score_case
+    from core.analysis import score_and_record
+    from core.scores import ReferenceCohort
 
     analysis = store.get_analysis(run.analysis_id)
-    cohort = ReferenceCohort.from_csv(cohort_csv)
-    scores = score_case(run.cells, regions, cohort, im_half_width_um=slide.im_half_width_um,
-                        model_name=analysis.model_name, model_sha256=analysis.model_sha256)
-    result = jsonable(scores.to_dict())
-    stored = store.load_scores(case.id)
-    if not case.is_signed and (not stored or stored[-1].result != result):
-        store.save_scores(case.id, result, provenance=jsonable(scores.provenance.to_dict()),
-                          analysis_id=run.analysis_id)
-    return scores
+    recorded = score_and_record(store, case.id, run.cells, regions, ReferenceCohort.from_csv(cohort_csv),
+                                slide.im_half_width_um, model_name=analysis.model_name,
+                                model_sha256=analysis.model_sha256, analysis_id=run.analysis_id,
+                                editable=not case.is_signed)
+    return recorded.scores
 
 
 def write_outputs(out_dir: Path, pdf: bytes, scores: Any, regions: Any, cells: Any, mpp: tuple[float, float]
