@@ -2,15 +2,22 @@
 
 Zoomed out, a density raster (one pixel per ``DENSITY_BIN`` level-0 pixels, coloured by the mix
 of classes, opacity by count) stands for the cells; zoomed in, only the cells inside the visible
-rectangle are drawn as points, found through a bucket grid, so 500k cells pan smoothly.
+rectangle are drawn, found through a bucket grid, so 500k cells pan smoothly.
+
+Cells are stamped from a small sprite atlas (one ring or dot per class, rendered once per style)
+with a single ``QPainter.drawPixmapFragments`` call: per-cell ``drawEllipse`` calls or wide
+antialiased ``drawPoints`` pens cost 30–40 ms a frame at high zoom with ~1000 cells in view, the
+stamps a few ms (``benchmarks/app_responsiveness.py``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-import pyqtgraph.functions as pgfn
+from pyqtgraph.Qt.internals import PrimitiveArray
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.viewer.tiles import array_to_qimage, draw_part
@@ -19,7 +26,7 @@ from core.classes import CLASS_COLOURS, CLASS_NAMES
 BUCKET = 256        # level-0 px per bucket side of the spatial index
 DENSITY_BIN = 32    # level-0 px per density raster pixel
 MAX_POINTS = 80_000  # more visible cells than this → draw the density raster instead
-MAX_RINGS = 400      # more visible cells than this → dots instead of rings
+MAX_RINGS = 3000     # more visible cells than this → dots instead of rings (rings would overlap)
 CELL_DIAMETER_UM = 7.0
 
 
@@ -81,6 +88,47 @@ class CellIndex:
         return array_to_qimage(argb, QImage.Format.Format_ARGB32)  # straight (not premultiplied) alpha
 
 
+class SpriteAtlas:
+    """One pixmap holding a sprite per class for the current style: a ring, a disc or a square dot.
+
+    Rebuilt only when the style changes (zoom crosses a size step, rings turn to dots), so a pan
+    frame only stamps sprites. Sprite ``c`` occupies columns ``c * side … (c + 1) * side``.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[int, str] | None = None
+        self.pixmap = QPixmap()
+        self.side = 0
+
+    def get(self, diameter: int, style: str) -> QPixmap:
+        """The atlas for sprites ``diameter`` screen px wide; ``style`` is "ring", "disc" or "dot"."""
+        if self.key != (diameter, style):
+            self.key = (diameter, style)
+            self.side = diameter + 4  # room for the ring's pen and antialiasing
+            atlas = QPixmap(self.side * len(CLASS_COLOURS), self.side)
+            atlas.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(atlas)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, style != "dot")
+            for c, name in enumerate(CLASS_COLOURS):
+                colour = QColor(name)
+                box = QRectF(c * self.side + 2, 2, diameter, diameter)
+                if style == "ring":
+                    painter.setPen(QPen(colour, 2.0))
+                    painter.setBrush(Qt.BrushStyle.NoBrush)
+                    painter.drawEllipse(box.adjusted(1, 1, -1, -1))
+                elif style == "disc":
+                    if diameter > 10:
+                        colour.setAlpha(150)  # big dots: see the nucleus through them
+                    painter.setPen(Qt.PenStyle.NoPen)
+                    painter.setBrush(colour)
+                    painter.drawEllipse(box)
+                else:
+                    painter.fillRect(box, colour)
+            painter.end()
+            self.pixmap = atlas
+        return self.pixmap
+
+
 class CellOverlay(QGraphicsItem):
     """A scene item over the whole slide that paints the cells (scene units = level-0 px)."""
 
@@ -92,6 +140,9 @@ class CellOverlay(QGraphicsItem):
         self.index: CellIndex | None = None
         self._density: QImage | None = None
         self.last_drawn = 0  # cells drawn in the last paint (tests, benchmarks)
+        self.last_style = ""  # "ring", "disc", "dot" or "density" in the last paint (tests)
+        self._atlas = SpriteAtlas()
+        self._fragments = PrimitiveArray(QPainter.PixmapFragment, 10)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.setZValue(10)
 
@@ -130,44 +181,41 @@ class CellOverlay(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, lod < 0.5)
             draw_part(painter, rect.intersected(self.boundingRect()), self.boundingRect(), self._density)
             self.last_drawn = 0
+            self.last_style = "density"
             return
         x, y, cls = index.x[sel], index.y[sel], index.cls[sel]
         inside = (x >= rect.left()) & (x <= rect.right()) & (y >= rect.top()) & (y <= rect.bottom())
         inside &= np.isin(cls, list(self.visible_classes))
-        diameter_px = max(3.0, CELL_DIAMETER_UM / self._mpp * lod)
-        # Rings (nucleus stays visible) only when few: each ring is one Python call (~0.1 ms).
-        n_visible = int(inside.sum())
-        rings = diameter_px > 14 and n_visible <= MAX_RINGS
-        crowded = n_visible > 5000  # many cells in view: small square dots, no antialiasing
-        if crowded:
-            diameter_px = min(diameter_px, 5.0)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, diameter_px > 4 and not crowded)
-        drawn = 0
-        for c in self.visible_classes:
-            m = inside & (cls == c)
-            n = int(m.sum())
-            if not n:
-                continue
-            colour = QColor(CLASS_COLOURS[c])
-            if rings:
-                pen = QPen(colour, 2.0)
-                pen.setCosmetic(True)
-                painter.setPen(pen)
-                painter.setBrush(Qt.BrushStyle.NoBrush)
-                r = CELL_DIAMETER_UM / self._mpp / 2
-                for px, py in zip(x[m], y[m], strict=True):
-                    painter.drawEllipse(QRectF(px - r, py - r, 2 * r, 2 * r))
-            else:
-                poly = pgfn.create_qpolygonf(n)
-                arr = pgfn.ndarray_from_qpolygonf(poly)
-                arr[:, 0] = x[m]
-                arr[:, 1] = y[m]
-                if diameter_px > 10:
-                    colour.setAlpha(150)  # big dots: see the nucleus through them
-                cap = Qt.PenCapStyle.SquareCap if crowded else Qt.PenCapStyle.RoundCap
-                pen = QPen(colour, min(diameter_px, 24.0), Qt.PenStyle.SolidLine, cap)
-                pen.setCosmetic(True)
-                painter.setPen(pen)
-                painter.drawPoints(poly)
-            drawn += n
-        self.last_drawn = drawn
+        x, y, cls = x[inside], y[inside], cls[inside]
+        diameter = CELL_DIAMETER_UM / self._mpp * lod  # the nucleus, in screen px
+        if diameter > 14 and len(x) <= MAX_RINGS:
+            style, size = "ring", diameter  # the nucleus stays visible inside its ring
+        elif len(x) > 5000:
+            style, size = "dot", min(max(diameter, 3.0), 5.0)  # crowded: small square dots
+        else:
+            style, size = "disc", min(max(diameter, 3.0), 24.0)
+        self._stamp(painter, x, y, cls, min(int(math.ceil(size)), 512), style)
+        self.last_style = style
+        self.last_drawn = len(x)
+
+    def _stamp(self, painter: QPainter, x: np.ndarray, y: np.ndarray, cls: np.ndarray, diameter: int,
+               style: str) -> None:
+        """Draw one sprite per cell, centred on it, in one drawPixmapFragments call (device px)."""
+        if not len(x):
+            return
+        atlas = self._atlas.get(diameter, style)
+        t = painter.worldTransform()  # the view only scales and translates level-0 px
+        frags = self._fragments
+        frags.resize(len(x))
+        arr = frags.ndarray()
+        arr[:, 0] = t.m11() * x + t.m21() * y + t.dx()
+        arr[:, 1] = t.m12() * x + t.m22() * y + t.dy()
+        arr[:, 2] = cls.astype(np.float64) * self._atlas.side  # source rect: the class's sprite
+        arr[:, 3] = 0.0
+        arr[:, 4:6] = self._atlas.side
+        arr[:, 6:10] = (1.0, 1.0, 0.0, 1.0)  # scale x, scale y, rotation, opacity
+        painter.save()
+        painter.resetTransform()
+        painter.drawPixmapFragments(*frags.drawargs(), atlas)
+        painter.restore()
+
