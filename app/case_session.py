@@ -44,6 +44,7 @@ class CaseSession(QObject):
         self.analysis: dict[str, Any] = {}   # id, model_name, model_sha256, summary
         self.scores: dict[str, Any] | None = None
         self.score_warnings: list[str] = []
+        self.interrupted: list[int] = []  # analyses found left running by a stopped process, now closed
         self.im_half_width_um = 500.0
         self.cohort_csv: str = ""
         self._suspend_save = False
@@ -99,6 +100,10 @@ class CaseSession(QObject):
             self.regions.reset(regions)
         finally:
             self._suspend_save = False
+        from core.analysis import close_interrupted
+
+        # Runs left "running" by a crashed or killed HoechstScore would block signing for ever.
+        self.interrupted = [] if case.is_signed else close_interrupted(self.store, case_id)
         # The stored scores first: setting the cells re-scores, and saves only what differs from them.
         stored = self.store.load_scores(case_id)
         self.scores = stored[-1].result if stored else None

@@ -107,7 +107,13 @@ class ActionsMixin:
 
     def open_case(self, case_id: int) -> bool:
         ok = self._try("Opening the case", self.session.open_case, case_id)
-        return ok is not None or self.session.case is not None and self.session.case.id == case_id
+        opened = ok is not None or self.session.case is not None and self.session.case.id == case_id
+        if opened and self.session.interrupted:
+            ids = ", ".join(str(i) for i in self.session.interrupted)
+            self.analysis_panel.status.setText(
+                f"Analysis {ids} stopped unfinished when HoechstScore last closed (a crash or a power cut); "
+                "it is marked failed. Run the analysis again: it resumes from the blocks it had finished.")
+        return opened
 
     def on_case_changed(self) -> None:
         s = self.session

@@ -4,12 +4,20 @@ The app, the demo pipeline and the CLI all do the same sequence, so it lives her
 analysis record, run :func:`core.engine.analyse_slide` (its block progress passes through, so a
 viewer can draw cells as they come), save the cells, and close the record as finished, or as
 cancelled/failed with the reason, so a stored analysis is never left "running" by an error.
+
+A crash, a kill or a power cut can still leave one "running", and a running analysis blocks
+signing. So each analysis records which process runs it (host, pid and the process's start time,
+under ``parameters["runner"]``), and :func:`close_interrupted` marks as failed those whose process
+on this computer has stopped. Runs on other computers (a shared PostgreSQL store) are left alone:
+from here one cannot tell a crashed run from a slow one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +65,8 @@ def analyse_and_record(
     from core.report.qc import analysis_summary_extras
 
     card = model.card
-    recorded = parameters if parameters is not None else {"engine": jsonable(dataclasses.asdict(params))}
+    recorded = dict(parameters) if parameters is not None else {"engine": jsonable(dataclasses.asdict(params))}
+    recorded["runner"] = runner_identity()
     run = store.start_analysis(case_id, slide_id, model_name=card.name, model_sha256=card.weights_sha256,
                                parameters=recorded, device=str(model.device), precision=str(model.precision))
     try:
@@ -120,3 +129,54 @@ def score_and_record(
         store.save_scores(case_id, result, provenance=jsonable(scores.provenance.to_dict()),
                           analysis_id=analysis_id)
     return RecordedScores(scores, result, saved)
+
+
+def runner_identity() -> dict[str, Any]:
+    """This process as an analysis records it: host name, pid and the process's start time.
+
+    The start time tells a live run from a new process that happens to reuse a dead run's pid.
+    """
+    import psutil
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "process_started": psutil.Process().create_time()}
+
+
+def runner_alive(runner: dict[str, Any]) -> bool | None:
+    """Whether the process in ``runner`` (:func:`runner_identity`) still runs; None if it can't be told.
+
+    None for a run started on another computer, or recorded without a runner (older analyses).
+    """
+    import psutil
+
+    if not isinstance(runner, dict) or runner.get("host") != socket.gethostname() or "pid" not in runner:
+        return None
+    try:
+        process = psutil.Process(int(runner["pid"]))
+        return abs(process.create_time() - float(runner.get("process_started", 0.0))) < 1.0
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:  # another user's live process
+        return True
+
+
+INTERRUPTED = ("Interrupted: the program running it (process {pid} on {host}) stopped before it finished. "
+               "Run the analysis again: it resumes from the blocks it had finished.")
+
+
+def close_interrupted(store: Any, case_id: int) -> list[int]:
+    """Mark as failed the analyses of ``case_id`` left "running" by a process that has stopped.
+
+    Only runs recorded by a process on this computer are judged (:func:`runner_alive`); the
+    reason stored says what happened and what to do. Returns the ids closed, for the caller to
+    tell the user. A signed case cannot hold a running analysis (signing waits for it).
+    """
+    closed = []
+    for analysis in store.list_analyses(case_id):
+        if str(analysis.status) != "running":
+            continue
+        runner = (analysis.parameters or {}).get("runner")
+        if runner_alive(runner) is False:
+            store.finish_analysis(analysis.id, status="failed",
+                                  summary={"error": INTERRUPTED.format(pid=runner["pid"], host=runner["host"])})
+            closed.append(analysis.id)
+    return closed

@@ -185,9 +185,12 @@ def _demo_slide_record(store: Any, case: Any, slide: DemoSlide) -> Any:
 def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptions, cancel: CancelToken
                      ) -> Generator[Progress, None, _Run]:
     """The cells of the demo slide: from a stored analysis that fits, else from a new one."""
+    from core.analysis import close_interrupted
     from core.models.card import load_card
 
     record = _demo_slide_record(store, case, slide)
+    if not case.is_signed:
+        close_interrupted(store, case.id)  # a demo run killed half-way must not block signing
     card = load_card(options.model_dir)
     engine_params = demo_analysis_params(slide)
     wanted = {"engine": analysis_parameters(engine_params)}

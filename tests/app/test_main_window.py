@@ -120,3 +120,30 @@ def test_core_error_is_shown_not_raised(window) -> None:  # noqa: ANN001
     window.run_analysis()  # no case open
     assert window.reporter.last_dialog is not None
     assert "Open a slide" in window.reporter.last_dialog.text()
+
+
+def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window, settings_store,  # noqa: ANN001
+                                                                   slide_path: Path) -> None:
+    """An analysis a dead HoechstScore left "running" must not block signing: opening the case closes it."""
+    import socket
+    import subprocess
+    import sys
+
+    assert window.open_slide_file(slide_path, "T-CRASH")
+    session = window.session
+    case_id, slide_id = session.case.id, session.slide_record.id
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    runner = {"host": socket.gethostname(), "pid": int(dead.stdout), "process_started": 0.0}
+    stale = session.store.start_analysis(case_id, slide_id, model_name="m", model_sha256="ab" * 32,
+                                         parameters={"engine": {}, "runner": runner}, device="cpu", precision="fp32")
+    window.close()
+
+    again = MainWindow(settings_store, ErrorReporter())
+    qtbot.addWidget(again)
+    assert again.open_case(case_id)
+    assert again.session.interrupted == [stale.id]
+    assert "stopped unfinished" in again.analysis_panel.status.text()
+    assert str(again.session.store.get_analysis(stale.id).status) == "failed"
+    again.sign_case("Dr Test")
+    assert again.session.read_only and again.reporter.last_error is None
+    again.close()

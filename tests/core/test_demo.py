@@ -180,3 +180,48 @@ def test_demo_with_the_shipped_model_finds_lymphocytes(demo: DemoRun) -> None:
     assert result.analysed and result.n_cells > 0
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(result.report_pdf.read_bytes())).pages)
     assert SYNTHETIC_BANNER in text and "F1" in text
+
+
+def test_a_killed_run_is_closed_as_interrupted_and_signing_works(demo: DemoRun, tmp_path: Path) -> None:
+    """kill -9 during the analysis leaves it "running"; the next demo run closes it and signing works."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "cases.db"
+    shutil.copy(demo.base / "cases.db", db)
+    options = dataclasses.replace(demo.options, db_url=f"sqlite:///{db}", out_dir=tmp_path / "out", reanalyse=True)
+    cmd = [sys.executable, "-m", "core", "demo-case", "--out", str(options.out_dir), "--db", options.db_url,
+           "--size", str(SIZE), "--seed", str(SEED), "--data-dir", str(options.data_dir), "--model",
+           str(options.model_dir), "--device", "cpu", "--precision", "fp32", "--reanalyse"]
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen(cmd, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        running: list = []
+        while not running and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+            with CaseStore.open(options.db_url) as store:
+                running = [a for a in store.list_analyses(demo.first.case_id) if str(a.status) == "running"]
+        assert running, "the child never started its analysis"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(30)
+    killed = running[0]
+    assert killed.parameters["runner"]["pid"] == child.pid
+    with CaseStore.open(options.db_url) as store:
+        assert str(store.get_analysis(killed.id).status) == "running"  # what the crash left behind
+        with pytest.raises(CoreError, match="still running"):
+            store.sign_case(demo.first.case_id, "Dr Test")
+    run_to_completion(run_demo_case(options))
+    with CaseStore.open(options.db_url) as store:
+        closed = store.get_analysis(killed.id)
+        assert str(closed.status) == "failed" and "Interrupted" in closed.summary["error"]
+        assert str(child.pid) in closed.summary["error"]
+        newest = max(store.list_analyses(demo.first.case_id), key=lambda a: a.id)
+        assert str(newest.status) == "finished" and newest.parameters["runner"]["pid"] == os.getpid()
+        assert store.sign_case(demo.first.case_id, "Dr Test").is_signed

@@ -1,4 +1,4 @@
-"""score_and_record: the one place where the app and the demo score a case and store the result."""
+"""Records kept by core.analysis: scores stored only when they change; runs a dead process left running closed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from core.analysis import score_and_record
+from core.analysis import close_interrupted, runner_identity, score_and_record
 from core.classes import CLASS_NAMES
 from core.regions import Region, RegionSet
 from core.scores import COHORT_PARAMETERS, ReferenceCohort
@@ -55,3 +55,36 @@ def test_stores_a_new_row_only_when_the_scores_change(store: CaseStore) -> None:
     read_only = score_and_record(store, case.id, cells, regions, cohort, 300.0, editable=False)
     assert not read_only.saved and read_only.scores.immunoscore_like is not None
     assert len(store.load_scores(case.id)) == 2
+
+
+def test_close_interrupted_judges_only_dead_processes_on_this_computer(store: CaseStore, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    case = store.create_case("S26-0002")
+    slide_file = tmp_path / "slide.tif"
+    slide_file.write_bytes(b"II*\x00" + bytes(1000))
+    slide = store.add_slide(case.id, slide_file, mpp=(0.5, 0.5))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    me = runner_identity()
+    runners = {
+        "dead": {"host": socket.gethostname(), "pid": dead_pid, "process_started": me["process_started"]},
+        "reused pid": {**me, "process_started": me["process_started"] - 3600},  # same pid, another process
+        "alive": me,
+        "elsewhere": {"host": socket.gethostname() + "-other", "pid": dead_pid, "process_started": 0.0},
+        "no runner": None,
+    }
+    ids = {}
+    for name, runner in runners.items():
+        params = {"engine": {}} if runner is None else {"engine": {}, "runner": runner}
+        ids[name] = store.start_analysis(case.id, slide.id, model_name="m", model_sha256="ab" * 32, parameters=params,
+                                         device="cpu", precision="fp32").id
+    closed = close_interrupted(store, case.id)
+    assert sorted(closed) == sorted([ids["dead"], ids["reused pid"]])
+    status = {name: str(store.get_analysis(i).status) for name, i in ids.items()}
+    assert status == {"dead": "failed", "reused pid": "failed", "alive": "running", "elsewhere": "running",
+                      "no runner": "running"}
+    assert f"process {dead_pid}" in store.get_analysis(ids["dead"]).summary["error"]
+    assert close_interrupted(store, case.id) == []  # already closed: nothing more to do
