@@ -256,6 +256,11 @@ class ActionsMixin:
 
     def on_cells_changed(self) -> None:
         self._show_cells(self.session.cells)
+        summary = (self.session.analysis or {}).get("summary") or {}
+        if summary.get("device"):  # the shown cells' own run: what made them, not only the setting
+            run = f"{summary['device']} ({summary.get('precision', '?')})"
+            self.analysis_panel.set_model(self.session.analysis.get("model_name") or self.model_label(), run)
+            self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
 
     def on_scores_changed(self) -> None:
         from app.case_session import DEMO_COHORT

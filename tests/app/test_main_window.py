@@ -109,6 +109,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert len(again.session.regions) == n_regions
     assert again.session.cells is not None and len(again.session.cells) == n_cells
     assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
+    assert "shown cells: cpu (fp32)" in again.device_label.text()  # the device of the stored run
     again.sign_case("Dr Test")
     assert again.session.read_only
     again.on_region_drawn(next(iter(again.session.regions)).geometry)
