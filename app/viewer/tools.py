@@ -119,6 +119,10 @@ class RectangleTool(Tool):
     def press(self, pos: QPointF) -> None:
         self.start = pos
 
+    def cancel(self) -> None:
+        self.start = None  # else the release after Escape would still add the rectangle
+        super().cancel()
+
     def move(self, pos: QPointF, buttons: Qt.MouseButton) -> None:
         if self.start is not None:
             path = QPainterPath()
@@ -151,6 +155,10 @@ class BrushTool(Tool):
         self.trail = [(pos.x(), pos.y())]
         self._redraw()
 
+    def cancel(self) -> None:
+        self.trail = []  # else the release after Escape would still add the stroke
+        super().cancel()
+
     def move(self, pos: QPointF, buttons: Qt.MouseButton) -> None:
         if self.trail and buttons & Qt.MouseButton.LeftButton:
             self.trail.append((pos.x(), pos.y()))
@@ -179,12 +187,19 @@ class BrushTool(Tool):
         self._show_preview(path)
 
 
+Coords = list[tuple[float, float]]
+
+
 class SelectTool(Tool):
-    """Click a region to select it; drag one of its vertices to move it."""
+    """Click a region to select it; drag one of its outline's vertices to move it.
+
+    The region's holes are carried through the drag unchanged: rebuilding the polygon from the
+    dragged outline alone silently filled them (a tumour ring around necrosis became solid).
+    """
 
     def __init__(self, view: SlideView) -> None:
         super().__init__(view)
-        self._drag: tuple[str, int, list[tuple[float, float]]] | None = None
+        self._drag: tuple[str, int, Coords, list[Coords]] | None = None  # id, vertex, outline, holes
 
     def press(self, pos: QPointF) -> None:
         hit = self._vertex_at(pos)
@@ -193,10 +208,14 @@ class SelectTool(Tool):
             return
         self.view.select_region(self.view.regions.region_at(pos.x(), pos.y()) if self.view.regions else None)
 
+    def cancel(self) -> None:
+        self._drag = None  # else the release after Escape would still move the vertex
+        super().cancel()
+
     def move(self, pos: QPointF, buttons: Qt.MouseButton) -> None:
         if self._drag is None:
             return
-        _, i, coords = self._drag
+        _, i, coords, _holes = self._drag
         coords[i] = (pos.x(), pos.y())
         if i == 0:
             coords[-1] = coords[0]
@@ -207,21 +226,22 @@ class SelectTool(Tool):
     def release(self, pos: QPointF) -> None:
         if self._drag is None:
             return
-        rid, _, coords = self._drag
+        rid, _, coords, holes = self._drag
         self._drag = None
         self._clear_preview()
-        self.view.emit_edited(rid, Polygon(coords))
+        self.view.emit_edited(rid, Polygon(coords, holes))
 
-    def _vertex_at(self, pos: QPointF) -> tuple[str, int, list[tuple[float, float]]] | None:
+    def _vertex_at(self, pos: QPointF) -> tuple[str, int, Coords, list[Coords]] | None:
         rid = self.view.regions.selected_id if self.view.regions else None
         geom = self.view.selected_geometry_px()
         if rid is None or not isinstance(geom, Polygon):
             return None
         coords = list(geom.exterior.coords)
+        holes = [list(ring.coords) for ring in geom.interiors]
         tol = HANDLE_PX / max(self.view.zoom, 1e-6)
         for i, (x, y) in enumerate(coords[:-1]):
             if abs(x - pos.x()) <= tol and abs(y - pos.y()) <= tol:
-                return rid, i, coords
+                return rid, i, coords, holes
         return None
 
 
