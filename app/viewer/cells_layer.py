@@ -138,7 +138,7 @@ class CellOverlay(QGraphicsItem):
         self._mpp = mpp or 0.25
         self.visible_classes: set[int] = set(range(1, len(CLASS_NAMES)))
         self.index: CellIndex | None = None
-        self._density: QImage | None = None
+        self._density: QPixmap | None = None
         self.last_drawn = 0  # cells drawn in the last paint (tests, benchmarks)
         self.last_style = ""  # "ring", "disc", "dot" or "density" in the last paint (tests)
         self._atlas = SpriteAtlas()
@@ -177,7 +177,8 @@ class CellOverlay(QGraphicsItem):
         sel = index.query(rect) if lod > 0.02 else None
         if sel is None or len(sel) > MAX_POINTS:
             if self._density is None:
-                self._density = index.density_image(self.visible_classes)
+                # As a pixmap: drawing the straight-alpha QImage converted all of it every frame.
+                self._density = QPixmap.fromImage(index.density_image(self.visible_classes))
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, lod < 0.5)
             draw_part(painter, rect.intersected(self.boundingRect()), self.boundingRect(), self._density)
             self.last_drawn = 0
