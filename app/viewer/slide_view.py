@@ -223,19 +223,43 @@ class SlideView(QGraphicsView):
             return
         scene = self.sceneRect()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
-        if self.overview is not None:  # only the exposed part: scaling the whole overview costs 100s of ms
-            draw_part(painter, rect.intersected(scene), scene, self.overview)
         level = self.level_for_zoom()
-        levels = list(range(min(level + 2, self.slide.level_count - 1), level - 1, -1))  # type: ignore[attr-defined]
-        for lv in levels:  # coarse first, so finer tiles cover them
-            ds = self.slide.level_downsamples[lv]  # type: ignore[attr-defined]
-            for key in self._visible_keys(lv):
-                item = self.cache.get(key)
+        tiles, holes = self._tiles_in(level, rect)
+        if holes:  # tiles still loading: the overview, then coarser cached tiles, under the holes only
+            for hole in holes:
+                if self.overview is not None:  # only the exposed part: scaling it all costs 100s of ms
+                    draw_part(painter, hole.intersected(scene), scene, self.overview)
+            top = min(level + 2, self.slide.level_count - 1)  # type: ignore[attr-defined]
+            for lv in range(top, level, -1):  # coarse first, so finer tiles cover them
+                for hole in holes:
+                    for target, pix in self._tiles_in(lv, hole)[0]:
+                        draw_part(painter, hole.intersected(target), target, pix)
+        # With every tile of this level at hand (the usual case when panning) nothing lies under
+        # them: drawing the overview and two coarser levels beneath cost 3-4x the frame.
+        for target, pix in tiles:
+            draw_part(painter, rect.intersected(target), target, pix)
+
+    def _tiles_in(self, level: int, rect: QRectF) -> tuple[list[tuple[QRectF, QPixmap]], list[QRectF]]:
+        """Cached tiles of ``level`` meeting ``rect`` (scene rect, pixmap) and the parts of ``rect`` lacking one."""
+        slide = self.slide
+        ds = slide.level_downsamples[level]  # type: ignore[union-attr]
+        lw, lh = slide.level_dimensions[level]  # type: ignore[union-attr]
+        r = rect.intersected(self.sceneRect())
+        if r.isEmpty():
+            return [], []
+        c0, c1 = max(0, int(r.left() / ds // TILE)), min(int(r.right() / ds // TILE), (lw - 1) // TILE)
+        r0, r1 = max(0, int(r.top() / ds // TILE)), min(int(r.bottom() / ds // TILE), (lh - 1) // TILE)
+        tiles, holes = [], []
+        for row in range(r0, r1 + 1):
+            for col in range(c0, c1 + 1):
+                item = self.cache.get((level, col, row))
                 if item is None:
+                    side = TILE * ds
+                    holes.append(r.intersected(QRectF(col * side, row * side, side, side)))
                     continue
                 pix = item[1]
-                target = QRectF(key[1] * TILE * ds, key[2] * TILE * ds, pix.width() * ds, pix.height() * ds)
-                draw_part(painter, rect.intersected(target), target, pix)
+                tiles.append((QRectF(col * TILE * ds, row * TILE * ds, pix.width() * ds, pix.height() * ds), pix))
+        return tiles, holes
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt name)
         if self.slide is None:
