@@ -27,6 +27,13 @@ import app  # noqa: E402,F401  (installs the PySide6 refcount guard first)
 
 
 def write_slide(path: Path, size: int, mpp: float = 0.227) -> Path:
+    """A synthetic 4-channel uint16 pyramidal OME-TIFF: noise with a bright disc of "tissue".
+
+    Up to 8192² it is built in memory; larger slides (40000² is 12.8 GB of pixels per level 0) are
+    written tile by tile from a small pool of noise tiles, so memory stays flat.
+    """
+    if size > 8192:
+        return _write_slide_tiled(path, size, mpp)
     import tifffile
 
     rng = np.random.default_rng(0)
@@ -46,6 +53,44 @@ def write_slide(path: Path, size: int, mpp: float = 0.227) -> Path:
         for i, lv in enumerate(levels[1:], 1):
             tif.write(lv, tile=(256, 256), subfiletype=1, resolution=(res[0] / 2**i, res[1] / 2**i),
                       resolutionunit="CENTIMETER", photometric="minisblack")
+    return path
+
+
+def _write_slide_tiled(path: Path, size: int, mpp: float) -> Path:
+    """:func:`write_slide` for big slides: tiles streamed to tifffile, zlib level 1."""
+    import tifffile
+
+    tile = 256
+    rng = np.random.default_rng(0)
+    pool = rng.normal(400, 60, (16, tile, tile)).clip(0, 65535).astype(np.uint16)
+    centre, radius = size / 2, 0.4 * size
+    yy, xx = np.mgrid[0:tile, 0:tile].astype(np.float32)
+
+    def tiles(level: int, shape: tuple[int, int]):  # noqa: ANN202 (generator of (256, 256) uint16)
+        f = 2**level
+        for c in range(4):
+            for ty in range(0, shape[0], tile):
+                for tx in range(0, shape[1], tile):
+                    t = pool[(tx // tile * 7 + ty // tile * 3 + c) % len(pool)].copy()
+                    if c == 0:  # the disc of tissue in the Hoechst channel, in level-0 coordinates
+                        d2 = ((xx + tx) * f - centre) ** 2 + ((yy + ty) * f - centre) ** 2
+                        t[d2 < radius**2] += 2500
+                    yield t
+
+    shapes = [(size, size)]
+    while shapes[-1][1] > 512:
+        shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
+    meta = {"axes": "CYX", "Channel": {"Name": ["Hoechst", "FITC", "Cy3", "AF750"]},
+            "PhysicalSizeX": mpp, "PhysicalSizeY": mpp}
+    res = (1e4 / mpp, 1e4 / mpp)
+    common = {"dtype": "uint16", "tile": (tile, tile), "photometric": "minisblack", "compression": "zlib",
+              "compressionargs": {"level": 1}, "resolutionunit": "CENTIMETER"}
+    with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
+        tif.write(tiles(0, shapes[0]), shape=(4, *shapes[0]), subifds=len(shapes) - 1, metadata=meta,
+                  resolution=res, **common)
+        for i, shape in enumerate(shapes[1:], 1):
+            tif.write(tiles(i, shape), shape=(4, *shape), subfiletype=1,
+                      resolution=(res[0] / 2**i, res[1] / 2**i), **common)
     return path
 
 
@@ -112,6 +157,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--cells", type=int, default=500_000)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to probe during the analysis")
+    parser.add_argument("--zooms", type=float, nargs="*", default=[0.25, 1.0, 4.0],
+                        help="zooms to pan at, after the whole-slide fit (screen px per level-0 px)")
+    parser.add_argument("--slide", type=Path, default=None, help="reuse a slide written by an earlier run")
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
 
@@ -122,7 +170,9 @@ def main() -> int:
     qapp = QApplication.instance() or QApplication([])
     tmp = Path(tempfile.mkdtemp(prefix="hs-bench-"))
     t = time.perf_counter()
-    slide = open_slide(write_slide(tmp / "bench.ome.tif", args.size))
+    slide_file = args.slide or write_slide(tmp / "bench.ome.tif", args.size)
+    slide = open_slide(slide_file)
+    args.size = slide.dimensions[0]
     print(f"slide {slide.dimensions} levels {slide.level_count} written in {time.perf_counter() - t:.1f} s")
     view = SlideView()
     view.resize(1600, 1000)
@@ -134,7 +184,7 @@ def main() -> int:
     pump(1500)
     fit = view.zoom
     print(f"\nFrame time while panning ({args.cells:,} cells shown):")
-    for zoom in (fit, 0.25, 1.0, 4.0):
+    for zoom in (fit, *args.zooms):
         view.set_zoom(zoom, view.visible_rect().center())
         pump(1500)  # let the tiles of this zoom arrive
         frames = pan_frames(view)
@@ -147,7 +197,7 @@ def main() -> int:
     from core.models.runtime import load_model
 
     model = load_model(random_model(tmp / "model"), device="cpu")
-    analysis_slide = open_slide(tmp / "bench.ome.tif")
+    analysis_slide = open_slide(slide_file)
 
     def factory(cancel):  # noqa: ANN001, ANN202
         return analyse_slide(analysis_slide, model, engine_params(), cancel=cancel)
@@ -172,6 +222,9 @@ def main() -> int:
     print(f"  longest event-loop stall {probe.worst_stall_ms():.1f} ms; probe gap p99 "
           f"{gaps[int(0.99 * len(gaps)) - 1]:.1f} ms over {len(gaps)} ticks")
     print(f"  frame time median {statistics.median(frames):.1f} ms, max {max(frames):.1f} ms")
+    import resource
+
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     view.close_slide()
     del qapp
     return 0
