@@ -358,11 +358,9 @@ class ActionsMixin:
         pdf = self._try("Making the report", self.session.render_report, self.report_settings())
         if pdf is None:
             return
-        from core.scores import format_scores  # noqa: F401 (summary text when QtPdf is missing)
-
         summary = self.score_panel.headline.text()
-        dlg = ReportDialog(pdf, summary, self)
-        if dlg.exec() == QDialog.DialogCode.Accepted:
+        dlg = self._try("Previewing the report", ReportDialog, pdf, summary, self)
+        if dlg is not None and dlg.exec() == QDialog.DialogCode.Accepted:
             name = f"{self.session.case.accession}-report.pdf"
             path, _ = QFileDialog.getSaveFileName(self, "Save report", name, "PDF (*.pdf)")
             if path:
