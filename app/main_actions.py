@@ -123,6 +123,7 @@ class ActionsMixin:
         if self.view.slide is not s.slide:
             self.undo.clear()
             self.view.open_slide(s.slide)
+            self.view_toggle_density(self.density_action.isChecked())  # the new slide's map as asked
             self.layers_panel.set_channels(self.view.display)
             mx, _ = s.slide.mpp
             self.mpp_label.setText(f"Pixel size {mx:.3f} µm")
@@ -167,6 +168,37 @@ class ActionsMixin:
         self.layers_panel.regions_box.blockSignals(True)
         self.layers_panel.regions_box.setChecked(on)
         self.layers_panel.regions_box.blockSignals(False)
+
+    def view_toggle_density(self, on: bool) -> None:
+        if self.view.density is not None:
+            self.view.density.setVisible(on)
+        self.layers_panel.density_box.blockSignals(True)
+        self.layers_panel.density_box.setChecked(on)
+        self.layers_panel.density_box.blockSignals(False)
+
+    def on_density_marker_changed(self, _marker: str) -> None:
+        self._show_density(self.session.cells)
+
+    def _show_density(self, cells: pd.DataFrame | None) -> None:
+        """Recompute the density map of the marker chosen in the Layers dock (core's raster, limited
+        to the analysed tissue when the shown analysis stored its mask) and its legend; no cells, no map.
+
+        Called when the cells or the marker change, not per frame: ~60 ms for 1M cells.
+        """
+        from core.report.qc import DENSITY_SIGMA_UM, analysed_density
+
+        layer, marker = self.view.density, self.layers_panel.density_marker
+        if layer is None:
+            return
+        overlay = None
+        if cells is not None and len(cells) and self.view.slide is not None and self.view.mpp:
+            w, h = self.view.slide.dimensions  # type: ignore[attr-defined]
+            mpp = self.view.mpp
+            summary = (self.session.analysis or {}).get("summary") or {}
+            overlay = self._try("Drawing the density map", analysed_density, cells, (w * mpp[0], h * mpp[1]), mpp,
+                                marker, summary)
+        layer.set_overlay(overlay)
+        self.layers_panel.set_density_legend(layer.vmax, marker, DENSITY_SIGMA_UM)
 
     def view_toggle_fill(self, on: bool) -> None:
         if self.view.regions is not None:
@@ -256,6 +288,7 @@ class ActionsMixin:
 
     def on_cells_changed(self) -> None:
         self._show_cells(self.session.cells)
+        self._show_density(self.session.cells)
         summary = (self.session.analysis or {}).get("summary") or {}
         if summary.get("device"):  # the shown cells' own run: what made them, not only the setting
             run = f"{summary['device']} ({summary.get('precision', '?')})"
@@ -306,6 +339,7 @@ class ActionsMixin:
             return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,
                                 cancel=cancel)
         self._show_cells(None)
+        self._show_density(None)  # the old cells' map would mislead while new cells come in
         self.start_job(factory, self.on_analysis_finished)
 
     def cancel_analysis(self) -> None:
@@ -335,11 +369,13 @@ class ActionsMixin:
         self.partial_cells = []
         self.analysis_panel.ended("Cancelled. Nothing was changed.")
         self._show_cells(self.session.cells)
+        self._show_density(self.session.cells)
 
     def on_job_failed(self, exc: BaseException) -> None:
         self.partial_cells = []
         self.analysis_panel.ended("Failed: see the message.")
         self._show_cells(self.session.cells)
+        self._show_density(self.session.cells)
         self.reporter.report(exc, self, "The analysis")
 
     # --- report, signing, settings ------------------------------------------------------------------

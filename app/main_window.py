@@ -2,7 +2,8 @@
 
 Layout, menus, toolbar, status bar and shortcuts live here; what the commands do is in
 :class:`app.main_actions.ActionsMixin`. Shortcuts follow QuPath where it has one
-(D detections, A annotations, F fill, M move, P polygon, R rectangle, B brush, S select).
+(D detections, A annotations, F fill, M move, P polygon, R rectangle, B brush, S select); H shows
+the density map (heat map).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.fill_action = a("&Fill regions", self.view_toggle_fill, "F", checkable=True)
         for act in (self.cells_action, self.regions_action, self.fill_action):
             act.setChecked(True)
+        self.density_action = a("Density &map", self.view_toggle_density, "H", checkable=True)
         self.fit_action = a("Zoom to &fit", self.view.fit, "Ctrl+0")
         self.contrast_action = a("&Brightness && contrast…", self.contrast_dialog, "Shift+C")
         self.run_action = a("&Run analysis", self.run_analysis, "Ctrl+R")
@@ -141,8 +143,8 @@ class MainWindow(ActionsMixin, QMainWindow):
         for act in (self.undo_action, self.redo_action, None, self.delete_action, self.derive_action):
             edit.addSeparator() if act is None else edit.addAction(act)
         view = bar.addMenu("&View")
-        for act in (self.cells_action, self.regions_action, self.fill_action, None, self.fit_action,
-                    self.contrast_action):
+        for act in (self.cells_action, self.regions_action, self.fill_action, self.density_action, None,
+                    self.fit_action, self.contrast_action):
             view.addSeparator() if act is None else view.addAction(act)
         windows = view.addMenu("Panels")
         for dock in (self.case_dock, self.layers_dock, self.results_dock, self.analysis_dock):
@@ -165,7 +167,8 @@ class MainWindow(ActionsMixin, QMainWindow):
         for act in self.tool_actions.values():
             toolbar.addAction(act)
         toolbar.addSeparator()
-        for act in (self.cells_action, self.regions_action, self.fill_action, self.contrast_action):
+        for act in (self.cells_action, self.regions_action, self.fill_action, self.density_action,
+                    self.contrast_action):
             toolbar.addAction(act)
         toolbar.addSeparator()
         toolbar.addAction(self.run_action)
@@ -198,6 +201,9 @@ class MainWindow(ActionsMixin, QMainWindow):
         lp.cells_toggled.connect(self.view_toggle_cells)
         lp.regions_toggled.connect(self.regions_action.setChecked)
         lp.regions_toggled.connect(self.view_toggle_regions)
+        lp.density_toggled.connect(self.density_action.setChecked)
+        lp.density_toggled.connect(self.view_toggle_density)
+        lp.density_marker_changed.connect(self.on_density_marker_changed)
         lp.region_selected.connect(self.view.select_region)
         lp.delete_requested.connect(self.delete_selected_region)
         lp.derive_requested.connect(self.derive_ct_im)

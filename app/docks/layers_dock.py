@@ -1,7 +1,9 @@
-"""LayersPanel: channels, cell classes and regions on and off; the region list and its actions."""
+"""LayersPanel: channels, cell classes, the density map and regions on and off; the region list and its
+actions."""
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
@@ -18,14 +20,34 @@ from PySide6.QtWidgets import (
 )
 
 from app.viewer.display import DisplaySettings
-from core.classes import CLASS_COLOURS, CLASS_NAMES, POSITIVE_CLASSES
+from app.viewer.slide_view import BACKGROUND
+from app.viewer.tiles import array_to_qimage
+from core.classes import CLASS_COLOURS, CLASS_NAMES, DEFAULT_MARKER_GROUPS, POSITIVE_CLASSES
 from core.regions import Region, RegionKind
+from core.report.colours import marker_colour
+from core.report.overview import density_rgba
 
 
 def swatch(colour: QColor | str) -> QIcon:
     pix = QPixmap(12, 12)
     pix.fill(QColor(colour))
     return QIcon(pix)
+
+
+def colour_bar(vmax: float, marker: str, size: tuple[int, int] = (160, 12)) -> QPixmap:
+    """The density map's colour bar, 0 (left) to ``vmax`` (right), drawn by core's
+    :func:`~core.report.overview.density_rgba` over the viewer's background, as the map looks on glass."""
+    w, h = size
+    rgba = density_rgba(np.linspace(0.0, vmax, w, dtype=np.float32)[None, :], vmax, marker_colour(marker), on_dark=True)
+    a = rgba[..., 3:].astype(np.float32) / 255
+    bg = np.array([BACKGROUND.red(), BACKGROUND.green(), BACKGROUND.blue()], np.float32)
+    rgb = np.repeat((rgba[..., :3] * a + bg * (1 - a)).round().astype(np.uint32), h, axis=0)
+    return QPixmap.fromImage(array_to_qimage((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]))
+
+
+def format_density(value: float) -> str:
+    """A colour-bar maximum for the legend: "1,500", "2.5"."""
+    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
 
 
 class LayersPanel(QWidget):
@@ -36,6 +58,8 @@ class LayersPanel(QWidget):
     class_toggled = Signal(int, bool)
     cells_toggled = Signal(bool)
     regions_toggled = Signal(bool)
+    density_toggled = Signal(bool)
+    density_marker_changed = Signal(str)
     region_selected = Signal(str)
     delete_requested = Signal()
     derive_requested = Signal()
@@ -67,6 +91,27 @@ class LayersPanel(QWidget):
             self.class_boxes[c] = box
         layout.addWidget(cell_box)
 
+        dens_box = QGroupBox("Density map")
+        dl = QVBoxLayout(dens_box)
+        self.density_box = QCheckBox("Show density map (H)")
+        self.density_box.toggled.connect(self.density_toggled)
+        dl.addWidget(self.density_box)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Marker"))
+        self.marker_combo = QComboBox()
+        self.marker_combo.addItems(list(DEFAULT_MARKER_GROUPS))  # CD3+ first
+        self.marker_combo.currentTextChanged.connect(self.density_marker_changed)
+        row.addWidget(self.marker_combo, 1)
+        dl.addLayout(row)
+        self.density_bar = QLabel()
+        dl.addWidget(self.density_bar)
+        self.density_legend = QLabel()
+        self.density_legend.setWordWrap(True)
+        dl.addWidget(self.density_legend)
+        self.density_vmax: float | None = None  # the legend's top, None when there is no map
+        self.set_density_legend(None, self.density_marker)
+        layout.addWidget(dens_box)
+
         reg_box = QGroupBox("Regions")
         rl = QVBoxLayout(reg_box)
         self.regions_box = QCheckBox("Show regions (A)")
@@ -97,6 +142,24 @@ class LayersPanel(QWidget):
     @property
     def draw_kind(self) -> RegionKind:
         return RegionKind(self.kind_combo.currentData())
+
+    @property
+    def density_marker(self) -> str:
+        return self.marker_combo.currentText()
+
+    def set_density_legend(self, vmax: float | None, marker: str, sigma_um: float | None = None) -> None:
+        """Show the map's scale: 0 to ``vmax`` cells/mm² of ``marker``, smoothed over ``sigma_um``;
+        vmax None: there is no map (no cells of this marker in the analysed tissue)."""
+        self.density_vmax = vmax
+        if vmax is None:
+            self.density_bar.clear()
+            self.density_bar.hide()
+            self.density_legend.setText(f"No {marker} cells in the analysed tissue: no density map.")
+            return
+        self.density_bar.setPixmap(colour_bar(vmax, marker))
+        self.density_bar.show()
+        smoothing = f" ({sigma_um:g} µm smoothing)" if sigma_um else ""
+        self.density_legend.setText(f"0 – {format_density(vmax)} {marker} cells/mm²{smoothing}")
 
     def set_channels(self, display: DisplaySettings) -> None:
         for box in self.channel_boxes:

@@ -2,8 +2,9 @@
 
 The background is painted from tiles of the pyramid level that suits the zoom (loaded in a thread
 pool, see :mod:`app.viewer.tiles`); where a tile is still missing, coarser tiles and finally the
-overview are drawn underneath, so the view is never blank. Cells and regions are scene items on
-top. Scene units are level-0 pixels; the view's scale is screen pixels per level-0 pixel (zoom).
+overview are drawn underneath, so the view is never blank. The density map, cells and regions are
+scene items on top, in that order. Scene units are level-0 pixels; the view's scale is screen
+pixels per level-0 pixel (zoom).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from shapely import affinity
 from shapely.geometry.base import BaseGeometry
 
 from app.viewer.cells_layer import CellOverlay
+from app.viewer.density_layer import DensityMapLayer
 from app.viewer.display import ROLE_COLOURS, DisplaySettings, compose_rgb32, default_display
 from app.viewer.navigator import OverviewNavigator
 from app.viewer.regions_layer import RegionOverlay
@@ -66,6 +68,7 @@ class SlideView(QGraphicsView):
         self.overview: QPixmap | None = None
         self.overview_array = None
         self.cells: CellOverlay | None = None
+        self.density: DensityMapLayer | None = None
         self.regions: RegionOverlay | None = None
         self.mpp: tuple[float, float] | None = None
         self._geoms_px: dict[str, BaseGeometry] = {}
@@ -101,6 +104,8 @@ class SlideView(QGraphicsView):
         self._render_overview()
         self.cells = CellOverlay((w, h), self.mpp[0] if self.mpp else None)
         self.scene().addItem(self.cells)
+        self.density = DensityMapLayer((w, h))
+        self.scene().addItem(self.density)
         self.regions = RegionOverlay(self.scene(), self.mpp or (1.0, 1.0))
         self.fit()
 
@@ -111,6 +116,7 @@ class SlideView(QGraphicsView):
         self.cache.clear()
         self.scene().clear()
         self.cells = None
+        self.density = None
         self.regions = None
         self.slide = None
         self.overview = None

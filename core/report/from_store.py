@@ -23,7 +23,6 @@ from core.errors import CoreError, SlideError
 from core.regions import Region, RegionKind, RegionSet
 from core.report.data import (
     CohortSummary,
-    DensityOverlay,
     ImmunoscoreSummary,
     ModelSummary,
     QCSummary,
@@ -33,7 +32,7 @@ from core.report.data import (
     Signature,
     TBSummary,
 )
-from core.report.qc import decode_mask, density_from_cells, fraction_in_mask, mask_density, summarise_metrics
+from core.report.qc import analysed_density, decode_mask, fraction_in_mask, summarise_metrics
 
 #: Region labels of the density table, by the scores' short names.
 REGION_TITLES = {"CT": "Tumour centre (CT)", "IM": "Invasive margin (IM)", "Tumour": "Whole tumour"}
@@ -176,16 +175,6 @@ def _model(analysis: Any) -> ModelSummary:
     )
 
 
-def _density(cells: Any, extent: tuple[float, float], mpp: tuple[float, float], marker: str,
-             summary: Mapping[str, Any]) -> DensityOverlay:
-    """Density overlay from the cells, limited to the analysed tissue when its mask is stored."""
-    overlay = density_from_cells(cells, extent, mpp, marker)
-    if "tissue_mask" in summary:
-        mask, ds = decode_mask(summary["tissue_mask"])
-        overlay = mask_density(overlay, mask, ds)
-    return overlay
-
-
 def _operator(store: Any, case_id: int, analysis_id: int) -> str:
     for entry in store.audit_entries(case_id):
         if entry.entity == "analysis" and entry.entity_id == analysis_id and entry.action == "start":
@@ -262,7 +251,7 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
         patient_id=case.patient_id or "", slide_name=Path(slide.path).name, slide_id=f"sha256 {slide.fingerprint[:16]}",
         report_date=report_date, created_at=case.created_at, analysed_at=analysis.finished_at,
         operator=_operator(store, case_id, analysis.id), thumbnail=thumbnail, thumbnail_downsample=ds, mpp=mpp,
-        regions=regions, density=_density(cells, extent, mpp, density_marker, analysis.summary or {}),
+        regions=regions, density=analysed_density(cells, extent, mpp, density_marker, analysis.summary or {}),
         region_stats=_region_stats(result.get("densities")), immunoscore=_immunoscore(im_result),
         tb_score=_tb(result.get("t_and_b")), cohort=cohort, model=_model(analysis),
         qc=_qc(analysis, mpp, regions, warnings), synthetic=bool(slide.is_synthetic),

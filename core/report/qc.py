@@ -24,6 +24,8 @@ from core.report.data import DensityOverlay
 UM2_PER_MM2 = 1e6
 #: Longest side (pixels) of a stored tissue mask; larger masks are subsampled.
 MAX_MASK_SIDE = 1024
+#: Gaussian smoothing (µm) of the density overlay, in the report and in the app's density map.
+DENSITY_SIGMA_UM = 50.0
 
 
 def encode_mask(mask: np.ndarray, downsample: float) -> dict[str, Any]:
@@ -88,7 +90,7 @@ def fraction_in_mask(geometry: BaseGeometry, mask: np.ndarray, downsample: float
 
 def density_from_cells(cells: pd.DataFrame, extent_um: tuple[float, float], mpp: tuple[float, float],
                        marker: str = "CD3+", marker_groups: Mapping[str, tuple[str, ...]] = DEFAULT_MARKER_GROUPS,
-                       max_side: int = 512, sigma_um: float = 50.0) -> DensityOverlay:
+                       max_side: int = 512, sigma_um: float = DENSITY_SIGMA_UM) -> DensityOverlay:
     """A smoothed density raster (cells/mm²) of one marker group, for the overview.
 
     extent_um: slide (width, height) in µm; mpp: (x, y) µm per level-0 pixel (for the raster's
@@ -121,6 +123,20 @@ def mask_density(overlay: DensityOverlay, mask: np.ndarray, mask_downsample: flo
     keep[np.ix_(inside_y, inside_x)] = mask[np.ix_(centres_y[inside_y], centres_x[inside_x])]
     return DensityOverlay(values=np.where(keep, overlay.values, 0.0).astype(np.float32),
                           downsample=overlay.downsample, label=overlay.label)
+
+
+def analysed_density(cells: pd.DataFrame, extent_um: tuple[float, float], mpp: tuple[float, float],
+                     marker: str, summary: Mapping[str, Any]) -> DensityOverlay:
+    """The density overlay of one marker group (:func:`density_from_cells`), zero outside the
+    analysed tissue when the analysis ``summary`` holds its ``tissue_mask``.
+
+    The report and the app's density map call this one function, so they show the same picture.
+    """
+    overlay = density_from_cells(cells, extent_um, mpp, marker)
+    if "tissue_mask" in summary:
+        mask, ds = decode_mask(summary["tissue_mask"])
+        overlay = mask_density(overlay, mask, ds)
+    return overlay
 
 
 def _f1_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
