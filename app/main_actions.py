@@ -123,7 +123,7 @@ class ActionsMixin:
         if self.view.slide is not s.slide:
             self.undo.clear()
             self.view.open_slide(s.slide)
-            self.view_toggle_density(self.density_action.isChecked())  # the new slide's map as asked
+            self._apply_layer_choices()
             self.layers_panel.set_channels(self.view.display)
             mx, _ = s.slide.mpp
             self.mpp_label.setText(f"Pixel size {mx:.3f} µm")
@@ -154,6 +154,15 @@ class ActionsMixin:
 
     def on_display_changed(self, display: DisplaySettings) -> None:
         self.view.set_display(display)
+
+    def _apply_layer_choices(self) -> None:
+        """Give a newly opened slide's layers what the user chose (they are made anew per slide)."""
+        self.view_toggle_cells(self.cells_action.isChecked())
+        for cls, box in self.layers_panel.class_boxes.items():
+            self.on_class_toggled(cls, box.isChecked())
+        self.view_toggle_regions(self.regions_action.isChecked())
+        self.view_toggle_fill(self.fill_action.isChecked())
+        self.view_toggle_density(self.density_action.isChecked())
 
     def view_toggle_cells(self, on: bool) -> None:
         if self.view.cells is not None:

@@ -148,3 +148,19 @@ def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window,
     again.sign_case("Dr Test")
     assert again.session.read_only and again.reporter.last_error is None
     again.close()
+
+
+def test_layer_choices_carry_over_to_the_next_slide(qtbot, window, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """Each slide gets new layers: they must start as the user left the toggles, not all on."""
+    from tests.app.conftest import write_ome_tiff
+
+    assert window.open_slide_file(slide_path, "T-LAYERS-1")
+    window.cells_action.trigger()  # D: cells off
+    window.regions_action.trigger()  # A: regions off
+    window.layers_panel.class_boxes[2].setChecked(False)  # CD3 off
+    assert not window.view.cells.isVisible()
+    assert window.open_slide_file(write_ome_tiff(tmp_path / "second.ome.tif", seed=3), "T-LAYERS-2")
+    assert window.view.slide is window.session.slide
+    assert not window.view.cells.isVisible() and not window.layers_panel.cells_box.isChecked()
+    assert 2 not in window.view.cells.visible_classes and 1 in window.view.cells.visible_classes
+    assert not window.view.regions.visible
