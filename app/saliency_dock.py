@@ -345,7 +345,9 @@ class SaliencyPanel(QWidget):
         res, name = expl.maps[target], ctx.class_names[target]
         where = "inside the cell" if ctx.is_cell else f"on pixels predicted {name}"
         inside, grown = expl.inside_fraction(target), expl.inside_fraction(target, 1.0)
-        share = "no saliency found" if np.isnan(inside) else f"{inside:.0%} of the saliency {where} ({grown:.0%} within 1 µm)"
+        share = "no saliency found" if np.isnan(inside) else (
+            f"{inside:.0%} of the saliency {where} ({grown:.0%} within 1 µm); of its most salient pixels, "
+            f"{expl.rank_fraction(target):.0%} lie {where}")
         self.info.setText(f"{name}: {res.n_masks:,} forward passes, {expl.seconds[target]:.1f} s; {share}.")
 
     # --- saving -----------------------------------------------------------------------------------

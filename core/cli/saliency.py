@@ -141,11 +141,13 @@ def write_outputs(expl: Explanation, out: Path, meta: dict[str, Any]) -> dict[st
         _save_png(_depth_strip(base, res.depth_maps), out / f"saliency_{name}_depths.png")
         inside = expl.inside_fraction(target)
         grown = expl.inside_fraction(target, DILATE_UM)
+        rank = expl.rank_fraction(target)
         targets.append({
             "class": name, "class_id": target, "n_masks": res.n_masks, "depths": int(res.depth_maps.shape[0]),
             "seconds": round(expl.seconds[target], 3),
             "inside_fraction": None if np.isnan(inside) else round(inside, 4),
             f"inside_fraction_dilated_{DILATE_UM:g}um": None if np.isnan(grown) else round(grown, 4),
+            "top_pixels_inside": None if np.isnan(rank) else round(rank, 4),
         })
     cell = None
     if ctx.cell_mask is not None and ctx.cell_class is not None:
@@ -159,6 +161,8 @@ def write_outputs(expl: Explanation, out: Path, meta: dict[str, Any]) -> dict[st
         "mode": "cell" if ctx.is_cell else "patch",
         "inside_fraction_means": "saliency mass inside the cell's predicted pixels / mass in the whole patch"
         if ctx.is_cell else "saliency mass inside the pixels predicted as the class / mass in the whole patch",
+        "top_pixels_inside_means": "of the K most salient pixels (K = the pixels of that same mask), the fraction "
+        "inside it (relevance rank accuracy)",
         "patch_location_px": [round(v, 3) for v in ctx.patch.location],
         "patch_size": int(ctx.patch.image.shape[0]), "patch_mpp": ctx.patch.mpp,
         "point_class": ctx.class_names[ctx.point_class], "cell": cell,
@@ -201,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
                       "synthetic": model.card.synthetic, "device": str(model.device)}}
     doc = write_outputs(expl, args.out, meta)
     for t in doc["targets"]:
-        inside = "" if t["inside_fraction"] is None else f", {t['inside_fraction']:.1%} of the mass inside"
+        inside = "" if t["inside_fraction"] is None else (
+            f", {t['inside_fraction']:.1%} of the mass inside, {t['top_pixels_inside']:.1%} of the top pixels inside")
         print(f"{t['class']}: {t['n_masks']} forward passes in {t['seconds']:.1f} s{inside}")
     print(f"Wrote {args.out}")
     return 0

@@ -154,6 +154,8 @@ def test_explain_cell_and_patch_put_the_saliency_on_the_cell(disc_slide, level_m
     # but far more than the cell's share of the patch (2%) lies inside.
     assert cell.inside_fraction(2) > 10 * cell_ctx.cell_mask.mean()
     assert cell.inside_fraction(2, dilate_um=1.0) > cell.inside_fraction(2)
+    # Where the strongest evidence lies is sharper than the mass: the top pixels sit on the cell.
+    assert cell.rank_fraction(2) > 0.95 > 0.5 > cell.inside_fraction(2)  # measured 1.0 and 0.28
     # Patch mode: the per-pixel drop only occurs where class 2 is predicted (A and B).
     reports = []
     patch = run_to_completion(explain_job(level_model, patch_ctx, [2, 4]), reports.append)
@@ -231,6 +233,7 @@ def test_cli_cell_mode_defaults_to_the_cell_class(tmp_path, tiny_model_dir, nucl
     target = doc["targets"][0]
     assert doc["mode"] == "cell" and target["class"] == doc["cell"]["class"] == TINY.classes[ctx.classes[rows[i], cols[i]]]
     assert 0 <= target["inside_fraction"] <= target["inside_fraction_dilated_1um"] <= 1
+    assert 0 <= target["top_pixels_inside"] <= 1
 
 
 def test_cli_unknown_class_is_a_one_line_error(tmp_path, tiny_model_dir, nuclei_slide, capsys):
