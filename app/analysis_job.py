@@ -50,11 +50,13 @@ def analysis_job(
     precision: str | None, cancel: CancelToken,
 ) -> Generator[Progress, None, AnalysisOutcome]:
     """Analyse ``slide`` (an open core Slide) with the model in ``model_dir`` and store the result."""
+    from app.workers import freeze_long_lived
     from core.analysis import analyse_and_record, jsonable
     from core.models.runtime import load_model
 
     yield Progress(0, 0, f"Loading the model from {model_dir}")
     model = load_model(model_dir, device=device, precision=precision)
+    freeze_long_lived()  # torch and the model are here for good: keep them out of full GC passes
     cancel.check()
     recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, engine_params(),
                                              cancel=cancel, checkpoint_dir=checkpoint_dir())
