@@ -31,6 +31,13 @@ from core.regions import Region
 log = logging.getLogger(__name__)
 
 
+def _check_quietly(box: Any, on: bool) -> None:
+    """Tick a Layers checkbox to match its menu action without it signalling back."""
+    box.blockSignals(True)
+    box.setChecked(on)
+    box.blockSignals(False)
+
+
 class ActionsMixin:
     """Slots of :class:`app.main_window.MainWindow` (kept apart to keep each module short)."""
 
@@ -167,23 +174,17 @@ class ActionsMixin:
     def view_toggle_cells(self, on: bool) -> None:
         if self.view.cells is not None:
             self.view.cells.setVisible(on)
-        self.layers_panel.cells_box.blockSignals(True)
-        self.layers_panel.cells_box.setChecked(on)
-        self.layers_panel.cells_box.blockSignals(False)
+        _check_quietly(self.layers_panel.cells_box, on)
 
     def view_toggle_regions(self, on: bool) -> None:
         if self.view.regions is not None:
             self.view.regions.set_visible(on)
-        self.layers_panel.regions_box.blockSignals(True)
-        self.layers_panel.regions_box.setChecked(on)
-        self.layers_panel.regions_box.blockSignals(False)
+        _check_quietly(self.layers_panel.regions_box, on)
 
     def view_toggle_density(self, on: bool) -> None:
         if self.view.density is not None:
             self.view.density.setVisible(on)
-        self.layers_panel.density_box.blockSignals(True)
-        self.layers_panel.density_box.setChecked(on)
-        self.layers_panel.density_box.blockSignals(False)
+        _check_quietly(self.layers_panel.density_box, on)
 
     def on_density_marker_changed(self, _marker: str) -> None:
         self._show_density(self.session.cells)

@@ -78,3 +78,43 @@ def settings_store(tmp_path: Path, model_dir: Path):  # noqa: ANN201 (SettingsSt
     settings.analysis.device = "cpu"
     store.save(settings)
     return store
+
+
+@pytest.fixture
+def window(qtbot, settings_store):  # noqa: ANN001, ANN201 (MainWindow; Qt import kept lazy)
+    """The real main window, shown offscreen, with isolated settings and case store."""
+    from app.errors import ErrorReporter
+    from app.main_window import MainWindow
+
+    w = MainWindow(settings_store, ErrorReporter())
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def view(qtbot, slide_path: Path):  # noqa: ANN001, ANN201 (SlideView)
+    """A bare SlideView (400² px) showing the test slide."""
+    from app.viewer.slide_view import SlideView
+    from core.slides import open_slide
+
+    v = SlideView()
+    qtbot.addWidget(v)
+    v.resize(400, 400)
+    v.show()
+    qtbot.waitExposed(v)
+    slide = open_slide(slide_path)
+    v.open_slide(slide)
+    yield v
+    v.close_slide()
+    slide.close()
+
+
+def grab_view(qtbot, view):  # noqa: ANN001, ANN201 (QImage)
+    """The viewport as painted, once the background tiles at this zoom are in (a stable backdrop)."""
+    qtbot.waitUntil(lambda: all(view.cache.get(k) for k in view._visible_keys(view.level_for_zoom())),
+                    timeout=10000)
+    return view.viewport().grab().toImage()

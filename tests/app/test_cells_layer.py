@@ -10,8 +10,6 @@ Slide: 1024² level-0 px at 0.5 µm/px (tests/app/conftest.py); view 400² scree
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,29 +19,7 @@ from PySide6.QtGui import QColor, QImage
 from app.viewer.cells_layer import CELL_DIAMETER_UM, MAX_POINTS
 from app.viewer.slide_view import SlideView
 from core.classes import CLASS_COLOURS
-from core.slides import open_slide
-from tests.app.conftest import MPP
-
-
-@pytest.fixture
-def view(qtbot, slide_path: Path) -> Iterator[SlideView]:  # noqa: ANN001
-    v = SlideView()
-    qtbot.addWidget(v)
-    v.resize(400, 400)
-    v.show()
-    qtbot.waitExposed(v)
-    slide = open_slide(slide_path)
-    v.open_slide(slide)
-    yield v
-    v.close_slide()
-    slide.close()
-
-
-def _grab(qtbot, view: SlideView) -> QImage:  # noqa: ANN001
-    """The viewport as painted, once the background tiles at this zoom are in (a stable backdrop)."""
-    qtbot.waitUntil(lambda: all(view.cache.get(k) for k in view._visible_keys(view.level_for_zoom())),
-                    timeout=10000)
-    return view.viewport().grab().toImage()
+from tests.app.conftest import MPP, grab_view
 
 
 def _rgb(img: QImage, x: float, y: float) -> np.ndarray:
@@ -68,7 +44,7 @@ def test_ring_around_the_nucleus_at_high_zoom_and_hidden_class(qtbot, view: Slid
     cls, colour = 4, CLASS_COLOURS[4]
     cell = QPointF(500.5, 520.5)
     _show(view, np.array([cell.x()]), np.array([cell.y()]), np.array([cls]), cell, 4.0)
-    img = _grab(qtbot, view)
+    img = grab_view(qtbot, view)
     assert view.cells.last_style == "ring" and view.cells.last_drawn == 1
     c = view.mapFromScene(cell)
     radius = CELL_DIAMETER_UM / MPP * view.zoom / 2  # the nucleus's radius on screen (28 px)
@@ -89,10 +65,10 @@ def test_ring_around_the_nucleus_at_high_zoom_and_hidden_class(qtbot, view: Slid
     assert not any(_is(img, x, y, colour) for x, y in inside + outside)  # the nucleus stays visible
 
     view.cells.set_class_visible(cls, False)
-    hidden = _grab(qtbot, view)
+    hidden = grab_view(qtbot, view)
     assert view.cells.last_drawn == 0 and ring_hits(hidden) == 0
     view.cells.set_class_visible(cls, True)
-    assert ring_hits(_grab(qtbot, view)) == 16
+    assert ring_hits(grab_view(qtbot, view)) == 16
 
 
 def test_discs_carry_each_cells_class_colour(qtbot, view: SlideView) -> None:  # noqa: ANN001
@@ -100,7 +76,7 @@ def test_discs_carry_each_cells_class_colour(qtbot, view: SlideView) -> None:  #
     x = np.array([p.x() for p in cells.values()])
     y = np.array([p.y() for p in cells.values()])
     _show(view, x, y, np.array(list(cells)), QPointF(500, 500), 0.5)
-    img = _grab(qtbot, view)
+    img = grab_view(qtbot, view)
     assert view.cells.last_style == "disc" and view.cells.last_drawn == 3
     for cls, p in cells.items():
         s = view.mapFromScene(p)
@@ -123,7 +99,7 @@ def test_crowded_view_draws_dots_for_the_visible_cells_only(qtbot, view: SlideVi
     in_view = np.zeros(len(x), bool)
     in_view[:n_in] = True
     in_view[-1] = True
-    img = _grab(qtbot, view)
+    img = grab_view(qtbot, view)
     assert view.cells.last_style == "dot"
     assert view.cells.last_drawn == int((in_view & (cls != 0)).sum())
     # A lone cell at the top left (clear of the scale bar and the navigator): its dot in its colour.
@@ -131,10 +107,10 @@ def test_crowded_view_draws_dots_for_the_visible_cells_only(qtbot, view: SlideVi
     assert _is(img, lone.x(), lone.y(), CLASS_COLOURS[3], tol=12)
 
     view.cells.set_class_visible(2, False)
-    img = _grab(qtbot, view)
+    img = grab_view(qtbot, view)
     assert view.cells.last_drawn == int((in_view & np.isin(cls, [1, 3, 4])).sum())
     view.cells.set_class_visible(3, False)
-    img = _grab(qtbot, view)
+    img = grab_view(qtbot, view)
     assert not _is(img, lone.x(), lone.y(), CLASS_COLOURS[3])
 
 
@@ -143,10 +119,10 @@ def test_too_many_cells_zoomed_out_become_a_density_raster(qtbot, view: SlideVie
     n = MAX_POINTS + 10_000
     x, y = rng.uniform(0, 1024, n), rng.uniform(0, 1024, n)
     _show(view, x, y, np.full(n, 3), QPointF(512, 512), view.fit_zoom())
-    shown = _grab(qtbot, view)
+    shown = grab_view(qtbot, view)
     assert view.cells.last_style == "density" and view.cells.last_drawn == 0
     view.cells.set_class_visible(3, False)
-    backdrop = _grab(qtbot, view)
+    backdrop = grab_view(qtbot, view)
     # ~85 cells per 32² px bin: the raster is at its full opacity (230/255) in the class colour.
     q = QColor(CLASS_COLOURS[3])
     colour = np.array([q.red(), q.green(), q.blue()])
@@ -157,5 +133,5 @@ def test_too_many_cells_zoomed_out_become_a_density_raster(qtbot, view: SlideVie
     view.cells.set_class_visible(3, True)
     few = 20_000  # the same zoom with fewer cells than the limit: cells, not a raster
     view.cells.set_cells(x[:few], y[:few], np.full(few, 3))
-    _grab(qtbot, view)
+    grab_view(qtbot, view)
     assert view.cells.last_style == "dot" and view.cells.last_drawn == few

@@ -10,17 +10,13 @@ for the same cells; a stored tissue mask that leaves the cluster out removes the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QImage
 
-from app.errors import ErrorReporter
-from app.main_window import MainWindow
 from app.viewer.slide_view import BACKGROUND, SlideView
 from core.cells import make_cell_table
 from core.classes import class_index
@@ -28,8 +24,7 @@ from core.report.colours import marker_colour
 from core.report.data import DensityOverlay
 from core.report.overview import density_ceiling, density_rgba
 from core.report.qc import analysed_density, density_from_cells, encode_mask
-from core.slides import open_slide
-from tests.app.conftest import MPP
+from tests.app.conftest import MPP, grab_view
 
 SIZE = 1024  # level-0 px of the test slide
 CLUSTER = QPointF(250.0, 130.0)  # centre of the cells, level-0 px
@@ -48,27 +43,6 @@ def cluster_cells(n: int = 400, seed: int = 1) -> pd.DataFrame:
 
 def _extent() -> tuple[float, float]:
     return SIZE * MPP, SIZE * MPP
-
-
-@pytest.fixture
-def view(qtbot, slide_path: Path) -> Iterator[SlideView]:  # noqa: ANN001
-    v = SlideView()
-    qtbot.addWidget(v)
-    v.resize(400, 400)
-    v.show()
-    qtbot.waitExposed(v)
-    slide = open_slide(slide_path)
-    v.open_slide(slide)
-    yield v
-    v.close_slide()
-    slide.close()
-
-
-def _grab(qtbot, view: SlideView) -> QImage:  # noqa: ANN001
-    """The viewport as painted, once the background tiles at this zoom are in (a stable backdrop)."""
-    qtbot.waitUntil(lambda: all(view.cache.get(k) for k in view._visible_keys(view.level_for_zoom())),
-                    timeout=10000)
-    return view.viewport().grab().toImage()
 
 
 def _rgb(img: QImage, p: QPointF) -> np.ndarray:
@@ -92,9 +66,9 @@ def test_the_map_tints_the_cluster_in_the_marker_colour_and_nothing_else(qtbot, 
     # CD8+ (the CD8_CD3LO half of the cells): its red, unlike CD3+'s green, shows a red/blue swap.
     overlay = density_from_cells(cluster_cells(), _extent(), (MPP, MPP), "CD8+")
     layer.set_overlay(overlay)
-    hidden = _grab(qtbot, view)
+    hidden = grab_view(qtbot, view)
     layer.setVisible(True)
-    shown = _grab(qtbot, view)
+    shown = grab_view(qtbot, view)
     c, far = view.mapFromScene(CLUSTER), view.mapFromScene(FAR)
     tint = np.array(QColor(marker_colour("CD8+")).getRgb()[:3], dtype=float)
     before, after = _rgb(hidden, c), _rgb(shown, c)
@@ -113,9 +87,9 @@ def test_the_map_tints_the_cluster_in_the_marker_colour_and_nothing_else(qtbot, 
     view.centerOn(flank)
     view.set_zoom(2.0)
     layer.setVisible(False)
-    bare = _grab(qtbot, view)
+    bare = grab_view(qtbot, view)
     layer.setVisible(True)
-    over = _grab(qtbot, view)
+    over = grab_view(qtbot, view)
     f = view.mapFromScene(flank)
     expected = _expected(_rgb(bare, f), overlay, flank)
     assert np.abs(_rgb(over, f) - _rgb(bare, f)).max() > 15
@@ -124,18 +98,7 @@ def test_the_map_tints_the_cluster_in_the_marker_colour_and_nothing_else(qtbot, 
     view.fit()
     layer.set_overlay(density_from_cells(cluster_cells(), _extent(), (MPP, MPP), "CD20+"))  # no CD20 cells
     assert layer.vmax is None and layer.pixmap is None
-    assert np.array_equal(_rgb(_grab(qtbot, view), c), before)
-
-
-@pytest.fixture
-def window(qtbot, settings_store):  # noqa: ANN001, ANN201
-    w = MainWindow(settings_store, ErrorReporter())
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+    assert np.array_equal(_rgb(grab_view(qtbot, view), c), before)
 
 
 def test_h_toggles_the_map_and_the_legend_follows_cells_marker_and_tissue(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001

@@ -14,17 +14,6 @@ from core.errors import StoreError
 from core.regions import RegionKind
 
 
-@pytest.fixture
-def window(qtbot, settings_store):  # noqa: ANN001, ANN201
-    w = MainWindow(settings_store, ErrorReporter())
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def _viewport_point(view, x_px: float, y_px: float) -> QPoint:  # noqa: ANN001
     from PySide6.QtCore import QPointF
 

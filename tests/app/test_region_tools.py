@@ -9,7 +9,7 @@ tools' code. The test slide is 1024² level-0 px at 0.5 µm/px (tests/app/confte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,6 @@ import shapely.wkt
 from PySide6.QtCore import QPoint, QPointF, Qt
 from shapely.geometry import Point, Polygon
 
-from app.errors import ErrorReporter
 from app.main_window import MainWindow
 from app.viewer import ToolMode
 from app.viewer.tools import BrushTool
@@ -27,16 +26,10 @@ UM2_PER_PX = MPP * MPP
 
 
 @pytest.fixture
-def window(qtbot, settings_store, slide_path: Path) -> Iterator[MainWindow]:  # noqa: ANN001
-    """The main window with the test slide open as a new case."""
-    w = MainWindow(settings_store, ErrorReporter())
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    assert w.open_slide_file(slide_path, "T-TOOLS")
-    yield w
-    w.close()
+def window(window: MainWindow, slide_path: Path) -> MainWindow:
+    """The main window (tests/app/conftest.py) with the test slide open as a new case."""
+    assert window.open_slide_file(slide_path, "T-TOOLS")
+    return window
 
 
 def _vp(window: MainWindow, x_px: float, y_px: float) -> QPoint:
