@@ -43,6 +43,7 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.undo = QUndoStack(self)
         self.runner: JobRunner | None = None
         self.partial_cells: list = []
+        self.partial_counts: dict[int, int] = {}  # cells per class of the running analysis so far
         self.view = SlideView(self)
         self.setCentralWidget(self.view)
         self._make_docks()

@@ -13,10 +13,11 @@ stamps a few ms (``benchmarks/app_responsiveness.py``).
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from pyqtgraph.Qt.internals import PrimitiveArray
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
@@ -30,62 +31,123 @@ MAX_RINGS = 3000     # more visible cells than this → dots instead of rings (r
 CELL_DIAMETER_UM = 7.0
 
 
+#: Segments of at most this many cells are merged when they reach a similar size; bigger ones are
+#: left alone, so adding a block never re-sorts more than this (~10 ms) on the UI thread.
+MAX_MERGE = 100_000
+DENSITY_REFRESH_S = 1.0  # while cells stream in, the zoomed-out raster is remade at most this often
+
+
+class _Segment:
+    """Cells sorted by bucket, so that the cells of a rectangle are a few contiguous slices."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray, bucket: np.ndarray, n_buckets: int) -> None:
+        order = np.argsort(bucket, kind="stable")
+        self.x = np.ascontiguousarray(x[order], dtype=np.float64)
+        self.y = np.ascontiguousarray(y[order], dtype=np.float64)
+        self.cls = np.ascontiguousarray(cls[order], dtype=np.int16)
+        self.bucket = bucket[order]
+        self.starts = np.searchsorted(self.bucket, np.arange(n_buckets + 1))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
 class CellIndex:
-    """Cells sorted by bucket so that the cells of a rectangle are a few contiguous slices."""
+    """The cells of a slide in a bucket grid, built in segments so that cells can arrive in blocks.
+
+    An analysis delivers its cells block by block; re-sorting all cells so far for each block cost
+    170 ms on the UI thread at 1M cells. New cells form a segment; like segments merge when they
+    reach a similar size (a binary counter, so O(n log n) work in all) up to :data:`MAX_MERGE`, so
+    a query visits a handful of segments.
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray, size: tuple[int, int]) -> None:
         self.size = size
         self.nbx = max(1, int(np.ceil(size[0] / BUCKET)))
         self.nby = max(1, int(np.ceil(size[1] / BUCKET)))
-        bx = np.clip((x // BUCKET).astype(np.int64), 0, self.nbx - 1)
-        by = np.clip((y // BUCKET).astype(np.int64), 0, self.nby - 1)
-        bucket = by * self.nbx + bx
-        order = np.argsort(bucket, kind="stable")
-        self.x = np.ascontiguousarray(x[order], dtype=np.float64)
-        self.y = np.ascontiguousarray(y[order], dtype=np.float64)
-        self.cls = np.ascontiguousarray(cls[order], dtype=np.int16)
-        self.starts = np.searchsorted(bucket[order], np.arange(self.nbx * self.nby + 1))
+        self.segments: list[_Segment] = []
+        # Cells per class per DENSITY_BIN² pixel, kept up to date by add(): the zoomed-out raster
+        # then never has to revisit all cells.
+        self.counts = np.zeros((len(CLASS_COLOURS), int(np.ceil(size[1] / DENSITY_BIN)) or 1,
+                                int(np.ceil(size[0] / DENSITY_BIN)) or 1), np.float32)
+        self.add(x, y, cls)
 
     def __len__(self) -> int:
-        return len(self.x)
+        return sum(len(seg) for seg in self.segments)
 
-    def query(self, rect: QRectF) -> np.ndarray:
-        """Indices (into the sorted arrays) of cells in the buckets touching ``rect`` (level-0 px)."""
+    def _bucket(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        bx = np.clip((x // BUCKET).astype(np.int64), 0, self.nbx - 1)
+        by = np.clip((y // BUCKET).astype(np.int64), 0, self.nby - 1)
+        return by * self.nbx + bx
+
+    def add(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray) -> None:
+        """Add cells (level-0 px, class indices); cost grows with their number, not with the total."""
+        x, y, cls = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(cls)
+        if not len(x):
+            return
+        n_buckets = self.nbx * self.nby
+        h, w = self.counts.shape[1:]
+        known = (cls >= 0) & (cls < len(self.counts))
+        iy = np.clip((y[known] // DENSITY_BIN).astype(np.int64), 0, h - 1)
+        ix = np.clip((x[known] // DENSITY_BIN).astype(np.int64), 0, w - 1)
+        np.add.at(self.counts, (cls[known].astype(np.int64), iy, ix), 1.0)
+        self.segments.append(_Segment(x, y, cls, self._bucket(x, y), n_buckets))
+        while len(self.segments) > 1:
+            a, b = self.segments[-2], self.segments[-1]
+            if len(a) > 2 * len(b) or len(a) + len(b) > MAX_MERGE:
+                break
+            self.segments[-2:] = [_Segment(np.concatenate([a.x, b.x]), np.concatenate([a.y, b.y]),
+                                           np.concatenate([a.cls, b.cls]), np.concatenate([a.bucket, b.bucket]),
+                                           n_buckets)]
+
+    def select(self, rect: QRectF) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x, y, class of the cells in the buckets touching ``rect`` (level-0 px)."""
+        bx0 = max(0, int(rect.left() // BUCKET))
+        bx1 = min(self.nbx - 1, int(rect.right() // BUCKET))
+        by0 = max(0, int(rect.top() // BUCKET))
+        by1 = min(self.nby - 1, int(rect.bottom() // BUCKET))
+        parts: list[np.ndarray] = []
+        segs: list[_Segment] = []
+        if bx1 >= bx0 and by1 >= by0:
+            for seg in self.segments:
+                for by in range(by0, by1 + 1):
+                    lo, hi = seg.starts[by * self.nbx + bx0], seg.starts[by * self.nbx + bx1 + 1]
+                    if hi > lo:
+                        parts.append(np.arange(lo, hi))
+                        segs.append(seg)
+        if not parts:
+            empty = np.empty(0)
+            return empty, empty, np.empty(0, np.int16)
+        return (np.concatenate([seg.x[i] for seg, i in zip(segs, parts, strict=True)]),
+                np.concatenate([seg.y[i] for seg, i in zip(segs, parts, strict=True)]),
+                np.concatenate([seg.cls[i] for seg, i in zip(segs, parts, strict=True)]))
+
+    def count_in(self, rect: QRectF) -> int:
+        """How many cells :meth:`select` would return, without gathering them."""
         bx0 = max(0, int(rect.left() // BUCKET))
         bx1 = min(self.nbx - 1, int(rect.right() // BUCKET))
         by0 = max(0, int(rect.top() // BUCKET))
         by1 = min(self.nby - 1, int(rect.bottom() // BUCKET))
         if bx1 < bx0 or by1 < by0:
-            return np.empty(0, dtype=np.int64)
-        parts = [
-            np.arange(self.starts[by * self.nbx + bx0], self.starts[by * self.nbx + bx1 + 1])
-            for by in range(by0, by1 + 1)
-        ]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+            return 0
+        rows = np.arange(by0, by1 + 1) * self.nbx
+        return int(sum((seg.starts[rows + bx1 + 1] - seg.starts[rows + bx0]).sum() for seg in self.segments))
 
     def density_image(self, visible: set[int]) -> QImage:
         """RGBA raster of the visible classes: colour = count-weighted mix, alpha rises with count."""
-        w = max(1, int(np.ceil(self.size[0] / DENSITY_BIN)))
-        h = max(1, int(np.ceil(self.size[1] / DENSITY_BIN)))
-        rgb = np.zeros((h, w, 3), np.float32)
-        total = np.zeros((h, w), np.float32)
-        for c in visible:
-            m = self.cls == c
-            if not m.any():
-                continue
-            counts = np.zeros(h * w, np.float32)
-            idx = (np.minimum(self.y[m] // DENSITY_BIN, h - 1) * w + np.minimum(self.x[m] // DENSITY_BIN, w - 1))
-            np.add.at(counts, idx.astype(np.int64), 1.0)
-            counts = counts.reshape(h, w)
-            col = QColor(CLASS_COLOURS[c])
-            rgb += counts[..., None] * np.array([col.red(), col.green(), col.blue()], np.float32)
-            total += counts
-        nz = total > 0
-        rgb[nz] /= total[nz][:, None]
-        alpha = np.clip(total / 3.0, 0, 1) * 230
-        argb = (alpha.astype(np.uint32) << 24) | (rgb[..., 0].astype(np.uint32) << 16) \
-            | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2].astype(np.uint32)
-        return array_to_qimage(argb, QImage.Format.Format_ARGB32)  # straight (not premultiplied) alpha
+        _, h, w = self.counts.shape
+        shown = [c for c in sorted(visible) if 0 <= c < len(self.counts)]
+        if not shown:
+            return array_to_qimage(np.zeros((h, w), np.uint32), QImage.Format.Format_ARGB32)
+        counts = self.counts[shown].reshape(len(shown), h * w)
+        colours = np.array([QColor(CLASS_COLOURS[c]).getRgb()[:3] for c in shown], np.float32)
+        total = counts.sum(axis=0)
+        rgb = colours.T @ counts  # (3, h*w): one matrix product instead of per-class image passes
+        np.divide(rgb, total, out=rgb, where=total > 0)
+        alpha = np.minimum(total * (230 / 3.0), 230.0)
+        argb = (alpha.astype(np.uint32) << 24) | (rgb[0].astype(np.uint32) << 16) \
+            | (rgb[1].astype(np.uint32) << 8) | rgb[2].astype(np.uint32)
+        return array_to_qimage(argb.reshape(h, w), QImage.Format.Format_ARGB32)  # straight alpha
 
 
 class SpriteAtlas:
@@ -139,6 +201,9 @@ class CellOverlay(QGraphicsItem):
         self.visible_classes: set[int] = set(range(1, len(CLASS_NAMES)))
         self.index: CellIndex | None = None
         self._density: QPixmap | None = None
+        self._density_stale = False  # cells were added since the raster was made
+        self._density_made = 0.0     # time.monotonic() when it was made
+        self._refresh_pending = False  # a timer will repaint when the next raster is due
         self.last_drawn = 0  # cells drawn in the last paint (tests, benchmarks)
         self.last_style = ""  # "ring", "disc", "dot" or "density" in the last paint (tests)
         self._atlas = SpriteAtlas()
@@ -155,12 +220,45 @@ class CellOverlay(QGraphicsItem):
         self._density = None
         self.update()
 
+    def add_cells(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray) -> None:
+        """Add cells to those shown (an analysis's block): no re-sort of the cells already there.
+
+        The zoomed-out raster is only marked stale: remaking it costs ~50 ms on a 40000² slide, so
+        while blocks stream in it is remade at most every :data:`DENSITY_REFRESH_S`.
+        """
+        if self.index is None:
+            self.set_cells(x, y, cls)
+            return
+        self.index.add(x, y, cls)
+        self._density_stale = True
+        self.update()
+
     def set_class_visible(self, cls: int, visible: bool) -> None:
         if visible:
             self.visible_classes.add(cls)
         else:
             self.visible_classes.discard(cls)
         self._density = None
+        self.update()
+
+    def _refresh_density(self, index: CellIndex) -> None:
+        """Make the zoomed-out raster if missing, or if stale and the last one is old enough."""
+        now = time.monotonic()
+        if self._density is not None and self._density_stale:
+            wait = self._density_made + DENSITY_REFRESH_S - now
+            if wait > 0:  # keep the current picture; come back (once) when a new one is due
+                if not self._refresh_pending:
+                    self._refresh_pending = True
+                    QTimer.singleShot(int(wait * 1000) + 1, self._due)
+                return
+            self._density = None
+        if self._density is None:
+            # As a pixmap: drawing the straight-alpha QImage converted all of it every frame.
+            self._density = QPixmap.fromImage(index.density_image(self.visible_classes))
+            self._density_made, self._density_stale = now, False
+
+    def _due(self) -> None:
+        self._refresh_pending = False
         self.update()
 
     @property
@@ -174,17 +272,14 @@ class CellOverlay(QGraphicsItem):
             return
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         rect = option.exposedRect
-        sel = index.query(rect) if lod > 0.02 else None
-        if sel is None or len(sel) > MAX_POINTS:
-            if self._density is None:
-                # As a pixmap: drawing the straight-alpha QImage converted all of it every frame.
-                self._density = QPixmap.fromImage(index.density_image(self.visible_classes))
+        if lod <= 0.02 or index.count_in(rect) > MAX_POINTS:
+            self._refresh_density(index)
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, lod < 0.5)
             draw_part(painter, rect.intersected(self.boundingRect()), self.boundingRect(), self._density)
             self.last_drawn = 0
             self.last_style = "density"
             return
-        x, y, cls = index.x[sel], index.y[sel], index.cls[sel]
+        x, y, cls = index.select(rect)
         inside = (x >= rect.left()) & (x <= rect.right()) & (y >= rect.top()) & (y <= rect.bottom())
         inside &= np.isin(cls, list(self.visible_classes))
         x, y, cls = x[inside], y[inside], cls[inside]

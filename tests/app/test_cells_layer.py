@@ -135,3 +135,49 @@ def test_too_many_cells_zoomed_out_become_a_density_raster(qtbot, view: SlideVie
     view.cells.set_cells(x[:few], y[:few], np.full(few, 3))
     grab_view(qtbot, view)
     assert view.cells.last_style == "dot" and view.cells.last_drawn == few
+
+
+def test_cells_added_in_blocks_match_cells_set_at_once() -> None:
+    """An analysis adds cells block by block; the index must answer exactly as if built at once."""
+    from app.viewer.cells_layer import MAX_MERGE, CellIndex
+
+    rng = np.random.default_rng(4)
+    size = (20_000, 12_000)
+    n = 300_000
+    x, y, cls = rng.uniform(0, size[0], n), rng.uniform(0, size[1], n), rng.integers(0, 5, n)
+    whole = CellIndex(x, y, cls, size)
+    blocks = CellIndex(np.empty(0), np.empty(0), np.empty(0, int), size)
+    for lo in range(0, n, 1500):  # 200 blocks, as an analysis delivers them
+        blocks.add(x[lo:lo + 1500], y[lo:lo + 1500], cls[lo:lo + 1500])
+    assert len(blocks) == len(whole) == n
+    # Few segments to visit: merged up to MAX_MERGE, then one per MAX_MERGE cells plus a short tail.
+    assert len(blocks.segments) <= n // MAX_MERGE + 2 * int(np.log2(MAX_MERGE / 1500)) + 2
+    for rect in (QRectF(0, 0, 600, 400), QRectF(5123.5, 777.2, 3000, 2500), QRectF(-50, -50, 30_000, 20_000)):
+        a, b = whole.select(rect), blocks.select(rect)
+        key = lambda t: np.lexsort((t[2], t[1], t[0]))  # noqa: E731 (order within buckets differs)
+        assert all(np.array_equal(u[key(a)], v[key(b)]) for u, v in zip(a, b, strict=True))
+        assert blocks.count_in(rect) == whole.count_in(rect) == len(a[0])
+    assert np.array_equal(blocks.counts, whole.counts) and blocks.counts.sum() == n
+    img_a, img_b = whole.density_image({1, 2, 3}), blocks.density_image({1, 2, 3})
+    assert img_a == img_b
+
+
+def test_streamed_cells_refresh_the_zoomed_out_raster_at_most_once_a_second(qtbot, view: SlideView) -> None:  # noqa: ANN001
+    """Blocks arriving during an analysis mark the raster stale; it is remade within about a second."""
+    from app.viewer.cells_layer import DENSITY_REFRESH_S
+
+    rng = np.random.default_rng(6)
+    n = MAX_POINTS + 10_000  # left half only: the right half stays empty
+    _show(view, rng.uniform(0, 500, n), rng.uniform(0, 1024, n), np.full(n, 3), QPointF(512, 512), view.fit_zoom())
+    before = grab_view(qtbot, view)
+    assert view.cells.last_style == "density"
+    spot = view.mapFromScene(QPointF(800, 512))  # an empty part of the slide
+    block = 2000  # a dense block of CD8_CD3HI cells over that spot
+    view.cells.add_cells(rng.uniform(780, 820, block), rng.uniform(490, 530, block), np.full(block, 4))
+    soon = grab_view(qtbot, view)
+    assert np.array_equal(_rgb(soon, spot.x(), spot.y()), _rgb(before, spot.x(), spot.y()))  # not remade yet
+    qtbot.wait(int(DENSITY_REFRESH_S * 1000) + 300)  # the item's timer repaints when the raster is due
+    later = view.viewport().grab().toImage()
+    q = QColor(CLASS_COLOURS[4])
+    assert np.abs(_rgb(later, spot.x(), spot.y()) - [q.red(), q.green(), q.blue()]).max() < 40
+    assert view.cells.count == n + block
