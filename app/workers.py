@@ -37,7 +37,8 @@ def freeze_long_lived() -> None:
     With torch, pandas and Qt loaded the process tracks ~500k objects, and a full (generation-2)
     collection walks them all: 120-200 ms, on whichever thread happens to trigger it, often the
     UI thread (measured while panning during an analysis). Objects alive at job start or after a
-    model is loaded live for the whole session anyway; frozen, they are never scanned again.
+    model is loaded outlive the job; frozen, they are not scanned while it runs. Each job's end
+    unfreezes them (:meth:`JobRunner._on_thread_finished`), so cyclic garbage is still freed.
     """
     gc.freeze()
 
@@ -142,4 +143,7 @@ class JobRunner(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
+        # Between jobs the collector may see everything again: objects that became cyclic garbage
+        # while frozen (a closed slide's, say) are freed instead of kept for the whole session.
+        gc.unfreeze()
         self.done.emit()
