@@ -259,7 +259,10 @@ class CellOverlay(QGraphicsItem):
 
     def _due(self) -> None:
         self._refresh_pending = False
-        self.update()
+        try:
+            self.update()
+        except RuntimeError:  # the slide was closed and its layer deleted before the timer fired
+            pass
 
     @property
     def count(self) -> int:
