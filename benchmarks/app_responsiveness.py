@@ -254,6 +254,10 @@ def main() -> int:
 
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     view.close_slide()
+    analysis_slide.close()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)  # the written slide (up to GBs) and the model
     del qapp
     return 0
 
