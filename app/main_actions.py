@@ -36,6 +36,12 @@ def _class_ids(cells: pd.DataFrame) -> np.ndarray:
     return cells["class_id"].to_numpy() if "class_id" in cells else cells["class_name"].map(class_index).to_numpy()
 
 
+def _class_counts(cls: np.ndarray) -> dict[int, int]:
+    """Cells per class index, for the Layers dock."""
+    ids, counts = np.unique(cls, return_counts=True)
+    return {int(i): int(n) for i, n in zip(ids, counts, strict=True)}
+
+
 def _check_quietly(box: Any, on: bool) -> None:
     """Tick a Layers checkbox to match its menu action without it signalling back."""
     box.blockSignals(True)
@@ -298,8 +304,7 @@ class ActionsMixin:
             return
         cls = _class_ids(cells)
         self.view.cells.set_cells(cells["x_px"].to_numpy(), cells["y_px"].to_numpy(), cls)
-        ids, counts = np.unique(cls, return_counts=True)
-        self.layers_panel.set_counts({int(i): int(n) for i, n in zip(ids, counts, strict=True)})
+        self.layers_panel.set_counts(_class_counts(cls))
 
     def on_cells_changed(self) -> None:
         self._show_cells(self.session.cells)
@@ -371,9 +376,8 @@ class ActionsMixin:
             cls = _class_ids(p.cells)
             if self.view.cells is not None:
                 self.view.cells.add_cells(p.cells["x_px"].to_numpy(), p.cells["y_px"].to_numpy(), cls)
-            ids, counts = np.unique(cls, return_counts=True)
-            for i, k in zip(ids, counts, strict=True):
-                self.partial_counts[int(i)] = self.partial_counts.get(int(i), 0) + int(k)
+            for i, k in _class_counts(cls).items():
+                self.partial_counts[i] = self.partial_counts.get(i, 0) + k
             self.layers_panel.set_counts(self.partial_counts)
         n = sum(len(c) for c in self.partial_cells)
         self.analysis_panel.show_progress(p, n)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.viewer.display import pack_argb
 from app.viewer.tiles import array_to_qimage
 from core.report import render_pages
 
@@ -31,9 +32,7 @@ DESK = "#5f6368"
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
     """An (h, w, 3) uint8 RGB array as a QImage that owns its pixels (see ``array_to_qimage``)."""
-    a = rgb.astype(np.uint32)
-    packed = np.uint32(0xFF000000) | (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
-    return array_to_qimage(packed)
+    return array_to_qimage(pack_argb(rgb[..., 0], rgb[..., 1], rgb[..., 2]))
 
 
 class ReportDialog(QDialog):

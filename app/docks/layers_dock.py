@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.viewer.display import DisplaySettings
+from app.viewer.display import DisplaySettings, pack_argb
 from app.viewer.slide_view import BACKGROUND
 from app.viewer.tiles import array_to_qimage
 from core.classes import CLASS_COLOURS, CLASS_NAMES, DEFAULT_MARKER_GROUPS, POSITIVE_CLASSES
@@ -41,8 +41,8 @@ def colour_bar(vmax: float, marker: str, size: tuple[int, int] = (160, 12)) -> Q
     rgba = density_rgba(np.linspace(0.0, vmax, w, dtype=np.float32)[None, :], vmax, marker_colour(marker), on_dark=True)
     a = rgba[..., 3:].astype(np.float32) / 255
     bg = np.array([BACKGROUND.red(), BACKGROUND.green(), BACKGROUND.blue()], np.float32)
-    rgb = np.repeat((rgba[..., :3] * a + bg * (1 - a)).round().astype(np.uint32), h, axis=0)
-    return QPixmap.fromImage(array_to_qimage((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]))
+    rgb = np.repeat((rgba[..., :3] * a + bg * (1 - a)).round(), h, axis=0)
+    return QPixmap.fromImage(array_to_qimage(pack_argb(rgb[..., 0], rgb[..., 1], rgb[..., 2])))
 
 
 def format_density(value: float) -> str:

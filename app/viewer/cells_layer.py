@@ -21,6 +21,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from app.viewer.display import pack_argb
 from app.viewer.tiles import array_to_qimage, draw_part
 from core.classes import CLASS_COLOURS, CLASS_NAMES
 
@@ -100,12 +101,14 @@ class CellIndex:
                                            np.concatenate([a.cls, b.cls]), np.concatenate([a.bucket, b.bucket]),
                                            n_buckets)]
 
+    def _buckets(self, rect: QRectF) -> tuple[int, int, int, int]:
+        """First and last bucket column and row touching ``rect`` (level-0 px); empty if last < first."""
+        return (max(0, int(rect.left() // BUCKET)), min(self.nbx - 1, int(rect.right() // BUCKET)),
+                max(0, int(rect.top() // BUCKET)), min(self.nby - 1, int(rect.bottom() // BUCKET)))
+
     def select(self, rect: QRectF) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x, y, class of the cells in the buckets touching ``rect`` (level-0 px)."""
-        bx0 = max(0, int(rect.left() // BUCKET))
-        bx1 = min(self.nbx - 1, int(rect.right() // BUCKET))
-        by0 = max(0, int(rect.top() // BUCKET))
-        by1 = min(self.nby - 1, int(rect.bottom() // BUCKET))
+        bx0, bx1, by0, by1 = self._buckets(rect)
         parts: list[np.ndarray] = []
         segs: list[_Segment] = []
         if bx1 >= bx0 and by1 >= by0:
@@ -124,10 +127,7 @@ class CellIndex:
 
     def count_in(self, rect: QRectF) -> int:
         """How many cells :meth:`select` would return, without gathering them."""
-        bx0 = max(0, int(rect.left() // BUCKET))
-        bx1 = min(self.nbx - 1, int(rect.right() // BUCKET))
-        by0 = max(0, int(rect.top() // BUCKET))
-        by1 = min(self.nby - 1, int(rect.bottom() // BUCKET))
+        bx0, bx1, by0, by1 = self._buckets(rect)
         if bx1 < bx0 or by1 < by0:
             return 0
         rows = np.arange(by0, by1 + 1) * self.nbx
@@ -145,8 +145,7 @@ class CellIndex:
         rgb = colours.T @ counts  # (3, h*w): one matrix product instead of per-class image passes
         np.divide(rgb, total, out=rgb, where=total > 0)
         alpha = np.minimum(total * (230 / 3.0), 230.0)
-        argb = (alpha.astype(np.uint32) << 24) | (rgb[0].astype(np.uint32) << 16) \
-            | (rgb[1].astype(np.uint32) << 8) | rgb[2].astype(np.uint32)
+        argb = pack_argb(rgb[0], rgb[1], rgb[2], alpha)
         return array_to_qimage(argb.reshape(h, w), QImage.Format.Format_ARGB32)  # straight alpha
 
 

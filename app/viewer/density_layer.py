@@ -16,6 +16,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
+from app.viewer.display import pack_argb
 from app.viewer.tiles import array_to_qimage, draw_part
 from core.report.colours import marker_colour
 from core.report.data import DensityOverlay
@@ -27,8 +28,7 @@ DENSITY_Z = 5
 
 def rgba_to_pixmap(rgba: np.ndarray) -> QPixmap:
     """A QPixmap of a uint8 (h, w, 4) straight-alpha RGBA array (converted once, here)."""
-    a = rgba.astype(np.uint32)
-    argb = (a[..., 3] << 24) | (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
+    argb = pack_argb(rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3])
     return QPixmap.fromImage(array_to_qimage(argb, QImage.Format.Format_ARGB32))
 
 

@@ -102,5 +102,17 @@ def compose_rgb32(data: np.ndarray, display: DisplaySettings) -> np.ndarray:
             if ch.colour[k]:
                 acc[..., k] += v * ch.colour[k]
     np.clip(acc, 0, 255, out=acc)
-    rgb = acc.astype(np.uint32)
-    return (0xFF000000 | (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).astype(np.uint32)
+    return pack_argb(acc[..., 0], acc[..., 1], acc[..., 2])
+
+
+def pack_argb(r: np.ndarray, g: np.ndarray, b: np.ndarray, a: np.ndarray | int = 255) -> np.ndarray:
+    """Channels in 0-255 (any numeric dtype, truncated) as uint32 0xAARRGGBB: QImage's (A)RGB32 layout.
+
+    The one place the app packs pixels for Qt: tiles, the cell and density rasters, the legend bar
+    and the report preview all go through it.
+    """
+    out = np.asarray(b).astype(np.uint32)
+    out |= np.asarray(g).astype(np.uint32) << np.uint32(8)
+    out |= np.asarray(r).astype(np.uint32) << np.uint32(16)
+    out |= np.asarray(a).astype(np.uint32) << np.uint32(24)
+    return out

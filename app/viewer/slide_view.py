@@ -187,15 +187,22 @@ class SlideView(QGraphicsView):
         return self.slide.best_level_for_downsample(1.0 / max(self.zoom, 1e-9))  # type: ignore[attr-defined]
 
     # --- tiles -------------------------------------------------------------------------------------
-    def _visible_keys(self, level: int) -> list[TileKey]:
+    def _tile_range(self, level: int, rect: QRectF) -> tuple[int, int, int, int] | None:
+        """First and last tile column and row of ``level`` meeting ``rect`` (scene px); None if none."""
         slide = self.slide
         ds = slide.level_downsamples[level]  # type: ignore[union-attr]
         lw, lh = slide.level_dimensions[level]  # type: ignore[union-attr]
-        r = self.visible_rect().intersected(self.sceneRect())
+        r = rect.intersected(self.sceneRect())
         if r.isEmpty():
+            return None
+        return (max(0, int(r.left() / ds // TILE)), min(int(r.right() / ds // TILE), (lw - 1) // TILE),
+                max(0, int(r.top() / ds // TILE)), min(int(r.bottom() / ds // TILE), (lh - 1) // TILE))
+
+    def _visible_keys(self, level: int) -> list[TileKey]:
+        span = self._tile_range(level, self.visible_rect())
+        if span is None:
             return []
-        c0, c1 = int(r.left() / ds // TILE), min(int(r.right() / ds // TILE), (lw - 1) // TILE)
-        r0, r1 = int(r.top() / ds // TILE), min(int(r.bottom() / ds // TILE), (lh - 1) // TILE)
+        c0, c1, r0, r1 = span
         cx, cy = (c0 + c1) / 2, (r0 + r1) / 2
         keys = [(level, c, r_) for r_ in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
         keys.sort(key=lambda k: (k[1] - cx) ** 2 + (k[2] - cy) ** 2)  # centre first
@@ -247,14 +254,12 @@ class SlideView(QGraphicsView):
 
     def _tiles_in(self, level: int, rect: QRectF) -> tuple[list[tuple[QRectF, QPixmap]], list[QRectF]]:
         """Cached tiles of ``level`` meeting ``rect`` (scene rect, pixmap) and the parts of ``rect`` lacking one."""
-        slide = self.slide
-        ds = slide.level_downsamples[level]  # type: ignore[union-attr]
-        lw, lh = slide.level_dimensions[level]  # type: ignore[union-attr]
-        r = rect.intersected(self.sceneRect())
-        if r.isEmpty():
+        span = self._tile_range(level, rect)
+        if span is None:
             return [], []
-        c0, c1 = max(0, int(r.left() / ds // TILE)), min(int(r.right() / ds // TILE), (lw - 1) // TILE)
-        r0, r1 = max(0, int(r.top() / ds // TILE)), min(int(r.bottom() / ds // TILE), (lh - 1) // TILE)
+        c0, c1, r0, r1 = span
+        ds = self.slide.level_downsamples[level]  # type: ignore[union-attr]
+        r = rect.intersected(self.sceneRect())
         tiles, holes = [], []
         for row in range(r0, r1 + 1):
             for col in range(c0, c1 + 1):
