@@ -170,8 +170,15 @@ class CaseSession(QObject):
 
     # --- cells and scores -------------------------------------------------------------------------
     def set_cells(self, cells: pd.DataFrame, analysis: dict[str, Any]) -> None:
+        """Show an analysis's cells; a case without a Tissue region gets the tissue it found (so
+        the derived IM is clipped to tissue), then everything is rescored."""
+        from core.analysis import adopt_detected_tissue
+
         self.cells, self.analysis = cells, analysis
         self.cells_changed.emit()
+        if not self.read_only and self.slide is not None and self.slide.is_calibrated:
+            adopt_detected_tissue(self.regions, analysis.get("summary") or {}, self.slide.require_mpp(),
+                                  author=self.store.user)
         self.rescore()
 
     def export_cells_csv(self, path: str | Path) -> Path:

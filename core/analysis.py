@@ -180,3 +180,35 @@ def close_interrupted(store: Any, case_id: int) -> list[int]:
                                   summary={"error": INTERRUPTED.format(pid=runner["pid"], host=runner["host"])})
             closed.append(analysis.id)
     return closed
+
+
+def detected_tissue(summary: dict[str, Any], mpp: tuple[float, float], author: str = "HoechstScore") -> Any:
+    """The tissue a stored analysis found (its summary's ``tissue_mask``) as a "Tissue" Region in
+    slide µm, or None when the summary has no mask or the mask no tissue."""
+    from core.regions.raster import tissue_region
+    from core.report.qc import decode_mask
+
+    if "tissue_mask" not in summary:
+        return None
+    mask, downsample = decode_mask(summary["tissue_mask"])
+    return tissue_region(mask, (downsample * mpp[0], downsample * mpp[1]), author=author)
+
+
+def adopt_detected_tissue(regions: Any, summary: dict[str, Any], mpp: tuple[float, float],
+                          author: str = "HoechstScore") -> list[str]:
+    """Give a region set without a Tissue region the tissue the analysis found, and re-derive CT/IM
+    that were derived (so the invasive margin is clipped to tissue). Returns the warnings of the
+    re-derivation; does nothing (returns []) when a Tissue region exists or none was found.
+
+    Why here and not in the engine: a lab may draw the tissue itself, and a drawn outline wins.
+    """
+    from core.regions import RegionKind
+
+    if regions.of_kind(RegionKind.TISSUE):
+        return []
+    tissue = detected_tissue(summary, mpp, author)
+    if tissue is None:
+        return []
+    width = regions.im_half_width_um
+    regions.add(tissue)
+    return regions.derive_ct_im(width, author=author) if width is not None else []

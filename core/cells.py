@@ -3,7 +3,10 @@
 Coordinates: ``x_px, y_px`` are continuous level-0 pixel coordinates (pixel ``k`` spans
 ``[k, k + 1)``, so the centre of the top-left pixel is 0.5), as QuPath uses; ``x_um, y_um`` are the
 same point in slide µm (level-0 px × the slide's mpp). ``probability`` is the mean softmax
-probability of the cell's class over its pixels (0–1); ``area_um2`` is its area in µm².
+probability of the cell's class over the pixels that chose it (0–1); ``confidence`` (0–1) is the
+share of the nucleus's probability mass that voted for that class (1 = every pixel of the nucleus
+called it with certainty; NaN for cells from sources without it, e.g. an imported GeoJSON or a
+case stored before it existed); ``area_um2`` is its area in µm².
 QuPath GeoJSON export of cells lives in :mod:`core.regions.geojson` (``write_cells_geojson``).
 """
 
@@ -19,10 +22,10 @@ from core.classes import CLASS_NAMES
 
 #: Columns of the cell table, in order.
 CELL_COLUMNS: tuple[str, ...] = (
-    "x_px", "y_px", "x_um", "y_um", "class_name", "class_id", "probability", "area_um2",
+    "x_px", "y_px", "x_um", "y_um", "class_name", "class_id", "probability", "area_um2", "confidence",
 )  # fmt: skip
 #: Columns written to ``cells.csv`` (class_id is implied by class_name).
-CSV_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_um", "y_um", "class_name", "probability", "area_um2")
+CSV_COLUMNS: tuple[str, ...] = ("x_px", "y_px", "x_um", "y_um", "class_name", "probability", "area_um2", "confidence")
 
 
 def empty_cell_table() -> pd.DataFrame:
@@ -38,8 +41,10 @@ def make_cell_table(
     area_um2: Sequence[float] | np.ndarray,
     mpp: tuple[float, float],
     class_names: Sequence[str] = CLASS_NAMES,
+    confidence: Sequence[float] | np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Build a cell table from level-0 centroids; ``mpp`` = (x, y) µm per level-0 pixel."""
+    """Build a cell table from level-0 centroids; ``mpp`` = (x, y) µm per level-0 pixel;
+    ``confidence`` None = unknown (NaN)."""
     x = np.asarray(x_px, dtype=np.float64)
     y = np.asarray(y_px, dtype=np.float64)
     cid = np.asarray(class_id, dtype=np.int64)
@@ -54,6 +59,7 @@ def make_cell_table(
             "class_id": cid,
             "probability": np.asarray(probability, dtype=np.float64),
             "area_um2": np.asarray(area_um2, dtype=np.float64),
+            "confidence": np.full(len(x), np.nan) if confidence is None else np.asarray(confidence, dtype=np.float64),
         },
         columns=list(CELL_COLUMNS),
     )
@@ -76,5 +82,6 @@ def count_by_class(cells: pd.DataFrame, class_names: Sequence[str] = CLASS_NAMES
 def write_cells_csv(cells: pd.DataFrame, path: str | Path) -> Path:
     """Write ``cells.csv`` (columns :data:`CSV_COLUMNS`, 3 decimals for coordinates)."""
     path = Path(path)
-    cells[list(CSV_COLUMNS)].to_csv(path, index=False, float_format="%.4f")
+    columns = [c for c in CSV_COLUMNS if c in cells.columns]
+    cells[columns].to_csv(path, index=False, float_format="%.4f")
     return path

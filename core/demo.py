@@ -229,19 +229,21 @@ def _analyse(store: Any, case_id: int, slide_id: int, slide: DemoSlide, options:
     return recorded.analysis_id
 
 
-def store_regions(store: Any, case: Any, slide: DemoSlide) -> Any:
-    """Tumour (and tissue) outline of the phantom, CT and IM derived with its IM half-width (RegionSet).
+def store_regions(store: Any, case: Any, slide: DemoSlide, summary: dict[str, Any]) -> Any:
+    """The phantom's tumour outline (as a user would draw it), the tissue the analysis found
+    (``summary``: the stored analysis's), CT and IM derived with the IM half-width (RegionSet).
 
     Region ids are fixed (``demo-tumour-1`` ...), so saving the same regions again changes nothing.
     """
+    from core.analysis import detected_tissue
     from core.regions import RegionSet, read_regions_geojson
 
     size = slide.metadata["size"]
     bounds = (size * slide.mpp[0], size * slide.mpp[1])
     found = list(read_regions_geojson(slide.tumour_geojson, slide.mpp, bounds_um=bounds).regions)
-    tissue = slide.directory / "tissue.geojson"
-    if tissue.is_file():  # the tissue outline clips the IM to tissue, as a tissue detection would
-        found += read_regions_geojson(tissue, slide.mpp, bounds_um=bounds).regions
+    tissue = detected_tissue(summary, slide.mpp, author="HoechstScore demo")
+    if tissue is not None:  # the engine's tissue clips the IM, as for any slide (not the phantom's truth)
+        found.append(tissue)
     derived = RegionSet(found, bounds_um=bounds)
     derived.derive_ct_im(slide.im_half_width_um, author="HoechstScore demo")
     counter: dict[str, int] = {}
@@ -319,7 +321,7 @@ def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None
             case = store.create_case(accession, notes="Synthetic demo case made by `python -m core demo-case`.")
         run = yield from analyse_or_reuse(store, case, slide, options, cancel)
         yield Progress(0, 0, "Deriving CT and IM, scoring")
-        regions = store_regions(store, case, slide)
+        regions = store_regions(store, case, slide, store.get_analysis(run.analysis_id).summary or {})
         scores = store_scores(store, case, run, regions, options.cohort_csv, slide)
         yield Progress(0, 0, "Writing the report")
         pdf = render_report(report_data_from_store(store, case.id), options.settings)

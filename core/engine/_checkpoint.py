@@ -22,7 +22,7 @@ import numpy as np
 
 from core.engine._extract import RawCells
 
-_FIELDS = ("cx", "cy", "class_id", "probability", "n_px")
+_FIELDS = RawCells.FIELDS
 
 
 def slide_fingerprint(path: Path) -> dict[str, Any]:

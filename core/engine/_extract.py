@@ -1,22 +1,34 @@
-"""Cells from the model's class maps, each reported exactly once across tile and block borders.
+"""Cells from the model's class maps: one nucleus is one cell, reported exactly once across seams.
 
-The rule (one block = one row of tiles; model px; K = kept tile size):
+Why instances and not components of one class: a U-Net's class map is noisy *inside* a nucleus
+(some pixels CD3, some CD8_CD3HI), and lymphocytes touch most where they matter most, in dense
+margin infiltrates. Components of equal class turn one mixed nucleus into two cells and two
+touching nuclei of one class into one; both bias densities exactly where the scores are read.
+So cells are found in two steps:
 
-1. A block's cells are the connected components (4-connected) of each positive class of the
-   argmax map, computed on a *window* = the block's row plus the rows above and below, in column
-   chunks plus one tile column each side. Every window pixel comes from the kept centres of the
-   tiles, stitched edge to edge (each model px is predicted by exactly one tile).
-2. A component belongs to the block (and chunk) that contains its centroid: rows
-   ``[r·K, (r+1)·K)``, columns ``[a·K, b·K)``. The test is done in exact integer arithmetic, so
-   two windows can never both claim (or both miss) one cell.
-3. A component that touches a window edge cut inside the slide extends more than one tile beyond
-   the owned area: it is no cell (a cell is far smaller than K ≈ 44 µm) and is dropped in every
-   window, so it is never counted twice either.
-4. Components smaller than the minimum cell area are noise, larger than the maximum no cell:
-   both are dropped.
+1. **Nuclei, class-blind.** The model's lymphocyte foreground (any positive class) is split into
+   4-connected components; a component big enough to hold two nuclei is split by a watershed on
+   its distance transform, seeded by the h-maxima of that distance (``split_depth_px``): two
+   touching round nuclei leave a narrowing at least that deep between their centres, while the
+   ragged border of a single nucleus does not.
+2. **One class per nucleus** from its pixels' probabilities: each pixel votes for its argmax class
+   with its softmax probability; the class with the largest vote wins. ``confidence`` is that
+   vote divided by the nucleus's pixel count (1 = every pixel called that class with certainty);
+   ``probability`` is the mean softmax of the winning class over the pixels that chose it.
 
-Hence a cell smaller than one tile is found complete in the window of its owner and counted once,
-wherever tile and block borders cut it.
+Ownership (one block = one row of tiles; model px; K = kept tile size): nuclei are found on a
+*window* = the block's row plus the rows above and below, in column chunks plus one tile column
+each side, stitched from the tiles' kept centres (each model px predicted by exactly one tile).
+
+- A nucleus belongs to the block (and chunk) that contains its centroid: rows ``[r·K, (r+1)·K)``,
+  columns ``[a·K, b·K)``, tested in exact integer arithmetic, so two windows can never both claim
+  (or both miss) one nucleus.
+- A nucleus that touches a window edge cut inside the slide reaches more than one tile beyond the
+  owned area: it is no cell (a nucleus is far smaller than K ≈ 44 µm) and is dropped in every
+  window. The split of a nucleus depends only on its own component near it, and the owned area
+  lies a whole tile inside the window, so both windows see the same nuclei there. (Limit: a chain
+  of touching nuclei longer than a tile may be split differently where a window cuts it.)
+- Nuclei smaller than the minimum cell area are noise, larger than the maximum no cell.
 """
 
 from __future__ import annotations
@@ -24,45 +36,66 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.measure import label
+from scipy import ndimage
+from skimage.morphology import h_maxima
+from skimage.segmentation import watershed
 
 #: Tile outputs: (row, col) -> (argmax class uint8 K×K, its probability float32 K×K).
 TileOutputs = dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
 
 #: Tile columns per labelling chunk (bounds memory on wide slides).
 CHUNK_COLS = 16
+#: 4-connectivity, as QuPath and the labeller count pixels of one nucleus.
+_FOUR = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass(frozen=True)
+class Split:
+    """How touching nuclei are separated (model px). ``depth_px`` 0 = never split.
+
+    ``min_px``: components smaller than this hold at most one nucleus and are not examined (the
+    area of two discs of the smallest nucleus radius that can be split; a speed bound only).
+    """
+
+    depth_px: float = 0.0
+    min_px: int = 0
 
 
 @dataclass
 class RawCells:
-    """Cells in model px: continuous centroid (pixel k spans [k, k+1)), class, mean probability, pixels."""
+    """Cells in model px: continuous centroid (pixel k spans [k, k+1)), class, mean probability of
+    the class, confidence (share of the nucleus's probability mass voting for it), pixels."""
 
     cx: np.ndarray
     cy: np.ndarray
     class_id: np.ndarray
     probability: np.ndarray
     n_px: np.ndarray
+    confidence: np.ndarray
+
+    FIELDS = ("cx", "cy", "class_id", "probability", "n_px", "confidence")
 
     @classmethod
     def empty(cls) -> RawCells:
         f, i = np.zeros(0, np.float64), np.zeros(0, np.int64)
-        return cls(f, f.copy(), i, f.copy(), i.copy())
+        return cls(f, f.copy(), i, f.copy(), i.copy(), f.copy())
 
     @classmethod
     def concat(cls, parts: list[RawCells]) -> RawCells:
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in ("cx", "cy", "class_id", "probability", "n_px")))
+        return cls(*(np.concatenate([getattr(p, n) for p in parts]) for n in cls.FIELDS))
 
     def order(self) -> RawCells:
         """Sorted by (cy, cx, class) so a block's table does not depend on chunking."""
         idx = np.lexsort((self.class_id, self.cx, self.cy))
-        return RawCells(self.cx[idx], self.cy[idx], self.class_id[idx], self.probability[idx], self.n_px[idx])
+        return RawCells(*(getattr(self, n)[idx] for n in self.FIELDS))
 
 
 def extract_block(
-    tiles: TileOutputs, row: int, grid_shape: tuple[int, int], keep: int, min_px: int, max_px: int
-) -> RawCells:
+    tiles: TileOutputs, row: int, grid_shape: tuple[int, int], keep: int, min_px: int, max_px: int,
+    split: Split = Split(),
+) -> RawCells:  # fmt: skip
     """Cells owned by tile row ``row`` (see the module rule), of ``min_px``–``max_px`` pixels.
 
     ``tiles`` must hold rows row±1."""
@@ -89,7 +122,7 @@ def extract_block(
         cuts = (r0 > 0, r1 < rows_total - 1, c0 > 0, c1 < cols_total - 1)  # top, bottom, left, right
         owned_y = (row * keep - r0 * keep, (row + 1) * keep - r0 * keep)
         owned_x = (a * keep - c0 * keep, b * keep - c0 * keep)
-        part = _components(lab, prob, cuts, owned_y, owned_x, min_px, max_px)
+        part = find_cells(lab, prob, cuts, owned_y, owned_x, min_px, max_px, split)
         if part is not None:
             part.cx += c0 * keep
             part.cy += r0 * keep
@@ -97,7 +130,35 @@ def extract_block(
     return RawCells.concat(parts).order()
 
 
-def _components(
+def nuclei(lab: np.ndarray, split: Split) -> tuple[np.ndarray, int]:
+    """Nucleus instances (int32 labels, 0 = none) of the positive-class foreground of ``lab``."""
+    labels, n = ndimage.label(lab > 0, structure=_FOUR)
+    if split.depth_px <= 0 or n == 0:
+        return labels, n
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    big = np.flatnonzero(counts >= max(split.min_px, 2)) if split.min_px else np.arange(1, n + 1)
+    big = big[big > 0]
+    if big.size == 0:
+        return labels, n
+    boxes = ndimage.find_objects(labels)
+    next_id = n + 1
+    for i in big:
+        sl = boxes[i - 1]
+        window = labels[sl]
+        mask = np.pad(window == i, 1)
+        dist = ndimage.distance_transform_edt(mask)
+        peaks, n_peaks = ndimage.label(h_maxima(dist, split.depth_px) & mask, structure=np.ones((3, 3)))
+        if n_peaks < 2:
+            continue
+        parts = watershed(-dist, peaks, mask=mask)[1:-1, 1:-1]
+        inside = window == i
+        for k in range(2, n_peaks + 1):  # part 1 keeps the component's id
+            window[inside & (parts == k)] = next_id
+            next_id += 1
+    return labels, next_id - 1
+
+
+def find_cells(
     lab: np.ndarray,
     prob: np.ndarray,
     cuts: tuple[bool, bool, bool, bool],
@@ -105,25 +166,31 @@ def _components(
     owned_x: tuple[int, int],
     min_px: int,
     max_px: int,
+    split: Split = Split(),
 ) -> RawCells | None:
-    """Owned, complete, cell-sized components of every positive class in one window (window px).
+    """Owned, complete, cell-sized nuclei in one window (window px), each with one class.
 
-    One labelling pass: 4-connected regions of equal class value, so touching cells of different
-    classes stay apart.
+    ``lab``/``prob``: argmax class and its probability; ``cuts``: whether the top, bottom, left and
+    right edges are cut inside the slide; ``owned_y``/``owned_x``: the owned half-open ranges.
+    A whole image is one window with no cuts owning everything.
     """
     if not lab.any():
         return None
-    labels = label(lab, background=0, connectivity=1)
-    n = int(labels.max())
+    labels, n = nuclei(lab, split)
+    if n == 0:
+        return None
     width = lab.shape[1]
     idx = np.flatnonzero(labels)
     ids = labels.ravel()[idx]
     count = np.bincount(ids, minlength=n + 1).astype(np.int64)
     sum_y = np.rint(np.bincount(ids, weights=idx // width, minlength=n + 1)).astype(np.int64)
     sum_x = np.rint(np.bincount(ids, weights=idx % width, minlength=n + 1)).astype(np.int64)
-    sum_p = np.bincount(ids, weights=prob.ravel()[idx], minlength=n + 1)
-    cls = np.zeros(n + 1, dtype=np.int64)
-    cls[ids] = lab.ravel()[idx]
+    n_classes = int(lab.max()) + 1
+    cls_px = lab.ravel()[idx].astype(np.int64)
+    votes = np.bincount(ids * n_classes + cls_px, weights=prob.ravel()[idx], minlength=(n + 1) * n_classes)
+    votes = votes.reshape(n + 1, n_classes)
+    hits = np.bincount(ids * n_classes + cls_px, minlength=(n + 1) * n_classes).reshape(n + 1, n_classes)
+    cls = votes.argmax(axis=1)  # foreground pixels are positive classes, so never 0 for a nucleus
     keep = np.ones(n + 1, dtype=bool)
     keep[0] = False
     for cut, edge in zip(cuts, (labels[0], labels[-1], labels[:, 0], labels[:, -1]), strict=True):
@@ -138,12 +205,15 @@ def _components(
     if sel.size == 0:
         return None
     n_px = count[sel]
+    chosen = cls[sel]
+    vote = votes[sel, chosen]
     return RawCells(
         cx=sum_x[sel] / n_px + 0.5,
         cy=sum_y[sel] / n_px + 0.5,
-        class_id=cls[sel],
-        probability=sum_p[sel] / n_px,
+        class_id=chosen,
+        probability=vote / hits[sel, chosen],
         n_px=n_px,
+        confidence=vote / n_px,
     )
 
 

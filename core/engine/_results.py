@@ -33,6 +33,7 @@ def cell_table(raw: RawCells, grid: TileGrid, class_names: tuple[str, ...], regi
         raw.n_px[keep] * (m * m),
         (sx, sy),
         class_names,
+        raw.confidence[keep],
     )
 
 

@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from core.cells import concat_cell_tables, count_by_class
 from core.engine._batching import predict_with_backoff
 from core.engine._checkpoint import Checkpoint, slide_fingerprint
-from core.engine._extract import TileOutputs, extract_block, tile_class_raster
+from core.engine._extract import Split, TileOutputs, extract_block, tile_class_raster
 from core.engine._grid import TileGrid, check_region
 from core.engine._reader import Prefetcher
 from core.engine._results import cell_table, density_raster, mask_area_mm2, region_mask
@@ -30,8 +30,10 @@ from core.models.runtime import LoadedModel
 from core.normalise import normalise_patch
 from core.progress import CancelToken, Progress
 
+#: Components smaller than two discs of 2.25 µm radius hold one nucleus: not examined for a split.
+SPLIT_MIN_AREA_UM2 = 2 * np.pi * 2.25**2
 #: Bump when a change makes old checkpoints invalid.
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2  # 2: cells are nucleus instances with a confidence
 
 
 @dataclass
@@ -150,6 +152,7 @@ def analyse_slide(
     to_finalise = [r for r in plan.rows if r not in tables]
     min_px = max(1, int(np.ceil(params.min_cell_area_um2 / card.mpp**2)))
     max_px = int(params.max_cell_area_um2 / card.mpp**2)
+    split = Split(params.split_depth_um / card.mpp, int(SPLIT_MIN_AREA_UM2 / card.mpp**2))
     outputs: TileOutputs = {}
     timing = {"model": 0.0, "wait": 0.0}
     batch_size = params.batch_size
@@ -162,7 +165,7 @@ def analyse_slide(
         return plan.left.get(r, 0) == 0 and plan.left.get(r + 1, 0) == 0
 
     def finalise(r: int) -> BlockDone:
-        raw = extract_block(outputs, r, grid.shape, grid.keep, min_px, max_px)
+        raw = extract_block(outputs, r, grid.shape, grid.keep, min_px, max_px, split)
         ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
         tables[r] = cell_table(raw, grid, card.classes, region)
         return BlockDone(done, total, f"Tile {done} of {total}", cells=tables[r].copy(), block=r)

@@ -1,7 +1,10 @@
-"""Write an analysis to a folder: ``cells.csv``, ``cells.geojson``, ``summary.json``, ``class_map.png``.
+"""Write an analysis to a folder: ``cells.csv``, ``cells.geojson``, ``tissue.geojson``,
+``summary.json``, ``class_map.png``.
 
 The same files for the CLI, the app's export and batch runs. Coordinates in ``cells.csv`` and the
-GeoJSON are level-0 pixels (GeoJSON: QuPath detections with classification name and colour).
+GeoJSONs are level-0 pixels (cells: QuPath detections with classification name and colour; tissue:
+one QuPath annotation of class "Tissue", which ``core score --regions`` and the app read back so
+that the invasive margin is clipped to the tissue the engine found).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from PIL import Image
 
 from core.cells import write_cells_csv
 from core.engine.params import AnalysisResult
-from core.regions.geojson import write_cells_geojson
+from core.regions.geojson import write_cells_geojson, write_regions_geojson
+from core.regions.raster import tissue_region
 
 #: Colour of tissue without cells in the class-map PNG (dark grey; glass is black).
 TISSUE_RGB = (48, 48, 48)
@@ -37,7 +41,8 @@ def write_analysis(
     result: AnalysisResult, out_dir: str | Path, mpp: tuple[float, float], class_colours: tuple[str, ...],
     extra_summary: dict[str, Any] | None = None,
 ) -> dict[str, Path]:  # fmt: skip
-    """Write the four files into ``out_dir`` (created); returns their paths by kind."""
+    """Write the files into ``out_dir`` (created); returns their paths by kind (``tissue_geojson``
+    only when tissue was found)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -54,4 +59,7 @@ def write_analysis(
     }
     paths["summary"].write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     Image.fromarray(class_map_rgb(result, class_colours), mode="RGB").save(paths["class_map"])
+    tissue = tissue_region(result.tissue_mask, result.raster_mpp)
+    if tissue is not None:
+        paths["tissue_geojson"] = write_regions_geojson([tissue], out / "tissue.geojson", mpp)
     return paths

@@ -37,6 +37,10 @@ class AnalysisParams:
     #: ... and larger than this (µm², a 22 µm disc; lymphocyte nuclei are 20–60 µm²) are no cell
     #: either (e.g. a glass tile the model lit up entirely). *result*
     max_cell_area_um2: float = 400.0
+    #: Touching nuclei are split where the narrowing between their centres is at least this deep
+    #: (µm of distance to the nucleus border; two round 3.5 µm-radius lymphocytes whose centres are
+    #: 5 µm apart leave 1 µm); 0 = never split. See core.engine._extract. *result*
+    split_depth_um: float = 0.75
     #: Target pixel size (µm) of the low-resolution rasters (class map, density, tissue). *result*
     raster_um: float = 4.0
     #: Gaussian smoothing (µm, sigma) of the density raster. Display only.
@@ -57,6 +61,8 @@ class AnalysisParams:
             raise ValueError(f"context_px must be ≥ 0, not {self.context_px}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"torch_threads must be ≥ 1, not {self.torch_threads}")
+        if not self.split_depth_um >= 0:
+            raise ValueError(f"split_depth_um must be ≥ 0, not {self.split_depth_um}")
         if self.reader_threads < 0 or self.prefetch_batches < 1:
             raise ValueError("reader_threads must be ≥ 0 and prefetch_batches ≥ 1")
 
@@ -70,6 +76,7 @@ class AnalysisParams:
             "tissue_min_area_um2": self.tissue_min_area_um2,
             "min_cell_area_um2": self.min_cell_area_um2,
             "max_cell_area_um2": self.max_cell_area_um2,
+            "split_depth_um": self.split_depth_um,
             "raster_um": self.raster_um,
         }
 

@@ -217,7 +217,7 @@ def cells_to_geojson(
     mpp: tuple[float, float],
     *,
     shape: Literal["point", "circle"] = "point",
-    measurements: Iterable[str] = ("probability", "area_um2"),
+    measurements: Iterable[str] = ("probability", "confidence", "area_um2"),
 ) -> dict[str, Any]:
     """Cells as a QuPath FeatureCollection of detections, in level-0 pixels.
 

@@ -169,6 +169,41 @@ class RegionSet:
         self.changed.emit(RegionChange("reset", tuple(self._regions)))
         return warnings
 
+    def clip_area(self) -> tuple[Polygonal | None, bool]:
+        """What a derived IM is clipped to: (tissue ∩ slide, True) when there is a Tissue region,
+        (the slide, False) when only the slide's bounds are known, (None, False) otherwise."""
+        tissue = self.union(RegionKind.TISSUE)
+        if self.bounds_um is None:
+            return tissue, tissue is not None
+        slide = box(0.0, 0.0, *self.bounds_um)
+        if tissue is None:
+            return slide, False
+        return _tidy(tissue.intersection(slide)), True
+
+    def derived_ct_im(self, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM) -> tuple[Polygonal, Polygonal, list[str]]:
+        """(CT, IM, warnings) derived from the tumour without changing the set: the one place where
+        CT/IM are derived for the app, the scores and the report.
+
+        The IM is clipped to the Tissue region(s) and the slide, exclusions are removed; without a
+        Tissue region a warning says that the band may cover glass.
+        """
+        tumour = self.union(RegionKind.TUMOUR)
+        if tumour is None:
+            raise RegionError(
+                "No tumour region: draw or import the tumour outline (QuPath class 'Tumor') first."
+            )
+        clip, on_tissue = self.clip_area()
+        exclusions = [r.geometry for r in self.of_kind(RegionKind.EXCLUSION)]
+        ct, im = derive_ct_im(tumour, clip, exclusions, im_half_width_um)
+        warnings = []
+        if not on_tissue:
+            warnings.append(
+                "There is no Tissue region, so the invasive margin is not clipped to tissue and may "
+                "cover glass where the tumour meets the tissue edge. Run the analysis (it finds the "
+                "tissue) or draw the tissue outline."
+            )
+        return ct, im, warnings
+
     def derive_ct_im(
         self, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM, *, author: str = ""
     ) -> list[str]:
@@ -178,20 +213,9 @@ class RegionSet:
         the user (e.g. no CT left).
         Emits one "reset" change.
         """
-        tumour = self.union(RegionKind.TUMOUR)
-        if tumour is None:
-            raise RegionError(
-                "No tumour region: draw or import the tumour outline (QuPath class 'Tumor') first."
-            )
-        tissue = self.union(RegionKind.TISSUE)
-        if self.bounds_um is not None:  # the band stops at the slide's edge: no warning for that
-            slide = box(0.0, 0.0, *self.bounds_um)
-            tissue = slide if tissue is None else _tidy(tissue.intersection(slide))
-        exclusions = [r.geometry for r in self.of_kind(RegionKind.EXCLUSION)]
-        ct, im = derive_ct_im(tumour, tissue, exclusions, im_half_width_um)
+        ct, im, warnings = self.derived_ct_im(im_half_width_um)
         derived_kinds = (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
         kept = [r for r in self._regions.values() if r.kind not in derived_kinds]
-        warnings: list[str] = []
         derived = []
         for kind, geometry in zip(derived_kinds, (ct, im), strict=True):
             if geometry.is_empty:

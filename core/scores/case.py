@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from shapely.geometry import box
 
 from core.classes import DEFAULT_MARKER_GROUPS
 from core.errors import ScoreError
-from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet, derive_ct_im
-from core.regions.validate import as_polygonal, polygonal_parts
+from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet
 from core.scores.base import Provenance
 from core.scores.cohort import ReferenceCohort
 from core.scores.density import DensityTable, compute_densities
@@ -41,8 +39,9 @@ class ScoringRegions:
     warnings: tuple[str, ...] = ()
 
 
-def _derived(im_half_width_um: float) -> str:
-    return f"derived from the tumour outline (IM half-width {im_half_width_um:g} µm)"
+def _derived(im_half_width_um: float, on_tissue: bool) -> str:
+    clipped = "clipped to tissue" if on_tissue else "not clipped to tissue (no Tissue region)"
+    return f"derived from the tumour outline (IM half-width {im_half_width_um:g} µm), {clipped}"
 
 
 def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM) -> ScoringRegions:
@@ -52,23 +51,17 @@ def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_
     ct, im = regions.union(RegionKind.TUMOUR_CENTRE), regions.union(RegionKind.INVASIVE_MARGIN)
     if ct is not None or im is not None:
         width = regions.im_half_width_um
-        source = "drawn" if width is None else _derived(width)
+        source = "drawn" if width is None else _derived(width, regions.clip_area()[1])
         return ScoringRegions(ct, im, tumour, exclusions, source, width)
     if tumour is None:
         return ScoringRegions(None, None, None, exclusions, "none", None,
                               ("No tumour, CT or IM region: draw or import the tumour outline.",))
-    tissue = regions.union(RegionKind.TISSUE)
-    if regions.bounds_um is not None:
-        slide = box(0.0, 0.0, *regions.bounds_um)
-        tissue = slide if tissue is None else as_polygonal(polygonal_parts(tissue.intersection(slide)))
-    excl = [] if exclusions is None else [exclusions]
-    ct, im = derive_ct_im(tumour, tissue, excl, im_half_width_um)
-    warnings = []
+    ct, im, warnings = regions.derived_ct_im(im_half_width_um)
     if ct.is_empty:
         warnings.append(f"The tumour has no centre (CT) with an IM half-width of {im_half_width_um:g} µm.")
     return ScoringRegions(
         None if ct.is_empty else ct, None if im.is_empty else im, tumour, exclusions,
-        _derived(im_half_width_um), im_half_width_um,
+        _derived(im_half_width_um, regions.clip_area()[1]), im_half_width_um,
         tuple(warnings),
     )
 

@@ -19,9 +19,12 @@ silently.
 
 Format of one chunk (up to :data:`CHUNK_CELLS` cells), little-endian whatever the machine::
 
-    b"HSC1"  uint32 n   x_um f8[n]  y_um f8[n]  probability f8[n]  area_um2 f8[n]  class_id u1[n]
+    b"HSC2"  uint32 n   x_um f8[n]  y_um f8[n]  probability f8[n]  area_um2 f8[n]  class_id u1[n]
+                        confidence f8[n]
 
-Floats are kept as float64 so that what is loaded is exactly what was saved (33 bytes per cell).
+Floats are kept as float64 so that what is loaded is exactly what was saved (41 bytes per cell).
+Chunks written before cells had a confidence (``b"HSC1"``, the same without it) still load, with
+confidence NaN (unknown).
 Pixel coordinates are not stored: ``x_px = x_um / mpp_x`` with the slide's mpp, which the store
 keeps with the slide. Each chunk row carries a CRC-32 of its blob, checked on load.
 """
@@ -39,7 +42,9 @@ from core.classes import CLASS_NAMES
 from core.errors import StoreError
 
 CHUNK_CELLS = 100_000
-MAGIC = b"HSC1"
+MAGIC = b"HSC2"
+#: Older chunk formats that still load: magic -> the stored columns it lacks.
+_OLDER = {b"HSC1": ("confidence",)}
 _HEADER = struct.Struct("<4sI")
 #: Stored columns, in blob order, with their on-disk dtypes.
 STORED_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -48,9 +53,12 @@ STORED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("probability", "<f8"),
     ("area_um2", "<f8"),
     ("class_id", "u1"),
+    ("confidence", "<f8"),
 )
 #: Columns of the cell table load_cells returns (CONTRACTS.md "Cell table"), in this order.
-CELL_COLUMNS = ("x_px", "y_px", "x_um", "y_um", "class_name", "class_id", "probability", "area_um2")
+CELL_COLUMNS = ("x_px", "y_px", "x_um", "y_um", "class_name", "class_id", "probability", "area_um2", "confidence")
+#: Stored columns a cell table may lack (saved as NaN: unknown).
+_OPTIONAL = ("confidence",)
 
 
 def columns_from_frame(cells: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -58,7 +66,7 @@ def columns_from_frame(cells: pd.DataFrame) -> dict[str, np.ndarray]:
 
     Raises StoreError naming missing columns, or class ids outside ``CLASS_NAMES``.
     """
-    missing = [name for name, _ in STORED_COLUMNS if name not in cells.columns]
+    missing = [name for name, _ in STORED_COLUMNS if name not in cells.columns and name not in _OPTIONAL]
     if missing:
         raise StoreError(
             f"The cell table lacks column(s) {', '.join(missing)}; it needs "
@@ -66,6 +74,9 @@ def columns_from_frame(cells: pd.DataFrame) -> dict[str, np.ndarray]:
         )
     columns: dict[str, np.ndarray] = {}
     for name, dtype in STORED_COLUMNS:
+        if name not in cells.columns:
+            columns[name] = np.full(len(cells), np.nan, dtype=np.dtype(dtype))
+            continue
         values = cells[name].to_numpy()
         if name == "class_id":
             ids = values.astype(np.int64, copy=False)
@@ -99,17 +110,23 @@ def decode_chunks(chunks: list[tuple[int, bytes, int]], what: str) -> dict[str, 
     per_column: dict[str, list[np.ndarray]] = {name: [] for name, _ in STORED_COLUMNS}
     for index, (n_cells, blob, crc) in enumerate(chunks):
         blob = bytes(blob)  # PostgreSQL drivers give memoryview
-        expected = _HEADER.size + n_cells * sum(np.dtype(d).itemsize for _, d in STORED_COLUMNS)
-        if zlib.crc32(blob) != crc or len(blob) != expected or _HEADER.unpack_from(blob) != (MAGIC, n_cells):
+        magic = blob[:4]
+        lacks = _OLDER.get(magic, ())
+        stored = [(name, d) for name, d in STORED_COLUMNS if name not in lacks]
+        expected = _HEADER.size + n_cells * sum(np.dtype(d).itemsize for _, d in stored)
+        header_ok = len(blob) >= _HEADER.size and _HEADER.unpack_from(blob) == (magic, n_cells)
+        if zlib.crc32(blob) != crc or len(blob) != expected or not header_ok or (magic != MAGIC and not lacks):
             raise StoreError(
                 f"The stored cells of {what} are damaged (chunk {index} fails its checksum). "
                 "Restore the case database from a backup or run the analysis again."
             )
         offset = _HEADER.size
-        for name, dtype in STORED_COLUMNS:
+        for name, dtype in stored:
             array = np.frombuffer(blob, dtype=np.dtype(dtype), count=n_cells, offset=offset)
             per_column[name].append(array)
             offset += array.nbytes
+        for name in lacks:
+            per_column[name].append(np.full(n_cells, np.nan))
     return {
         name: np.concatenate(parts) if parts else np.empty(0, dtype=np.dtype(dtype))
         for (name, dtype), parts in zip(STORED_COLUMNS, per_column.values(), strict=True)
@@ -132,6 +149,7 @@ def frame_from_columns(columns: dict[str, np.ndarray], mpp: tuple[float, float])
             "class_id": class_id,
             "probability": columns["probability"].astype(np.float64, copy=False),
             "area_um2": columns["area_um2"].astype(np.float64, copy=False),
+            "confidence": columns["confidence"].astype(np.float64, copy=False),
         },
         columns=list(CELL_COLUMNS),
     )

@@ -151,7 +151,7 @@ def test_report_from_store_shows_the_stored_scores(demo: DemoRun) -> None:
                                    device="cpu", precision="fp32")
         store.save_cells(run.id, cells)
         store.finish_analysis(run.id, summary={"tissue_area_mm2": 0.05})
-        regions = store_regions(store, case, slide)
+        regions = store_regions(store, case, slide, {})
         scores = store_scores(store, case, _Run(run.id, store.load_cells(run.id), True), regions,
                               demo.options.cohort_csv, slide)
         data = report_data_from_store(store, case.id)

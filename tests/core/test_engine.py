@@ -192,3 +192,46 @@ def test_objects_larger_than_a_tile_are_dropped_and_big_nuclei_kept_once(tmp_pat
     path = write_slide(tmp_path / "square.ome.tif", img)
     assert len(run(path, tissue_detection=False, max_cell_area_um2=399.0).cells) == 2
     assert len(run(path, tissue_detection=False, max_cell_area_um2=400.0).cells) == 3
+
+
+def _disc(shape: tuple[int, int], cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+
+
+def test_one_nucleus_of_mixed_classes_is_one_cell_of_its_majority_class(tmp_path: Path) -> None:
+    """A U-Net calls some pixels of one nucleus CD3 and others CD8_CD3HI: still one cell."""
+    shape = (200, 200)
+    img, _ = paint_blobs(shape, [])
+    centres = [(60.0, 60.0), (144.0, 96.0), (96.0, 150.0)]  # the second lies on a tile corner
+    for cx, cy in centres:
+        img[_disc(shape, cx, cy, 9)] = round(0.5 * 20000)  # class 2 (CD3)
+        img[_disc(shape, cx + 4, cy, 4)] = round(1.0 * 20000)  # a patch of class 4 (CD8_CD3HI)
+    cells = run(write_slide(tmp_path / "mixed.ome.tif", img), tissue_detection=False).cells
+    assert len(cells) == len(centres)
+    assert (cells["class_name"] == "CD3").all()
+    whole = _disc((40, 40), 20, 20, 9).sum() * 0.25  # µm² of one nucleus: all of it is one cell
+    np.testing.assert_allclose(cells["area_um2"], whole, rtol=0.02)
+    # the share of the nucleus voting for CD3: the class-4 patch holds (4/9)² of its pixels
+    assert cells["confidence"].between(0.7, 0.85).all()
+    assert cells["probability"].between(0.9, 1.0).all()
+
+
+@pytest.mark.parametrize("gap", [10.0, 12.0])
+def test_touching_nuclei_are_split_and_counted_once_across_seams(tmp_path: Path, gap: float) -> None:
+    """Pairs of touching discs (centres ``gap`` px apart, radius 6.5) give two cells each, also
+    where a pair straddles a tile seam; with splitting off, each pair is one cell."""
+    shape = (300, 300)
+    img, _ = paint_blobs(shape, [])
+    pairs = [(70.0, 70.0), (KEEP * 3 - gap / 2, 120.0), (200.0, KEEP * 4 + 0.5), (110.0, 230.0)]
+    truth = []
+    for cx, cy in pairs:
+        for dx in (-gap / 2, gap / 2):
+            img[_disc(shape, cx + dx, cy, 6.5)] = round(0.25 * 20000)
+            truth.append((cx + dx, cy))
+    path = write_slide(tmp_path / "pairs.ome.tif", img)
+    cells = run(path, tissue_detection=False).cells
+    assert len(cells) == len(truth)
+    d = np.hypot(cells["x_px"].to_numpy()[:, None] - [t[0] for t in truth], cells["y_px"].to_numpy()[:, None] - [t[1] for t in truth])
+    assert (d.min(axis=0) < 1.5).all(), "every nucleus found near its centre"
+    assert len(run(path, tissue_detection=False, split_depth_um=0.0).cells) == len(pairs)

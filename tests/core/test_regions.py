@@ -123,7 +123,10 @@ def test_regionset_edits_emit_changes() -> None:
 
 
 def test_regionset_derive_replaces_ct_im_once() -> None:
-    rs = RegionSet([Region(kind="tumour", geometry=box(500, 500, 4500, 4500))], bounds_um=(5000, 5000))
+    tumour = Region(kind="tumour", geometry=box(500, 500, 4500, 4500))
+    no_tissue = RegionSet([tumour], bounds_um=(5000, 5000))
+    assert "not clipped to tissue" in no_tissue.derive_ct_im(500)[0]
+    rs = RegionSet([tumour, Region(kind="tissue", geometry=box(-10, -10, 6000, 6000))], bounds_um=(5000, 5000))
     events: list[RegionChange] = []
     rs.changed.connect(events.append)
     assert rs.derive_ct_im(500) == []  # clipping at the slide edge is expected, not a warning
