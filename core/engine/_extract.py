@@ -7,10 +7,10 @@ touching nuclei of one class into one; both bias densities exactly where the sco
 So cells are found in two steps:
 
 1. **Nuclei, class-blind.** The model's lymphocyte foreground (any positive class) is split into
-   4-connected components; a component big enough to hold two nuclei is split by a watershed on
-   its distance transform, seeded by the h-maxima of that distance (``split_depth_px``): two
-   touching round nuclei leave a narrowing at least that deep between their centres, while the
-   ragged border of a single nucleus does not.
+   4-connected components; a component that may hold two nuclei is split by a watershed on its
+   distance transform, seeded by the maxima of that distance that stand out by ``depth_px``
+   (an h-maxima test): two touching round nuclei leave a narrowing at least that deep between
+   their centres, while the ragged border of a single nucleus does not.
 2. **One class per nucleus** from its pixels' probabilities: each pixel votes for its argmax class
    with its softmax probability; the class with the largest vote wins. ``confidence`` is that
    vote divided by the nucleus's pixel count (1 = every pixel called that class with certainty);
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.morphology import h_maxima
+from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
 
 #: Tile outputs: (row, col) -> (argmax class uint8 K×K, its probability float32 K×K).
@@ -53,12 +53,17 @@ _FOUR = ndimage.generate_binary_structure(2, 1)
 class Split:
     """How touching nuclei are separated (model px). ``depth_px`` 0 = never split.
 
-    ``min_px``: components smaller than this hold at most one nucleus and are not examined (the
-    area of two discs of the smallest nucleus radius that can be split; a speed bound only).
+    Only components that may hold several nuclei are examined (the watershed costs ~8 ms per
+    component, the test below microseconds for all): at least ``min_px`` pixels (two of the
+    smallest nuclei that can be split), and either elongated (major/minor axis of the component's
+    second moments above ``elongation``: two touching round nuclei whose centres lie ≥ 0.65 radii
+    apart are) or larger than ``round_px`` (a compact clump of three or more).
     """
 
     depth_px: float = 0.0
     min_px: int = 0
+    round_px: int = 0
+    elongation: float = 1.3
 
 
 @dataclass
@@ -130,24 +135,30 @@ def extract_block(
     return RawCells.concat(parts).order()
 
 
-def nuclei(lab: np.ndarray, split: Split) -> tuple[np.ndarray, int]:
-    """Nucleus instances (int32 labels, 0 = none) of the positive-class foreground of ``lab``."""
+def nuclei(
+    lab: np.ndarray, split: Split, focus: tuple[tuple[int, int], tuple[int, int]] | None = None
+) -> tuple[np.ndarray, int]:
+    """Nucleus instances (int32 labels, 0 = none) of the positive-class foreground of ``lab``.
+
+    ``focus``: ((y0, y1), (x0, x1)); only components whose bounding box meets it are split (the
+    others belong to another window, which splits them itself).
+    """
     labels, n = ndimage.label(lab > 0, structure=_FOUR)
     if split.depth_px <= 0 or n == 0:
         return labels, n
-    counts = np.bincount(labels.ravel(), minlength=n + 1)
-    big = np.flatnonzero(counts >= max(split.min_px, 2)) if split.min_px else np.arange(1, n + 1)
-    big = big[big > 0]
+    big = _may_hold_several(labels, n, split)
     if big.size == 0:
         return labels, n
     boxes = ndimage.find_objects(labels)
     next_id = n + 1
     for i in big:
         sl = boxes[i - 1]
+        if focus is not None and not all(s.start < hi and s.stop > lo for s, (lo, hi) in zip(sl, focus, strict=True)):
+            continue
         window = labels[sl]
         mask = np.pad(window == i, 1)
         dist = ndimage.distance_transform_edt(mask)
-        peaks, n_peaks = ndimage.label(h_maxima(dist, split.depth_px) & mask, structure=np.ones((3, 3)))
+        peaks, n_peaks = _seeds(dist, split.depth_px)
         if n_peaks < 2:
             continue
         parts = watershed(-dist, peaks, mask=mask)[1:-1, 1:-1]
@@ -156,6 +167,61 @@ def nuclei(lab: np.ndarray, split: Split) -> tuple[np.ndarray, int]:
             window[inside & (parts == k)] = next_id
             next_id += 1
     return labels, next_id - 1
+
+
+def _seeds(dist: np.ndarray, depth: float, samples: int = 24) -> tuple[np.ndarray, int]:
+    """Watershed seeds of one component: the maxima of its distance transform ``dist`` that stand
+    out by at least ``depth`` (an h-maxima test, 10× cheaper than a grey-level reconstruction).
+
+    Local maxima are taken highest first; one whose straight path to a higher one never dips
+    ``depth`` below itself belongs to that one's dome (plateaus and the saddle between two nuclei
+    are such maxima) and seeds nothing; the others each seed one nucleus. For round nuclei the
+    straight path between two maxima passes their saddle, so this is the h-maxima answer.
+    Returns (int32 marker image, number of seeds).
+    """
+    peaks = peak_local_max(dist, min_distance=max(1, int(depth)), threshold_abs=depth, exclude_border=False)
+    markers = np.zeros(dist.shape, dtype=np.int32)
+    k = len(peaks)
+    if k < 2:
+        return markers, k
+    height = dist[peaks[:, 0], peaks[:, 1]]
+    order = np.argsort(-height, kind="stable")
+    peaks, height = peaks[order], height[order]
+    t = np.linspace(0.0, 1.0, samples)
+    dy = peaks[None, :, 0] - peaks[:, None, 0]  # (k, k): from i to j
+    dx = peaks[None, :, 1] - peaks[:, None, 1]
+    ys = np.rint(peaks[:, None, None, 0] + dy[..., None] * t).astype(np.intp)
+    xs = np.rint(peaks[:, None, None, 1] + dx[..., None] * t).astype(np.intp)
+    neck = dist[ys, xs].min(axis=2)  # lowest point of the straight path i -> j
+    founders: list[int] = []
+    for i in range(k):
+        # i is the lower of i and every earlier j: its dome joins j's if the path dips < depth
+        if i == 0 or not (height[i] - neck[i, :i] < depth).any():
+            founders.append(i)
+    markers[peaks[founders, 0], peaks[founders, 1]] = np.arange(1, len(founders) + 1)
+    return markers, len(founders)
+
+
+def _may_hold_several(labels: np.ndarray, n: int, split: Split) -> np.ndarray:
+    """Ids of the components worth a watershed (see :class:`Split`)."""
+    idx = np.flatnonzero(labels)
+    ids = labels.ravel()[idx]
+    count = np.bincount(ids, minlength=n + 1).astype(np.float64)
+    count[0] = 1.0
+    y = (idx // labels.shape[1]).astype(np.float64)
+    x = (idx % labels.shape[1]).astype(np.float64)
+    my = np.bincount(ids, weights=y, minlength=n + 1) / count
+    mx = np.bincount(ids, weights=x, minlength=n + 1) / count
+    dy, dx = y - my[ids], x - mx[ids]
+    vyy = np.bincount(ids, weights=dy * dy, minlength=n + 1) / count
+    vxx = np.bincount(ids, weights=dx * dx, minlength=n + 1) / count
+    vxy = np.bincount(ids, weights=dx * dy, minlength=n + 1) / count
+    half_trace, root = (vxx + vyy) / 2, np.sqrt(((vxx - vyy) / 2) ** 2 + vxy**2)
+    major, minor = half_trace + root, np.maximum(half_trace - root, 1e-9)
+    elongated = major > split.elongation**2 * minor
+    candidate = (count >= max(split.min_px, 2)) & (elongated | (count > split.round_px))
+    candidate[0] = False
+    return np.flatnonzero(candidate)
 
 
 def find_cells(
@@ -176,7 +242,7 @@ def find_cells(
     """
     if not lab.any():
         return None
-    labels, n = nuclei(lab, split)
+    labels, n = nuclei(lab, split, (owned_y, owned_x))
     if n == 0:
         return None
     width = lab.shape[1]

@@ -217,17 +217,17 @@ def test_one_nucleus_of_mixed_classes_is_one_cell_of_its_majority_class(tmp_path
     assert cells["probability"].between(0.9, 1.0).all()
 
 
-@pytest.mark.parametrize("gap", [10.0, 12.0])
+@pytest.mark.parametrize("gap", [13.0, 15.0])
 def test_touching_nuclei_are_split_and_counted_once_across_seams(tmp_path: Path, gap: float) -> None:
-    """Pairs of touching discs (centres ``gap`` px apart, radius 6.5) give two cells each, also
-    where a pair straddles a tile seam; with splitting off, each pair is one cell."""
+    """Pairs of touching discs (4.5 µm radius, centres ``gap`` px of 0.5 µm apart, so overlapping)
+    give two cells each, also where a pair straddles a tile seam; with splitting off, one each."""
     shape = (300, 300)
     img, _ = paint_blobs(shape, [])
     pairs = [(70.0, 70.0), (KEEP * 3 - gap / 2, 120.0), (200.0, KEEP * 4 + 0.5), (110.0, 230.0)]
     truth = []
     for cx, cy in pairs:
         for dx in (-gap / 2, gap / 2):
-            img[_disc(shape, cx + dx, cy, 6.5)] = round(0.25 * 20000)
+            img[_disc(shape, cx + dx, cy, 9.0)] = round(0.25 * 20000)
             truth.append((cx + dx, cy))
     path = write_slide(tmp_path / "pairs.ome.tif", img)
     cells = run(path, tissue_detection=False).cells

@@ -17,6 +17,7 @@ from core.errors import Cancelled, ChannelNotFoundError, CoreError, RegionError,
 from core.models import ModelCard, build_model, save_model
 from core.models.runtime import load_model
 from core.progress import CancelToken, run_to_completion
+from core.regions import RegionKind, read_regions_geojson
 from core.slides import open_slide
 from tests.core._engine_support import intensity_model, paint_blobs, seam_centres, write_slide
 
@@ -131,7 +132,7 @@ def test_bad_regions_and_too_coarse_slides(small_slide: Path, tmp_path: Path) ->
         next(analyse_slide(slide, intensity_model(), PARAMS))
 
 
-def test_cli_analyse_writes_the_four_files(unet_dir: Path, small_slide: Path, tmp_path: Path, capsys) -> None:
+def test_cli_analyse_writes_its_files(unet_dir: Path, small_slide: Path, tmp_path: Path, capsys) -> None:
     regions = tmp_path / "r.geojson"
     feature = {
         "type": "Feature",
@@ -143,7 +144,8 @@ def test_cli_analyse_writes_the_four_files(unet_dir: Path, small_slide: Path, tm
     argv = ["analyse", str(small_slide), "--model", str(unet_dir), "--device", "cpu", "--tissue-min-area", "500", "--out", str(out)]
     assert cli_main([*argv, "--regions", str(regions), "--batch-size", "3"]) == 0
     cells = pd.read_csv(out / "cells.csv")
-    assert list(cells.columns) == ["x_px", "y_px", "x_um", "y_um", "class_name", "probability", "area_um2"]
+    assert list(cells.columns) == ["x_px", "y_px", "x_um", "y_um", "class_name", "probability", "area_um2", "confidence"]
+    assert cells["confidence"].between(0, 1).all()
     assert len(cells) and (cells[["x_px", "y_px"]] < 100).all().all()
     detections = json.loads((out / "cells.geojson").read_text())["features"]
     assert len(detections) == len(cells) and detections[0]["properties"]["objectType"] == "detection"
@@ -152,6 +154,9 @@ def test_cli_analyse_writes_the_four_files(unet_dir: Path, small_slide: Path, tm
     assert summary["total_cells"] == len(cells) and summary["device"] == "cpu" and summary["model"] == "tiny-unet"
     assert {"counts", "tissue_area_mm2", "seconds", "precision", "model_sha256"} <= set(summary)
     assert (out / "class_map.png").stat().st_size > 0 and not (out / ".checkpoint").exists()
+    tissue = read_regions_geojson(out / "tissue.geojson", (0.5, 0.5)).regions
+    assert [r.kind for r in tissue] == [RegionKind.TISSUE]
+    assert tissue[0].area_mm2 == pytest.approx(summary["tissue_area_mm2"], rel=0.1)
     assert "cells" in capsys.readouterr().out
     nompp = write_slide(tmp_path / "nompp.ome.tif", paint_blobs((100, 100), [])[0], mpp=None)
     assert cli_main(["analyse", str(nompp), "--model", str(unet_dir), "--device", "cpu", "--out", str(out)]) == 2
