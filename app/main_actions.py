@@ -352,9 +352,7 @@ class ActionsMixin:
             self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
             return
         store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
-        model_dir, device, precision = self.model_dir(), self._device(), None
-        if self.settings.analysis.precision != "auto":
-            precision = self.settings.analysis.precision
+        model_dir, device, precision = self.model_dir(), self._device(), self.settings.analysis.precision
 
         def factory(cancel: Any) -> Any:
             return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,

@@ -1,4 +1,4 @@
-"""SettingsDialog: model, device, IM half-width, database URL, lab name and logo."""
+"""SettingsDialog: model, device, precision, IM half-width, database URL, lab name and logo."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import AppSettings
+from core.models.precision import PRECISION_CHOICES
 
 
 def _installed_models() -> list[tuple[str, str]]:
@@ -49,6 +50,14 @@ class SettingsDialog(QDialog):
             self.device.addItem(d)
         self.device.setCurrentText(settings.analysis.device)
         form.addRow("Device", self.device)
+        self.precision = QComboBox()
+        for p in PRECISION_CHOICES:
+            self.precision.addItem(p)
+        self.precision.setCurrentText(settings.analysis.precision)
+        self.precision.setToolTip("fp32: the same numbers on every computer. bf16/fp16: faster on GPUs "
+                                  "(and CPUs with AMX), checked against fp32 at load. auto: fp32 on a "
+                                  "CPU, bf16/fp16 on a GPU.")
+        form.addRow("Precision", self.precision)
         self.im_width = QDoubleSpinBox()
         self.im_width.setRange(50, 2000)
         self.im_width.setSuffix(" µm")
@@ -85,6 +94,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.analysis.model_dir = self.model.currentData() or ""
         s.analysis.device = self.device.currentText()
+        s.analysis.precision = self.precision.currentText()
         s.analysis.im_half_width_um = self.im_width.value()
         s.analysis.cohort_csv = self.cohort.text().strip()
         s.store.database_url = self.db.text().strip()
