@@ -76,7 +76,8 @@ class ActionsMixin:
 
     def _apply_settings_to_session(self) -> None:
         self.session.im_half_width_um = self.settings.analysis.im_half_width_um
-        self.session.cohort_csv = self.settings.analysis.cohort_csv
+        if self.session.cohort_csv != self.settings.analysis.cohort_csv:
+            self.session.cohort_csv, self.session.cohort = self.settings.analysis.cohort_csv, None
 
     def _device(self) -> str | None:
         d = self.settings.analysis.device
@@ -316,14 +317,9 @@ class ActionsMixin:
             self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
 
     def on_scores_changed(self) -> None:
-        from app.case_session import DEMO_COHORT
-        from core.scores import ReferenceCohort
-
-        if not self.score_panel.cohort_values:
-            cohort = self._try("Reading the reference cohort", ReferenceCohort.from_csv,
-                               self.session.cohort_csv or DEMO_COHORT)
-            if cohort is not None:
-                self.score_panel.set_cohort(cohort)
+        if self.session.cohort is None and self.session.case is not None:  # reopened case: not rescored yet
+            self.session.cohort = self._try("Reading the reference cohort", self.session.reference_cohort)
+        self.score_panel.set_cohort(self.session.cohort)  # the chart follows the cohort in use
         self.score_panel.show_scores(self.session.scores, self.session.score_warnings)
 
     # --- analysis (one worker, see app.workers) -----------------------------------------------------

@@ -64,7 +64,10 @@ class SettingsDialog(QDialog):
         self.im_width.setValue(settings.analysis.im_half_width_um)
         form.addRow("IM half-width", self.im_width)
         self.cohort = QLineEdit(settings.analysis.cohort_csv)
-        self.cohort.setPlaceholderText("Demo cohort (SYNTHETIC)")
+        self.cohort.setPlaceholderText("Cases flagged as reference in the case database")
+        self.cohort.setToolTip("An imported reference cohort table (CSV of CD3_CT … CD20_IM in cells/mm²). "
+                               "Empty: the cases flagged as reference. The SYNTHETIC demo cohort is used "
+                               "only for the demo case.")
         form.addRow("Reference cohort CSV", self.cohort)
         self.db = QLineEdit(settings.store.database_url)
         self.db.setPlaceholderText("cases.db in your data folder")

@@ -72,8 +72,8 @@ class ScorePanel(QWidget):
         self.cohort_values: dict[str, np.ndarray] = {}
 
     def set_cohort(self, cohort: Any) -> None:
-        """Reference distributions (core.scores.ReferenceCohort) for the cohort chart."""
-        self.cohort_values = {p: cohort.values(p) for p in PARAMS}
+        """Reference distributions (core.scores.ReferenceCohort; None: no cohort) for the cohort chart."""
+        self.cohort_values = {} if cohort is None else {p: cohort.values(p) for p in PARAMS}
 
     def show_scores(self, scores: dict[str, Any] | None, warnings: list[str] | None = None) -> None:
         if not scores:
@@ -89,7 +89,8 @@ class ScorePanel(QWidget):
             f"<b>{isl.get('name', 'Immunoscore-like')}:</b> {isl.get('label')} "
             f"{'(' + isl['category'] + ')' if isl.get('category') else ''} &nbsp; "
             f"<b>{tb.get('name', 'T-and-B score')}:</b> {tb.get('label')}<br>"
-            f"<span style='color:#999'>Reference cohort: {cohort.get('name')} (n={cohort.get('n')})</span>")
+            f"<span style='color:#999'>Reference cohort: {cohort.get('name') or 'none'} (n={cohort.get('n')}"
+            f"{', version ' + cohort['version'] if cohort.get('version') else ''})</span>")
         self._fill_table(scores.get("densities", {}))
         self._fill_parts(isl, tb, list(scores.get("warnings", [])) + list(warnings or []))
         self._plot_densities(scores.get("densities", {}))

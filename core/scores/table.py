@@ -45,7 +45,14 @@ def format_scores(scores: CaseScores) -> str:
     prov = scores.provenance
     synthetic = ", SYNTHETIC" if prov.cohort_synthetic else ""
     lines.append("")
-    lines.append(f"Reference cohort: {prov.cohort_name} (n={prov.cohort_n}{synthetic})")
+    if prov.cohort_name is None:
+        lines.append("Reference cohort: none")
+    else:
+        counts = sorted(set(prov.cohort_n_per_parameter.values()))
+        per = "" if counts in ([], [prov.cohort_n]) else f"; {min(counts)}-{max(counts)} values per parameter"
+        dated = f", dated {prov.cohort_date}" if prov.cohort_date else ""
+        lines.append(f"Reference cohort: {prov.cohort_name} (n={prov.cohort_n}{synthetic}{per}); "
+                     f"version {prov.cohort_version}{dated}")
     lines.append(f"CT/IM: {prov.region_source}")
     if prov.model_name or prov.model_sha256:
         lines.append(f"Model: {prov.model_name or '?'} (sha256 {prov.model_sha256 or '?'})")
