@@ -2,12 +2,13 @@
 
 A marker group is drawn in the colour of the class that defines it (CD3+ in the CD3 colour, CD8+
 in the CD8_CD3HI colour, CD20+ in the CD20 colour, from :mod:`core.classes`). Region outlines
-use colours that none of the classes use, so a region is never mistaken for a cell class.
+and labels come from :mod:`core.regions.kinds`, the table the app and GeoJSON export use too.
 """
 
 from __future__ import annotations
 
 from core.classes import CLASS_COLOURS, class_index
+from core.regions.kinds import REGION_KINDS
 
 #: Marker group -> hex colour (from the class colours).
 MARKER_COLOURS: dict[str, str] = {
@@ -16,25 +17,9 @@ MARKER_COLOURS: dict[str, str] = {
     "CD20+": CLASS_COLOURS[class_index("CD20")],
 }
 
-#: Region kind -> hex colour of its outline.
-REGION_COLOURS: dict[str, str] = {
-    "tumour": "#1a1a1a",
-    "tumour_centre": "#6a3d9a",
-    "invasive_margin": "#c8a200",
-    "exclusion": "#606060",
-    "tissue": "#9e9e9e",
-    "other": "#8c564b",
-}
-
-#: Region kind -> legend label in the overview.
-REGION_LABELS: dict[str, str] = {
-    "tumour": "Tumour border",
-    "tumour_centre": "Tumour centre (CT)",
-    "invasive_margin": "Invasive margin (IM)",
-    "exclusion": "Exclusion",
-    "tissue": "Tissue",
-    "other": "Other region",
-}
+#: Region kind -> hex colour of its outline, and -> legend label: core's one table of kinds.
+REGION_COLOURS: dict[str, str] = {kind.value: info.colour for kind, info in REGION_KINDS.items()}
+REGION_LABELS: dict[str, str] = {kind.value: info.label for kind, info in REGION_KINDS.items()}
 
 #: Ink of headings, rules and table headers.
 BRAND = "#1f3a5f"

@@ -11,13 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from core import __version__
+from core.regions.kinds import BY_SHORT
 
-#: Short region labels used in parameter names (CD3_CT) -> display names.
-REGION_LABELS: Mapping[str, str] = {
-    "CT": "tumour centre (CT)",
-    "IM": "invasive margin (IM)",
-    "Tumour": "whole tumour",
-}
+#: Short region names used in parameter names (CD3_CT) -> display names (from core.regions.kinds).
+REGION_LABELS: Mapping[str, str] = {short: info.label for short, info in BY_SHORT.items()}
 
 
 class Score:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.scores.base import REGION_LABELS
+from core.regions.kinds import BY_SHORT
 from core.scores.case import CaseScores
 from core.scores.density import CellDensity
 from core.scores.immunoscore import ImmunoscoreLike
@@ -27,7 +27,8 @@ def format_scores(scores: CaseScores) -> str:
         lines.append(f"{group} cells".ljust(width) + counts)
         lines.append(f"{group} density".ljust(width) + densities)
     for missing in table.missing:
-        lines.append(f"No {REGION_LABELS.get(missing, missing)}: its densities are not available.")
+        lines.append(f"No {BY_SHORT[missing].in_sentence if missing in BY_SHORT else missing}: "
+                     "its densities are not available.")
     lines.append("")
     isl = scores.immunoscore_like
     if isl.evaluable:
