@@ -262,3 +262,21 @@ def test_one_store_shared_by_threads(store: CaseStore) -> None:
         t.join()
     assert errors == []
     assert len(store.find_cases("T")) == 40 and len(store.audit_entries()) == 80
+
+
+def test_one_slide_fingerprint_for_store_and_checkpoints(tmp_path: Path) -> None:
+    """The store and the engine's checkpoints identify a slide by the same content fingerprint."""
+    from core.engine._checkpoint import slide_fingerprint as checkpoint_fingerprint
+    from core.fingerprint import slide_fingerprint
+
+    a = tmp_path / "a.tif"
+    a.write_bytes(bytes(range(256)) * 20_000)  # 5 MB: first and last MiB both count
+    moved = tmp_path / "moved.tif"
+    moved.write_bytes(a.read_bytes())
+    sha, size = slide_fingerprint(a)
+    assert (sha, size) == slide_fingerprint(moved) and size == 5_120_000
+    assert checkpoint_fingerprint(moved) == {"sha256": sha, "size": size}
+    tail = bytearray(a.read_bytes())
+    tail[-1] ^= 0xFF
+    moved.write_bytes(bytes(tail))
+    assert slide_fingerprint(moved)[0] != sha
