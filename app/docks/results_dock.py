@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.report.colours import marker_colour
+from core.classes import marker_colour
 
 PARAMS = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
 

@@ -20,6 +20,8 @@ from typing import Protocol
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from core.density import DensityOverlay  # the overview's density raster: made in core, re-exported here
+
 #: Fewer reference cases than this and the report warns that percentiles are unstable.
 MIN_COHORT_SIZE = 30
 
@@ -51,19 +53,6 @@ class ReportSettings:
     logo_path: Path | None = None
     operator: str = ""
     lab_address: str = ""
-
-
-@dataclass(frozen=True)
-class DensityOverlay:
-    """A cell-density raster drawn over the thumbnail.
-
-    values: float array (h, w) of cells/mm²; downsample: level-0 pixels per raster pixel;
-    label: what it shows, e.g. ``"CD3+"``; its colour follows the marker's colour in the report.
-    """
-
-    values: np.ndarray
-    downsample: float
-    label: str = "CD3+"
 
 
 @dataclass(frozen=True)

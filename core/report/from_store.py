@@ -19,6 +19,7 @@ import numpy as np
 import shapely.wkt
 
 from core import __version__
+from core.density import analysed_density
 from core.errors import CoreError, SlideError
 from core.regions import Region, RegionKind, RegionSet
 from core.regions.kinds import region_title
@@ -33,8 +34,9 @@ from core.report.data import (
     Signature,
     TBSummary,
 )
-from core.report.qc import analysed_density, decode_mask, fraction_in_mask, summarise_metrics
+from core.report.qc import summarise_metrics
 from core.scores import CaseScores, DensityTable, ImmunoscoreLikeResult, TAndBResult
+from core.tissue_mask import decode_mask, fraction_in_mask
 
 #: Order of the density table's rows, by the scores' short names (titles: core.regions.kinds).
 ROW_ORDER = ("CT", "IM", "Tumour")
