@@ -235,7 +235,7 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
     cells = store.load_cells(analysis.id)
     scores = store.load_scores(case_id)
     last = scores[-1] if scores else None
-    typed = CaseScores.from_dict(last.result) if last else None
+    typed = last.scores if last else None
     provenance = (last.provenance if last else {}) or (last.result.get("provenance", {}) if last else {})
     regions = _scored_regions(_regions(store, case_id), provenance)
     # Cohort warnings are shown with the cohort; the rest (regions, slide) under quality control.

@@ -22,9 +22,9 @@ STORE_COHORT_NAME = "Lab reference cases"
 STORE_SOURCE = "case store: cases flagged as reference"
 
 
-def reference_values(result: dict[str, Any]) -> dict[str, float | None]:
-    """The six cohort parameters (cells/mm²; None = region missing) of one stored score result."""
-    values = CaseScores.from_dict(result).densities.parameters()
+def reference_values(scores: CaseScores) -> dict[str, float | None]:
+    """The six cohort parameters (cells/mm²; None = region missing) of one case's scores."""
+    values = scores.densities.parameters()
     return {p: values.get(p) for p in COHORT_PARAMETERS}
 
 
@@ -49,7 +49,7 @@ def cohort_from_store(
         if not scores:
             continue
         latest = scores[-1]
-        rows.append({"case_id": case.accession, **reference_values(latest.result)})
+        rows.append({"case_id": case.accession, **reference_values(latest.scores)})
         newest = latest.created_at if newest is None else max(newest, latest.created_at)
     if not rows:
         return None
