@@ -116,17 +116,18 @@ class ReferenceCohort:
     def warnings(self) -> tuple[str, ...]:
         """Sentences every score made with this cohort must show (counts per parameter included)."""
         counts = self.n_per_parameter
+        present = {p: n for p, n in counts.items() if n > 0}
+        short = [n for n in present.values() if n < RECOMMENDED_COHORT_SIZE]
         out = []
-        fewest = min(counts.values())
-        if fewest < RECOMMENDED_COHORT_SIZE:
-            few = sorted({n for n in counts.values() if n < RECOMMENDED_COHORT_SIZE})
-            detail = "" if set(counts.values()) == {self.n} else " (values per parameter: " + ", ".join(
+        if short:
+            fewest = min(short)
+            size = f"has only {self.n} cases" if self.n < RECOMMENDED_COHORT_SIZE else f"has {self.n} cases"
+            detail = "" if all(n == self.n for n in present.values()) else " (values per parameter: " + ", ".join(
                 f"{p} {n}" for p, n in counts.items()) + ")"
             strength = "unreliable" if fewest < MIN_COHORT_SIZE else "less precise than recommended"
             out.append(
-                f"Reference cohort {self.name!r} has only {self.n} cases{detail}; "
-                f"{RECOMMENDED_COHORT_SIZE}+ are recommended (at least {MIN_COHORT_SIZE}): percentiles and "
-                f"cut-offs resting on {few[0]} values are {strength}."
+                f"Reference cohort {self.name!r} {size}{detail}; {RECOMMENDED_COHORT_SIZE}+ are recommended "
+                f"(at least {MIN_COHORT_SIZE}): percentiles and cut-offs resting on {fewest} values are {strength}."
             )
         empty = [p for p, n in counts.items() if n == 0]
         if empty:

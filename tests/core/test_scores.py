@@ -157,6 +157,12 @@ def test_cohort_without_cd20_makes_both_scores_say_what_they_can() -> None:
     assert isl.cohort_n_per_parameter == {"CD3_CT": 3, "CD3_IM": 3, "CD8_CT": 3, "CD8_IM": 3}
     assert any("only 4 cases" in w and "CD20_IM 0" in w for w in cohort.warnings)
     assert any("no values for CD20_CT, CD20_IM" in w for w in cohort.warnings)
+    big = ReferenceCohort("big", pd.DataFrame({p: [1.0] * 150 for p in COHORT_PARAMETERS}))
+    assert not big.warnings  # 150 values for every parameter: nothing to warn about
+    big.densities.loc[40:, "CD20_IM"] = np.nan
+    partial = ReferenceCohort("partial", big.densities)
+    (warning,) = partial.warnings
+    assert "has 150 cases (values per parameter:" in warning and "resting on 40 values" in warning
     without_cd3 = ReferenceCohort("no CD3", pd.DataFrame({"CD8_CT": [1.0], "CD8_IM": [1.0]}))
     assert not ImmunoscoreLike.compute(values, without_cd3).evaluable
 
