@@ -60,6 +60,12 @@ class ReferenceCohort:
                 f"Reference cohort {self.name!r} has none of the columns (cells/mm²) "
                 f"{', '.join(COHORT_PARAMETERS)}; found: {', '.join(map(str, df.columns)) or 'none'}."
             )
+        near = {str(c): p for c in df.columns for p in COHORT_PARAMETERS if str(c) != p and str(c).upper() == p}
+        if near:
+            raise ScoreError(
+                f"Reference cohort {self.name!r}: column(s) {', '.join(near)} must be spelt "
+                f"{', '.join(near.values())} (parameters are case-sensitive: {', '.join(COHORT_PARAMETERS)})."
+            )
         df = df.copy()
         for col in COHORT_PARAMETERS:
             if col not in df.columns:
