@@ -49,6 +49,7 @@ def test_unet_path_and_resume_after_a_crash(unet_dir: Path, small_slide: Path, t
         reference = run_to_completion(analyse_slide(slide, model, PARAMS))
         assert len(reference.cells) > 5
         assert reference.summary["precision"] == model.precision and reference.summary["model"] == "tiny-unet"
+        assert reference.summary["precision_reason"] == "fp32 requested"  # recorded with every run
 
         job = analyse_slide(slide, model, PARAMS, checkpoint_dir=tmp_path)
         blocks = 0
