@@ -20,8 +20,6 @@ from core.regions import Region, RegionChange, RegionKind, RegionSet
 from core.store import CaseRecord, CaseStore, SlideRecord
 
 log = logging.getLogger(__name__)
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
-DEMO_COHORT = RESOURCES / "reference" / "demo_cohort.csv"
 
 
 class CaseSession(QObject):
@@ -46,7 +44,8 @@ class CaseSession(QObject):
         self.score_warnings: list[str] = []
         self.interrupted: list[int] = []  # analyses found left running by a stopped process, now closed
         self.im_half_width_um = 500.0
-        self.cohort_csv: str = ""
+        self.cohort_csv: str = ""   # the lab's imported cohort table; "" = the store's reference cases
+        self.cohort: Any = None      # the ReferenceCohort the shown scores used (None: none yet)
         self._suspend_save = False
 
     # --- store ----------------------------------------------------------------------------------
@@ -130,7 +129,7 @@ class CaseSession(QObject):
         if self.slide is not None:
             self.slide.close()
         self.case = self.slide_record = self.slide = None
-        self.cells, self.scores, self.analysis = None, None, {}
+        self.cells, self.scores, self.analysis, self.cohort = None, None, {}, None
         self.regions = RegionSet()
 
     @property
@@ -188,17 +187,32 @@ class CaseSession(QObject):
             raise StoreError("There are no cells yet: run the analysis first.")
         return write_cells_csv(self.cells, path)
 
+    def reference_cohort(self) -> Any:
+        """The cohort the open case is scored against, read afresh (flags may change at any time).
+
+        The imported table (settings) if set; the SYNTHETIC demo cohort only for demo cases; else
+        the cases flagged as reference in the store, this case left out. None when there is none.
+        """
+        from core.demo import DEMO_COHORT, is_demo_case
+        from core.scores import ReferenceCohort, cohort_from_store
+
+        if self.cohort_csv:
+            return ReferenceCohort.from_csv(self.cohort_csv)
+        if self.case is not None and is_demo_case(self.case.accession):
+            return ReferenceCohort.from_csv(DEMO_COHORT)
+        return cohort_from_store(self.store, exclude_accession=self.case.accession if self.case else None)
+
     def rescore(self) -> None:
         """Score the cells in the regions against the reference cohort; store when editable."""
         from core.analysis import score_and_record
-        from core.scores import ReferenceCohort
 
         if self.cells is None or self.case is None or not self.regions.of_kind(RegionKind.TUMOUR) and not (
             self.regions.of_kind(RegionKind.TUMOUR_CENTRE) or self.regions.of_kind(RegionKind.INVASIVE_MARGIN)
         ):
             return
+        self.cohort = self.reference_cohort()
         recorded = score_and_record(
-            self.store, self.case.id, self.cells, self.regions, ReferenceCohort.from_csv(self.cohort_csv or DEMO_COHORT),
+            self.store, self.case.id, self.cells, self.regions, self.cohort,
             self.im_half_width_um, model_name=self.analysis.get("model_name"),
             model_sha256=self.analysis.get("model_sha256"), analysis_id=self.analysis.get("id"),
             editable=not self.read_only, previous=self.scores or {})

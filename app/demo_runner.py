@@ -29,6 +29,7 @@ class DemoRunner(QObject):
         options = DemoOptions(
             out_dir=Path(platformdirs.user_data_dir("HoechstScore", appauthor=False)) / "demo-case-app",
             db_url=self.window.session.database_url or None, size=self.size, model_dir=self.window.model_dir(),
+            precision=self.window.settings.analysis.precision,
         )
 
         def factory(cancel: CancelToken) -> Any:

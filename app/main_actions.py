@@ -76,7 +76,8 @@ class ActionsMixin:
 
     def _apply_settings_to_session(self) -> None:
         self.session.im_half_width_um = self.settings.analysis.im_half_width_um
-        self.session.cohort_csv = self.settings.analysis.cohort_csv
+        if self.session.cohort_csv != self.settings.analysis.cohort_csv:
+            self.session.cohort_csv, self.session.cohort = self.settings.analysis.cohort_csv, None
 
     def _device(self) -> str | None:
         d = self.settings.analysis.device
@@ -206,7 +207,7 @@ class ActionsMixin:
 
         Called when the cells or the marker change, not per frame: ~60 ms for 1M cells.
         """
-        from core.report.qc import DENSITY_SIGMA_UM, analysed_density
+        from core.density import DENSITY_SIGMA_UM, analysed_density
 
         layer, marker = self.view.density, self.layers_panel.density_marker
         if layer is None:
@@ -316,14 +317,9 @@ class ActionsMixin:
             self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
 
     def on_scores_changed(self) -> None:
-        from app.case_session import DEMO_COHORT
-        from core.scores import ReferenceCohort
-
-        if not self.score_panel.cohort_values:
-            cohort = self._try("Reading the reference cohort", ReferenceCohort.from_csv,
-                               self.session.cohort_csv or DEMO_COHORT)
-            if cohort is not None:
-                self.score_panel.set_cohort(cohort)
+        if self.session.cohort is None and self.session.case is not None:  # reopened case: not rescored yet
+            self.session.cohort = self._try("Reading the reference cohort", self.session.reference_cohort)
+        self.score_panel.set_cohort(self.session.cohort)  # the chart follows the cohort in use
         self.score_panel.show_scores(self.session.scores, self.session.score_warnings)
 
     # --- analysis (one worker, see app.workers) -----------------------------------------------------
@@ -352,9 +348,7 @@ class ActionsMixin:
             self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
             return
         store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
-        model_dir, device, precision = self.model_dir(), self._device(), None
-        if self.settings.analysis.precision != "auto":
-            precision = self.settings.analysis.precision
+        model_dir, device, precision = self.model_dir(), self._device(), self.settings.analysis.precision
 
         def factory(cancel: Any) -> Any:
             return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,

@@ -13,17 +13,21 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_RECENT = 10
 
 
 @dataclass
 class AnalysisSection:
-    """model_dir: "" = core's default model; device: "auto", "cpu" or "cuda"; IM half-width in µm."""
+    """model_dir: "" = core's default model; device: "auto", "cpu" or "cuda"; IM half-width in µm.
+
+    precision: "fp32" (default: the same numbers on every computer), "bf16", "fp16" (CUDA only) or
+    "auto" (the device default of core.models.precision: fp32 on a CPU, bf16/fp16 on CUDA).
+    """
 
     model_dir: str = ""
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = "fp32"
     im_half_width_um: float = 500.0
     cohort_csv: str = ""
 
@@ -91,7 +95,15 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-MIGRATIONS = {1: _v1_to_v2}
+def _v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2's precision "auto" meant a timing race at model load; v3 pins fp32 unless a lab chose otherwise."""
+    analysis = dict(data.get("analysis") or {})
+    if analysis.get("precision", "auto") == "auto":
+        analysis["precision"] = "fp32"
+    return {**data, "schema_version": 3, "analysis": analysis}
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:

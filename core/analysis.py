@@ -62,7 +62,7 @@ def analyse_and_record(
     import dataclasses
 
     from core.engine import analyse_slide
-    from core.report.qc import analysis_summary_extras
+    from core.tissue_mask import analysis_summary_extras
 
     card = model.card
     recorded = dict(parameters) if parameters is not None else {"engine": jsonable(dataclasses.asdict(params))}

@@ -36,6 +36,8 @@ DEFAULT_SEED = 7
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 DEMO_COHORT = RESOURCES / "reference" / "demo_cohort.csv"
 DEMO_MODEL = RESOURCES / "models" / "demo"
+#: Demo cases are named DEMO-<size>-<seed>; only they are scored against the SYNTHETIC demo cohort.
+DEMO_ACCESSION_PREFIX = "DEMO-"
 DEMO_SETTINGS = ReportSettings(lab_name="HoechstScore demonstration laboratory",
                                lab_address="Synthetic data – for demonstration and training only")
 _SLIDE_FILES = ("hoechst.ome.tif", "mif.ome.tif", "cells.csv", "tumour.geojson", "phantom.json")
@@ -107,6 +109,11 @@ def ensure_demo_slide(directory: Path, size: int = DEFAULT_SIZE, seed: int = DEF
         (tmp / name).replace(directory / name)
     shutil.rmtree(tmp, ignore_errors=True)
     return _read_slide(directory, generated=True)
+
+
+def is_demo_case(accession: str) -> bool:
+    """True for the cases the demo pipeline makes (the only ones the demo cohort may score)."""
+    return accession.startswith(DEMO_ACCESSION_PREFIX)
 
 
 def require_demo_model(model_dir: Path) -> None:
@@ -313,7 +320,7 @@ def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None
     yield Progress(0, 0, "Preparing the demo slide")
     slide = yield from ensure_demo_slide(demo_dir(options.size, options.seed, options.data_dir),
                                          options.size, options.seed, cancel)
-    accession = f"DEMO-{options.size}-{options.seed}"
+    accession = f"{DEMO_ACCESSION_PREFIX}{options.size}-{options.seed}"
     with CaseStore.open(options.db_url) as store:
         try:
             case = store.get_case_by_accession(accession)

@@ -86,7 +86,7 @@ split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json
                    help="stop gracefully after MIN minutes and export the best model so far")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto: bf16/fp16 autocast only on CUDA or CPUs with AMX/AVX512-BF16, else fp32")
+                   help="auto (default): fp32 on a CPU, bf16 (fp16 without bf16) autocast on CUDA; bf16 on a CPU only if asked")
     t.add_argument("--threads", type=int, default=None,
                    help="CPU threads per training process (default: torch's choice; under torchrun on CPUs, "
                    "cores / processes). 1 is much faster on a busy shared machine")

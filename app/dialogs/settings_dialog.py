@@ -1,4 +1,4 @@
-"""SettingsDialog: model, device, IM half-width, database URL, lab name and logo."""
+"""SettingsDialog: model, device, precision, IM half-width, database URL, lab name and logo."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import AppSettings
+from core.models.precision import PRECISION_CHOICES
 
 
 def _installed_models() -> list[tuple[str, str]]:
@@ -49,13 +50,24 @@ class SettingsDialog(QDialog):
             self.device.addItem(d)
         self.device.setCurrentText(settings.analysis.device)
         form.addRow("Device", self.device)
+        self.precision = QComboBox()
+        for p in PRECISION_CHOICES:
+            self.precision.addItem(p)
+        self.precision.setCurrentText(settings.analysis.precision)
+        self.precision.setToolTip("fp32: the same numbers on every computer. bf16/fp16: faster on GPUs "
+                                  "(and CPUs with AMX), checked against fp32 at load. auto: fp32 on a "
+                                  "CPU, bf16/fp16 on a GPU.")
+        form.addRow("Precision", self.precision)
         self.im_width = QDoubleSpinBox()
         self.im_width.setRange(50, 2000)
         self.im_width.setSuffix(" µm")
         self.im_width.setValue(settings.analysis.im_half_width_um)
         form.addRow("IM half-width", self.im_width)
         self.cohort = QLineEdit(settings.analysis.cohort_csv)
-        self.cohort.setPlaceholderText("Demo cohort (SYNTHETIC)")
+        self.cohort.setPlaceholderText("Cases flagged as reference in the case database")
+        self.cohort.setToolTip("An imported reference cohort table (CSV of CD3_CT … CD20_IM in cells/mm²). "
+                               "Empty: the cases flagged as reference. The SYNTHETIC demo cohort is used "
+                               "only for the demo case.")
         form.addRow("Reference cohort CSV", self.cohort)
         self.db = QLineEdit(settings.store.database_url)
         self.db.setPlaceholderText("cases.db in your data folder")
@@ -85,6 +97,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.analysis.model_dir = self.model.currentData() or ""
         s.analysis.device = self.device.currentText()
+        s.analysis.precision = self.precision.currentText()
         s.analysis.im_half_width_um = self.im_width.value()
         s.analysis.cohort_csv = self.cohort.text().strip()
         s.store.database_url = self.db.text().strip()

@@ -22,10 +22,16 @@ from PySide6.QtWidgets import (
 from app.viewer.display import DisplaySettings, pack_argb
 from app.viewer.slide_view import BACKGROUND
 from app.viewer.tiles import array_to_qimage
-from core.classes import CLASS_COLOURS, CLASS_NAMES, DEFAULT_MARKER_GROUPS, POSITIVE_CLASSES
+from core.classes import (
+    CLASS_COLOURS,
+    CLASS_NAMES,
+    DEFAULT_MARKER_GROUPS,
+    POSITIVE_CLASSES,
+    class_label,
+    marker_colour,
+)
+from core.density import density_rgba
 from core.regions import Region, RegionKind
-from core.report.colours import marker_colour
-from core.report.overview import density_rgba
 
 
 def swatch(colour: QColor | str) -> QIcon:
@@ -36,7 +42,7 @@ def swatch(colour: QColor | str) -> QIcon:
 
 def colour_bar(vmax: float, marker: str, size: tuple[int, int] = (160, 12)) -> QPixmap:
     """The density map's colour bar, 0 (left) to ``vmax`` (right), drawn by core's
-    :func:`~core.report.overview.density_rgba` over the viewer's background, as the map looks on glass."""
+    :func:`~core.density.density_rgba` over the viewer's background, as the map looks on glass."""
     w, h = size
     rgba = density_rgba(np.linspace(0.0, vmax, w, dtype=np.float32)[None, :], vmax, marker_colour(marker), on_dark=True)
     a = rgba[..., 3:].astype(np.float32) / 255
@@ -83,7 +89,7 @@ class LayersPanel(QWidget):
         cl.addWidget(self.cells_box)
         self.class_boxes: dict[int, QCheckBox] = {}
         for c in POSITIVE_CLASSES:
-            box = QCheckBox(CLASS_NAMES[c])
+            box = QCheckBox(class_label(CLASS_NAMES[c]))
             box.setIcon(swatch(CLASS_COLOURS[c]))
             box.setChecked(True)
             box.toggled.connect(self._on_class_box)
@@ -177,7 +183,7 @@ class LayersPanel(QWidget):
 
     def set_counts(self, counts: dict[int, int]) -> None:
         for c, box in self.class_boxes.items():
-            box.setText(f"{CLASS_NAMES[c]}  ({counts.get(c, 0):,})")
+            box.setText(f"{class_label(CLASS_NAMES[c])}  ({counts.get(c, 0):,})")
 
     def set_regions(self, regions: list[Region], selected: str | None) -> None:
         self.region_list.blockSignals(True)

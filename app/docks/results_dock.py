@@ -1,7 +1,8 @@
 """ScorePanel: region areas, counts and densities, both scores with their parts, cohort, and charts.
 
-Reads the scores as stored (``CaseScores.to_dict()`` form), so a reopened case shows exactly what
-was saved. Words come from core's score classes (their names travel in the dict).
+Takes the scores as stored (``CaseScores.to_dict()`` form), so a reopened case shows exactly what
+was saved, and reads them back as core's typed results (``CaseScores.from_dict``). Words come from
+core's score classes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.report.colours import marker_colour
+from core.classes import marker_colour
+from core.scores import CaseScores, ImmunoscoreLike, TAndBScore
 
 PARAMS = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
 
@@ -72,10 +74,11 @@ class ScorePanel(QWidget):
         self.cohort_values: dict[str, np.ndarray] = {}
 
     def set_cohort(self, cohort: Any) -> None:
-        """Reference distributions (core.scores.ReferenceCohort) for the cohort chart."""
-        self.cohort_values = {p: cohort.values(p) for p in PARAMS}
+        """Reference distributions (core.scores.ReferenceCohort; None: no cohort) for the cohort chart."""
+        self.cohort_values = {} if cohort is None else {p: cohort.values(p) for p in PARAMS}
 
     def show_scores(self, scores: dict[str, Any] | None, warnings: list[str] | None = None) -> None:
+        """Show stored scores (``CaseScores.to_dict()`` form), read back as core's typed results."""
         if not scores:
             self.headline.setText("No scores yet: open a case, run the analysis and draw the tumour.")
             self.table.setRowCount(0)
@@ -83,28 +86,29 @@ class ScorePanel(QWidget):
             self.density_plot.clear()
             self.cohort_plot.clear()
             return
-        isl, tb = scores.get("immunoscore_like", {}), scores.get("t_and_b", {})
-        cohort = isl.get("cohort") or {}
+        typed = CaseScores.from_dict(scores)
+        isl, tb = typed.immunoscore_like, typed.t_and_b
+        version = isl.provenance.cohort_version
         self.headline.setText(
-            f"<b>{isl.get('name', 'Immunoscore-like')}:</b> {isl.get('label')} "
-            f"{'(' + isl['category'] + ')' if isl.get('category') else ''} &nbsp; "
-            f"<b>{tb.get('name', 'T-and-B score')}:</b> {tb.get('label')}<br>"
-            f"<span style='color:#999'>Reference cohort: {cohort.get('name')} (n={cohort.get('n')})</span>")
-        self._fill_table(scores.get("densities", {}))
-        self._fill_parts(isl, tb, list(scores.get("warnings", [])) + list(warnings or []))
-        self._plot_densities(scores.get("densities", {}))
+            f"<b>{ImmunoscoreLike.name}:</b> {isl.label} "
+            f"{'(' + isl.category + ')' if isl.category else ''} &nbsp; "
+            f"<b>{TAndBScore.name}:</b> {tb.label}<br>"
+            f"<span style='color:#999'>Reference cohort: {isl.cohort_name or 'none'} (n={isl.cohort_n}"
+            f"{', version ' + version if version else ''})</span>")
+        self._fill_table(typed.densities)
+        self._fill_parts(isl, tb, list(typed.warnings) + list(warnings or []))
+        self._plot_densities(typed.densities)
         self._plot_cohort(isl)
 
-    def _fill_table(self, densities: dict[str, Any]) -> None:
-        regions = densities.get("regions", [])
-        groups = list(densities.get("marker_groups", {}))
+    def _fill_table(self, densities: Any) -> None:
+        regions, groups = densities.regions, list(densities.marker_groups)
         headers = ["Region", "Area (mm²)"] + [f"{g} cells" for g in groups] + [f"{g} /mm²" for g in groups]
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
         self.table.setRowCount(len(regions))
         for i, r in enumerate(regions):
-            values = [r["region"], _fmt(r["area_mm2"], 3)] + [f"{r['counts'][g]:,}" for g in groups] + [
-                _fmt(r["densities"][g]) for g in groups]
+            values = [r.region, _fmt(r.area_mm2, 3)] + [f"{r.counts[g]:,}" for g in groups] + [
+                _fmt(r.densities[g]) for g in groups]
             for j, v in enumerate(values):
                 item = QTableWidgetItem(str(v))
                 if j:
@@ -112,50 +116,47 @@ class ScorePanel(QWidget):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
 
-    def _fill_parts(self, isl: dict[str, Any], tb: dict[str, Any], warnings: list[str]) -> None:
+    def _fill_parts(self, isl: Any, tb: Any, warnings: list[str]) -> None:
         rows = []
         for p in PARAMS:
-            value = (isl.get("values") or {}).get(p)
-            pct = (isl.get("percentiles") or {}).get(p)
-            rows.append(f"<tr><td>{p}</td><td align=right>{_fmt(value)}</td><td align=right>{_fmt(pct)}</td>"
-                        "<td></td></tr>")
+            rows.append(f"<tr><td>{p}</td><td align=right>{_fmt(isl.values.get(p))}</td>"
+                        f"<td align=right>{_fmt(isl.percentiles.get(p))}</td><td></td></tr>")
         tb_rows = "".join(
-            f"<tr><td>{p}</td><td align=right>{_fmt(v)}</td><td align=right>{_fmt((tb.get('cutoffs') or {}).get(p))}</td>"
-            f"<td>{(tb.get('calls') or {}).get(p, '')}</td></tr>" for p, v in (tb.get("values") or {}).items())
-        reason = f"<p>Not evaluable: {isl['reason']}</p>" if not isl.get("evaluable") and isl.get("reason") else ""
-        tb_reason = f"<p>Not evaluable: {tb['reason']}</p>" if not tb.get("evaluable") and tb.get("reason") else ""
+            f"<tr><td>{p}</td><td align=right>{_fmt(v)}</td><td align=right>{_fmt(tb.cutoffs.get(p))}</td>"
+            f"<td>{tb.calls.get(p, '')}</td></tr>" for p, v in tb.values.items())
+        reason = f"<p>Not evaluable: {isl.reason}</p>" if not isl.evaluable and isl.reason else ""
+        tb_reason = f"<p>Not evaluable: {tb.reason}</p>" if not tb.evaluable and tb.reason else ""
         warn = "".join(f"<p style='color:#e0a030'>⚠ {w}</p>" for w in dict.fromkeys(warnings))
         self.parts.setText(
-            f"<h3>{isl.get('name', '')}: {isl.get('label', '')}</h3>{reason}"
-            f"<p>Mean percentile {_fmt(isl.get('mean_percentile'))}</p>"
+            f"<h3>{ImmunoscoreLike.name}: {isl.label}</h3>{reason}"
+            f"<p>Mean percentile {_fmt(isl.mean_percentile)}</p>"
             "<table cellpadding=3><tr><th>Part</th><th>cells/mm²</th><th>Percentile</th><th></th></tr>"
             + "".join(rows) + "</table>"
-            f"<h3>{tb.get('name', '')}: {tb.get('label', '')}</h3>{tb_reason}"
+            f"<h3>{TAndBScore.name}: {tb.label}</h3>{tb_reason}"
             "<table cellpadding=3><tr><th>Part</th><th>cells/mm²</th><th>Cut-off</th><th>Call</th></tr>"
             + tb_rows + "</table>" + warn)
 
-    def _plot_densities(self, densities: dict[str, Any]) -> None:
+    def _plot_densities(self, densities: Any) -> None:
         plot = self.density_plot
         plot.clear()
-        regions = densities.get("regions", [])
-        groups = list(densities.get("marker_groups", {}))
+        regions, groups = densities.regions, list(densities.marker_groups)
         if not regions or not groups:
             return
         width = 0.8 / len(groups)
         for gi, g in enumerate(groups):
             xs = np.arange(len(regions)) + (gi - (len(groups) - 1) / 2) * width
-            ys = [r["densities"][g] or 0.0 for r in regions]
+            ys = [r.densities[g] or 0.0 for r in regions]
             plot.addItem(pg.BarGraphItem(x=xs, height=ys, width=width * 0.9, brush=marker_colour(g),
                                          name=g))
-        plot.getAxis("bottom").setTicks([[(i, r["region"]) for i, r in enumerate(regions)]])
+        plot.getAxis("bottom").setTicks([[(i, r.region) for i, r in enumerate(regions)]])
         legend = plot.addLegend(offset=(5, 5))
         for g in groups:
             legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=1, brush=marker_colour(g)), g)
 
-    def _plot_cohort(self, isl: dict[str, Any]) -> None:
+    def _plot_cohort(self, isl: Any) -> None:
         plot = self.cohort_plot
         plot.clear()
-        values = isl.get("values") or {}
+        values = isl.values
         rng = np.random.default_rng(0)
         for i, p in enumerate(PARAMS):
             ref = self.cohort_values.get(p)

@@ -13,17 +13,11 @@ from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsScene
 from shapely.geometry import MultiPolygon, Polygon
 
+from core.regions.kinds import REGION_KINDS
 from core.regions.region import Region, RegionKind
 
-#: Outline colour per region kind (fill is the same colour, translucent).
-KIND_COLOURS: dict[RegionKind, str] = {
-    RegionKind.TUMOUR: "#ff3b3b",
-    RegionKind.TUMOUR_CENTRE: "#ffa040",
-    RegionKind.INVASIVE_MARGIN: "#ffe14d",
-    RegionKind.EXCLUSION: "#9a9a9a",
-    RegionKind.TISSUE: "#5ad17a",
-    RegionKind.OTHER: "#6fb7ff",
-}
+#: Outline colour per region kind (fill is the same colour, translucent): core's one table of kinds.
+KIND_COLOURS: dict[RegionKind, str] = {kind: info.colour for kind, info in REGION_KINDS.items()}
 FILL_ALPHA = 40
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.engine.params import AnalysisParams
-from core.models.card import PRECISIONS
+from core.models.precision import PRECISION_CHOICES
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--regions", type=Path, default=None,
                    help="QuPath GeoJSON annotations (level-0 px): analyse only inside them, minus exclusions")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
-    p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: chosen at load time")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto (default): fp32 on a CPU, bf16/fp16 on CUDA after a parity check with fp32")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
     p.add_argument("--channel", default=None, help="channel name or index to analyse (default: the Hoechst/DAPI channel)")
     p.add_argument("--mpp", type=float, nargs=2, metavar=("X", "Y"), default=None,

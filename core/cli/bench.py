@@ -61,7 +61,7 @@ def _phantom(size: int, seed: int, cache: Path) -> Path:
 def _precisions(arg: str | None, device: torch.device) -> list[str]:
     import torch
 
-    from core.models.runtime import cpu_bf16_support
+    from core.models.precision import cpu_bf16_support
 
     if arg:
         return [p.strip() for p in arg.split(",") if p.strip()]

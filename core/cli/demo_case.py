@@ -23,6 +23,7 @@ from core.demo import (
     DemoOptions,
     run_demo_case,
 )
+from core.models.precision import PRECISION_CHOICES
 from core.progress import run_to_completion
 from core.report import ReportSettings
 from core.scores import format_scores
@@ -58,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=DEMO_MODEL, metavar="DIR", help=f"model folder (default {DEMO_MODEL})")
     p.add_argument("--reference", type=Path, default=DEMO_COHORT, help="reference cohort CSV (default: demo cohort)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA if available, else CPU")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="default: chosen automatically")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto (default): fp32 on a CPU, bf16/fp16 on CUDA after a parity check with fp32")
     p.add_argument("--reanalyse", action="store_true", help="run the model even if a stored analysis fits")
     add_report_options(p, DEMO_SETTINGS)
     p.set_defaults(func=run)

@@ -4,6 +4,10 @@ Reads a cell table (CSV with x_um, y_um, class_name, or x_px, y_px with --mpp; o
 detections GeoJSON) and the slide's regions (QuPath GeoJSON: a tumour outline, from which CT and
 IM are derived, or CT and IM directly, plus any exclusions), writes the scores as JSON and prints
 a readable table. The same :func:`core.scores.score_case` call as the app.
+
+The reference cohort is always chosen, never defaulted: ``--reference CSV`` (the lab's imported
+table; ``--reference demo`` for the SYNTHETIC demo cohort) or ``--reference-store`` (the cases
+flagged as reference in the case database ``--db``).
 """
 
 from __future__ import annotations
@@ -11,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
 
-import core
 from core.errors import RegionError, ScoreError
 from core.regions import (
     DEFAULT_IM_HALF_WIDTH_UM,
@@ -27,7 +31,6 @@ from core.regions import (
 from core.scores import TB_PARAMETERS, ReferenceCohort, format_scores, score_case
 
 log = logging.getLogger(__name__)
-DEMO_COHORT = Path(core.__file__).resolve().parents[1] / "resources" / "reference" / "demo_cohort.csv"
 #: Accepted spellings of the class column (the phantom's cells.csv calls it "type").
 CLASS_COLUMNS = ("class_name", "type", "class")
 
@@ -48,8 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="QuPath class that is the tumour outline (default: Tumor/Tumour); repeatable")
     p.add_argument("--im-width", type=float, default=DEFAULT_IM_HALF_WIDTH_UM, metavar="UM",
                    help=f"IM half-width in µm when CT/IM are derived (default {DEFAULT_IM_HALF_WIDTH_UM:g})")
-    p.add_argument("--reference", type=Path, default=DEMO_COHORT,
-                   help="reference cohort CSV (default: the SYNTHETIC demo cohort)")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference", type=Path, metavar="CSV",
+                     help="reference cohort table (CSV of CD3_CT ... CD20_IM in cells/mm²); "
+                     "'demo' = the SYNTHETIC demo cohort")
+    ref.add_argument("--reference-store", action="store_true",
+                     help="use the cases flagged as reference in the case database (--db)")
+    p.add_argument("--db", metavar="URL", default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
+                   help="case database for --reference-store (default: $HOECHSTSCORE_DB_URL, else cases.db in "
+                   "the user's data folder)")
+    p.add_argument("--signed-only", action="store_true", help="with --reference-store: only signed cases")
     p.add_argument("--cutoff", action="append", default=[], metavar="PARAM=VALUE",
                    help=f"explicit T-and-B cut-off in cells/mm², PARAM one of {', '.join(TB_PARAMETERS)}")
     p.add_argument("--slide-size", type=int, nargs=2, metavar=("W", "H"),
@@ -98,6 +109,29 @@ def _cutoffs(items: list[str]) -> dict[str, float]:
     return out
 
 
+def reference_cohort(args: argparse.Namespace) -> ReferenceCohort:
+    """The cohort the user chose: a CSV, the demo cohort (named explicitly) or the store's reference cases."""
+    if args.reference is not None:
+        if str(args.reference) == "demo":
+            from core.demo import DEMO_COHORT
+
+            return ReferenceCohort.from_csv(DEMO_COHORT)
+        return ReferenceCohort.from_csv(args.reference)
+    if not args.reference_store:
+        raise ScoreError("Choose the reference cohort: --reference CSV (the lab's table), --reference-store "
+                         "(cases flagged as reference in --db) or --reference demo (SYNTHETIC, demonstration only).")
+    from core.scores.reference import cohort_from_store
+    from core.store import CaseStore
+
+    with CaseStore.open(args.db) as store:
+        cohort = cohort_from_store(store, signed_only=args.signed_only)
+        url = store.url
+    if cohort is None:
+        raise ScoreError(f"No case flagged as reference in {url} has saved scores: flag reference cases "
+                         "(the app's case menu) or give --reference CSV.")
+    return cohort
+
+
 def run(args: argparse.Namespace) -> int:
     mpp = _mpp(args.mpp)
     bounds = (args.slide_size[0] * mpp[0], args.slide_size[1] * mpp[1]) if args.slide_size else None
@@ -111,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(p.name for p in args.regions)}: no tumour, CT or IM region "
             f"(classes found: {', '.join(classes)}). Name the tumour's class with --tumour-class NAME."
         )
-    cohort = ReferenceCohort.from_csv(args.reference)
+    cohort = reference_cohort(args)
     cells = read_cells(args.cells, mpp)
-    log.info("%d cells, %d regions, reference cohort %r (n=%d)",
-             len(cells), len(regions), cohort.name, cohort.n)
+    log.info("%d cells, %d regions, reference cohort %r (n=%d, version %s)",
+             len(cells), len(regions), cohort.name, cohort.n, cohort.version)
     scores = score_case(
         cells, regions, cohort, im_half_width_um=args.im_width, cutoffs=_cutoffs(args.cutoff),
         model_name=args.model_name, model_sha256=args.model_sha256,

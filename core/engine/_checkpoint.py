@@ -5,8 +5,8 @@ and one ``block-<row>.npz`` per finished block: the block's cells (model px, exa
 the class raster. Written to a temporary name and renamed, so a crash never leaves half a block.
 NumPy archives without pickles (loaded with ``allow_pickle=False``).
 
-The key is the sha256 of the slide's fingerprint (resolved path, size, modification time, pixel
-size in use, channel), the model's weights sha256 and precision, and the parameters that change
+The key is the sha256 of the slide's fingerprint (:mod:`core.fingerprint`: size and sha256 of its
+first and last MiB), the pixel size in use and the channel, the model's weights sha256 and precision, and the parameters that change
 results (:meth:`AnalysisParams.result_key`) and the region. Any change starts a fresh directory.
 """
 
@@ -21,18 +21,16 @@ from typing import Any
 import numpy as np
 
 from core.engine._extract import RawCells
+from core.fingerprint import slide_fingerprint as fingerprint
 
 _FIELDS = RawCells.FIELDS
 
 
 def slide_fingerprint(path: Path) -> dict[str, Any]:
-    """Identity of a slide file cheap enough for a 10 GB file: path, size, mtime (ns)."""
-    p = Path(path).resolve()
-    try:
-        st = p.stat()
-        return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    except OSError:
-        return {"path": str(p)}
+    """The slide's identity in a checkpoint key: :func:`core.fingerprint.slide_fingerprint` (content,
+    not path or modification time: a moved slide resumes, a re-exported one starts afresh)."""
+    sha256, size = fingerprint(path)
+    return {"sha256": sha256, "size": size}
 
 
 def checkpoint_key(ingredients: dict[str, Any]) -> str:

@@ -5,18 +5,16 @@ pickle) and decides two things once, at load time, recording why:
 
 - **device**: CUDA when available, else CPU; ``"cuda"`` on a computer without it is an error that
   says so and offers the CPU, never a silent fallback.
-- **precision**: reduced precision is used only where it is both *fast* and *faithful*. On CUDA,
-  bf16 (or fp16) autocast runs on tensor cores. On a CPU, bf16 is only fast with native support
-  (AMX or AVX512-BF16); without it PyTorch emulates bf16 convolutions and a U-Net gets several
-  times *slower* (measured on an AVX2 EPYC: 0.12 s per 256² tile fp32, 0.90 s bf16). Any reduced
-  precision must also pass a parity check: on a fixed seeded input, its argmax classes agree with
-  fp32 on at least 99.5% of pixels. ``LoadedModel.precision_reason`` says what was chosen and why.
+- **precision**: by a fixed rule, never by timing (:mod:`core.models.precision`): fp32 on a CPU
+  unless bf16 is asked for; on CUDA bf16 (or fp16 without bf16 support). Any reduced precision
+  must also pass a parity check: on a fixed seeded input, its argmax classes agree with fp32 on at
+  least 99.5% of pixels. ``LoadedModel.precision_reason`` says what was chosen and why; the engine
+  records both in every run's summary.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +22,9 @@ import numpy as np
 import platformdirs
 import torch
 
-from core.errors import ModelLoadError
-from core.models.card import PRECISIONS, ModelCard
+from core.errors import ConfigError, ModelLoadError
+from core.models.card import ModelCard
+from core.models.precision import Hardware, precision_plan
 from core.models.weights import load_weights
 
 #: Minimum fraction of pixels whose argmax class must agree with fp32 for a reduced precision.
@@ -105,27 +104,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def cpu_bf16_support() -> tuple[bool, str]:
-    """Whether this CPU runs bf16 natively (AMX-BF16 or AVX512-BF16), and a one-line reason."""
-    capability = torch.backends.cpu.get_cpu_capability()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    native = sorted(flags & {"amx_bf16", "avx512_bf16"})
-    if native:
-        return True, f"CPU has native bf16 ({', '.join(native)}; PyTorch capability {capability})"
-    return False, (
-        f"CPU has no native bf16 (no AMX/AVX512-BF16; PyTorch capability {capability}), so bf16 would be "
-        "emulated and several times slower than fp32"
-    )
-
-
 def parity_input(size: int = 128, n: int = 2, seed: int = 0) -> np.ndarray:
     """A fixed, seeded, nucleus-like batch (n, 1, size, size) normalised to [0, 1] for parity checks."""
     rng = np.random.default_rng(seed)
@@ -149,74 +127,51 @@ def precision_agreement(module: torch.nn.Module, x: np.ndarray, device: torch.de
     return float(np.mean(ref == low))
 
 
-def time_forward(module: torch.nn.Module, x: np.ndarray, device: torch.device, precision: str, repeats: int = 2) -> float:
-    """Best-of-``repeats`` seconds for one forward pass of ``x`` (after one warm-up pass)."""
-    model = LoadedModel(module, ModelCard(name="timing"), device, precision)
-    model.predict_classes(x)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        model.predict_classes(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def choose_precision(
-    module: torch.nn.Module, card: ModelCard, device: torch.device, requested: str | None = None
+    module: torch.nn.Module,
+    card: ModelCard,
+    device: torch.device,
+    requested: str | None = None,
+    hardware: Hardware | None = None,
 ) -> tuple[str, str]:
-    """(precision, reason) for ``module`` on ``device``; ``requested`` None = automatic choice.
+    """(precision, reason) for ``module`` on ``device`` by the rule of :mod:`core.models.precision`.
 
-    An explicit reduced precision that fails the parity check raises ModelLoadError; the automatic
-    choice falls back to fp32 instead and says why.
+    ``requested``: None or "auto" = the device default (fp32 on a CPU; bf16/fp16 on CUDA);
+    ``hardware``: the device's facts (None: probed). No timing is involved, so the same computer
+    always makes the same choice. Reduced precisions must agree with fp32 on the argmax class of
+    at least PARITY_THRESHOLD of the pixels of a fixed seeded input: an explicit request that fails
+    raises ModelLoadError; the CUDA default falls back to fp32 and says why.
     """
-    if requested is not None and requested not in PRECISIONS:
-        raise ModelLoadError(f"Unknown precision {requested!r}; choose one of {', '.join(PRECISIONS)}.")
-    if requested == "fp32":
-        return "fp32", "fp32 requested"
+    try:
+        plan = precision_plan(requested, hardware or Hardware.probe(device))
+    except ConfigError as err:
+        raise ModelLoadError(str(err)) from None
+    if plan.candidates == ("fp32",):
+        return "fp32", plan.reason
     x = parity_input(size=min(card.patch_size, 256))
-    if device.type == "cpu":
-        if requested == "fp16":
-            raise ModelLoadError("fp16 is only used on CUDA GPUs; on the CPU choose fp32 or bf16.")
-        native, hw = cpu_bf16_support()
-        if requested is None and not native:
-            return "fp32", f"fp32: {hw}"
-        agreement = precision_agreement(module, x, device, "bf16")
-        if agreement < PARITY_THRESHOLD:
-            reason = f"bf16 agrees with fp32 on only {agreement:.2%} of pixels (< {PARITY_THRESHOLD:.1%})"
-            if requested:
-                raise ModelLoadError(f"Refusing bf16 for this model: {reason}. Use fp32.")
-            return "fp32", f"fp32: {reason}"
-        if requested == "bf16":
-            return "bf16", f"bf16 requested; agrees with fp32 on {agreement:.2%} of pixels; {hw}"
-        t32 = time_forward(module, x, device, "fp32")
-        t16 = time_forward(module, x, device, "bf16")
-        if t16 < 0.9 * t32:
-            return "bf16", f"bf16: {hw}; {t32 / t16:.1f}× faster than fp32, agreement {agreement:.2%}"
-        return "fp32", f"fp32: bf16 is not faster here ({t16:.3f} s vs {t32:.3f} s per check batch)"
-    candidates = [requested] if requested else (["bf16"] if torch.cuda.is_bf16_supported() else []) + ["fp16"]
     failures = []
-    for precision in candidates:
+    for precision in plan.candidates:
         agreement = precision_agreement(module, x, device, precision)
         if agreement >= PARITY_THRESHOLD:
-            how = "requested" if requested else "tensor cores"
-            return precision, f"{precision} ({how}); agrees with fp32 on {agreement:.2%} of pixels"
-        failures.append(f"{precision} agrees on only {agreement:.2%}")
-    if requested:
-        raise ModelLoadError(f"Refusing {requested} for this model: {failures[0]} of pixels. Use fp32.")
-    return "fp32", f"fp32: {'; '.join(failures)} of pixels (< {PARITY_THRESHOLD:.1%})"
+            return precision, f"{plan.reason}; agrees with fp32 on {agreement:.2%} of pixels"
+        failures.append(f"{precision} agrees with fp32 on only {agreement:.2%} of pixels (< {PARITY_THRESHOLD:.1%})")
+    if not plan.fallback:
+        raise ModelLoadError(f"Refusing {plan.candidates[0]} for this model: {failures[0]}. Use fp32.")
+    return "fp32", f"fp32: {'; '.join(failures)}"
 
 
 def load_model(
-    directory: str | Path, device: str | torch.device | None = None, precision: str | None = None
+    directory: str | Path,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+    hardware: Hardware | None = None,
 ) -> LoadedModel:
     """Load a verified model from ``directory`` (model.json + model.safetensors) for inference.
 
-    ``device``: None (CUDA if available, else CPU), "cpu" or "cuda". ``precision``: None (automatic,
-    see the module docstring), "fp32", "bf16" or "fp16". Raises ModelCardError/ModelLoadError.
+    ``device``: None (CUDA if available, else CPU), "cpu" or "cuda". ``precision``: None or "auto"
+    (the device default: fp32 on a CPU, bf16/fp16 after a parity check on CUDA), "fp32", "bf16"
+    or "fp16". ``hardware``: the device's facts for the rule (None: probed; tests pass their own).
+    Raises ModelCardError/ModelLoadError.
     """
     directory = Path(directory)
     if not directory.exists():
@@ -226,7 +181,7 @@ def load_model(
     dev = resolve_device(device)
     module, card = load_weights(directory)
     module = module.to(dev).to(memory_format=torch.channels_last).eval()
-    chosen, reason = choose_precision(module, card, dev, precision)
+    chosen, reason = choose_precision(module, card, dev, precision, hardware)
     return LoadedModel(module, card, dev, chosen, reason, directory)
 
 

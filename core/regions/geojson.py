@@ -38,6 +38,7 @@ import pandas as pd
 from core.classes import CLASS_COLOURS, CLASS_NAMES
 from core.errors import RegionError
 from core.regions import _qupath as qp
+from core.regions.kinds import REGION_KINDS
 from core.regions.region import Region, RegionKind
 from core.regions.validate import clean_geometry, polygonal_parts
 
@@ -54,13 +55,9 @@ QUPATH_CLASS_KINDS: Mapping[str, RegionKind] = {
     ),
     "tissue": RegionKind.TISSUE,
 }
-#: Region kind -> (QuPath class name, [r, g, b]) written on export.
+#: Region kind -> (QuPath class name, [r, g, b]) written on export: from the one table of kinds.
 KIND_QUPATH_CLASSES: Mapping[RegionKind, tuple[str, list[int]]] = {
-    RegionKind.TUMOUR: ("Tumor", [200, 0, 0]),
-    RegionKind.TUMOUR_CENTRE: ("Center", [255, 140, 0]),
-    RegionKind.INVASIVE_MARGIN: ("Invasive margin", [0, 160, 255]),
-    RegionKind.EXCLUSION: ("Ignore*", [180, 180, 180]),
-    RegionKind.TISSUE: ("Tissue", [120, 200, 120]),
+    kind: (info.qupath_class, list(info.rgb)) for kind, info in REGION_KINDS.items() if info.qupath_class
 }
 _OWN_PROPERTIES = ("objectType", "name", "classification")
 _OWN_FEATURE_FIELDS = ("type", "id", "geometry", "properties")

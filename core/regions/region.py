@@ -43,18 +43,10 @@ class RegionKind(StrEnum):
 
     @property
     def label(self) -> str:
-        """Display name, the same in the app, the report and the CLI."""
-        return _KIND_LABELS[self]
+        """Display name, the same in the app, the report and the CLI (:mod:`core.regions.kinds`)."""
+        from core.regions.kinds import REGION_KINDS  # the table imports this module
 
-
-_KIND_LABELS = {
-    RegionKind.TUMOUR: "Tumour",
-    RegionKind.TUMOUR_CENTRE: "Tumour centre (CT)",
-    RegionKind.INVASIVE_MARGIN: "Invasive margin (IM)",
-    RegionKind.EXCLUSION: "Exclusion",
-    RegionKind.TISSUE: "Tissue",
-    RegionKind.OTHER: "Other (not scored)",
-}
+        return REGION_KINDS[self].label
 
 
 def _new_id() -> str:

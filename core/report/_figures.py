@@ -15,9 +15,10 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.platypus import Flowable
 
+from core.density import density_colour
 from core.report._styles import FONT, FONT_BOLD, INK, fmt_density
 from core.report.colours import BRAND, MUTED, REGION_COLOURS, REGION_LABELS, RULE, hex_to_rgb, marker_colour
-from core.report.overview import Overview, density_colour
+from core.report.overview import Overview
 
 #: Category bounds of the Immunoscore-like mean percentile (SPEC: IS0..IS4).
 IS_BOUNDS = (0.0, 10.0, 25.0, 70.0, 95.0, 100.0)

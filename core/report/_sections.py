@@ -110,7 +110,7 @@ def _immunoscore_box(data: ReportData, width: float) -> list[Flowable]:
     if result is None or not result.evaluable:
         return out + _not_evaluable(result.reason if result else "No reference cohort was selected.")
     out += [
-        _p(f"{esc(result.category)} · {esc(result.level)}", RESULT),
+        _p(f"{esc(result.label)} · {esc(result.category)}", RESULT),
         _p(f"Mean percentile <b>{fmt_percentile(result.mean_percentile)}</b> of the reference cohort", SMALL),
         Spacer(1, 1 * mm),
         PercentileScale(result.mean_percentile or 0.0, width),
@@ -134,7 +134,7 @@ def _tb_box(data: ReportData, width: float) -> list[Flowable]:
     if result is None or not result.evaluable:
         return out + _not_evaluable(result.reason if result else "No reference cohort was selected.")
     out += [
-        _p(f"{result.score} of 4 Hi · {esc(result.group)}", RESULT),
+        _p(f"{result.score} of 4 Hi · {esc(result.category)}", RESULT),
         _p(f"Cut-off per density: {esc(result.cutoff_rule)}; 0–2 Hi = Low, 3–4 Hi = High", SMALL),
         Spacer(1, 2 * mm),
     ]
@@ -235,14 +235,17 @@ def cohort_and_model(data: ReportData, width: float) -> list[Flowable]:
         cohort.append(_p("None selected: scores based on percentiles are not evaluable.", WARN))
     else:
         c = data.cohort
-        rows = [("Name", f"<b>{esc(c.name)}</b>"), ("Cases", f"n = {c.n}"),
+        cases = f"n = {c.n}" + (f" ({c.n_min} with every value)" if c.n_min is not None and c.n_min < c.n else "")
+        rows = [("Name", f"<b>{esc(c.name)}</b>"), ("Cases", cases),
                 ("Data", "Synthetic (demo)" if c.synthetic else "Laboratory cases")]
+        if c.version:
+            rows.append(("Version", esc(f"{c.version}" + (f", {c.date}" if c.date else ""))))
         if c.description:
             rows.append(("Description", esc(c.description)))
         cohort.append(_kv_table(rows, half, 22 * mm))
         if c.too_small:
             cohort += [Spacer(1, 1.5 * mm), _p(
-                f"Warning: the reference cohort has only n = {c.n} cases (fewer than {MIN_COHORT_SIZE}); "
+                f"Warning: the reference cohort has only n = {min(c.n, c.n_min or c.n)} cases (fewer than {MIN_COHORT_SIZE}); "
                 "percentiles and cut-offs are unstable. About 120 cases are recommended.", WARN)]
         if c.synthetic:
             cohort += [Spacer(1, 1.5 * mm), _p("Synthetic cohort: percentiles do not refer to real patients.", WARN)]

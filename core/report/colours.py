@@ -2,39 +2,20 @@
 
 A marker group is drawn in the colour of the class that defines it (CD3+ in the CD3 colour, CD8+
 in the CD8_CD3HI colour, CD20+ in the CD20 colour, from :mod:`core.classes`). Region outlines
-use colours that none of the classes use, so a region is never mistaken for a cell class.
+and labels come from :mod:`core.regions.kinds`, the table the app and GeoJSON export use too.
 """
 
 from __future__ import annotations
 
-from core.classes import CLASS_COLOURS, class_index
+from core.classes import MARKER_COLOURS, hex_to_rgb, marker_colour
+from core.regions.kinds import REGION_KINDS
 
-#: Marker group -> hex colour (from the class colours).
-MARKER_COLOURS: dict[str, str] = {
-    "CD3+": CLASS_COLOURS[class_index("CD3")],
-    "CD8+": CLASS_COLOURS[class_index("CD8_CD3HI")],
-    "CD20+": CLASS_COLOURS[class_index("CD20")],
-}
+__all__ = ["BRAND", "MARKER_COLOURS", "MUTED", "REGION_COLOURS", "REGION_LABELS", "RULE", "TINT", "WARNING",
+           "hex_to_rgb", "marker_colour"]
 
-#: Region kind -> hex colour of its outline.
-REGION_COLOURS: dict[str, str] = {
-    "tumour": "#1a1a1a",
-    "tumour_centre": "#6a3d9a",
-    "invasive_margin": "#c8a200",
-    "exclusion": "#606060",
-    "tissue": "#9e9e9e",
-    "other": "#8c564b",
-}
-
-#: Region kind -> legend label in the overview.
-REGION_LABELS: dict[str, str] = {
-    "tumour": "Tumour border",
-    "tumour_centre": "Tumour centre (CT)",
-    "invasive_margin": "Invasive margin (IM)",
-    "exclusion": "Exclusion",
-    "tissue": "Tissue",
-    "other": "Other region",
-}
+#: Region kind -> hex colour of its outline, and -> legend label: core's one table of kinds.
+REGION_COLOURS: dict[str, str] = {kind.value: info.colour for kind, info in REGION_KINDS.items()}
+REGION_LABELS: dict[str, str] = {kind.value: info.label for kind, info in REGION_KINDS.items()}
 
 #: Ink of headings, rules and table headers.
 BRAND = "#1f3a5f"
@@ -46,14 +27,3 @@ RULE = "#b8c2cf"
 WARNING = "#b3261e"
 #: Text of secondary information.
 MUTED = "#5f6b7a"
-
-
-def marker_colour(marker: str) -> str:
-    """The colour of a marker group; unknown groups are drawn dark grey."""
-    return MARKER_COLOURS.get(marker, "#404040")
-
-
-def hex_to_rgb(colour: str) -> tuple[int, int, int]:
-    """``"#rrggbb"`` -> (r, g, b) in 0-255."""
-    c = colour.lstrip("#")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)

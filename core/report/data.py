@@ -20,6 +20,8 @@ from typing import Protocol
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
+from core.density import DensityOverlay  # the overview's density raster: made in core, re-exported here
+
 #: Fewer reference cases than this and the report warns that percentiles are unstable.
 MIN_COHORT_SIZE = 30
 
@@ -51,19 +53,6 @@ class ReportSettings:
     logo_path: Path | None = None
     operator: str = ""
     lab_address: str = ""
-
-
-@dataclass(frozen=True)
-class DensityOverlay:
-    """A cell-density raster drawn over the thumbnail.
-
-    values: float array (h, w) of cells/mm²; downsample: level-0 pixels per raster pixel;
-    label: what it shows, e.g. ``"CD3+"``; its colour follows the marker's colour in the report.
-    """
-
-    values: np.ndarray
-    downsample: float
-    label: str = "CD3+"
 
 
 @dataclass(frozen=True)
@@ -99,14 +88,16 @@ class ScoreComponent:
 class ImmunoscoreSummary:
     """The Immunoscore-like result, or why it could not be computed (``evaluable`` False + reason).
 
-    category: "IS0".."IS4"; level: "Low", "Intermediate" or "High"; components: the four
-    percentiles (CD3+ CT, CD3+ IM, CD8+ CT, CD8+ IM) in that order.
+    Named as in core (:class:`core.scores.ImmunoscoreLikeResult`): label "IS0".."IS4"; category
+    "Low", "Intermediate" or "High"; level 0-4. components: the four percentiles (CD3+ CT, CD3+ IM,
+    CD8+ CT, CD8+ IM) in that order.
     """
 
     evaluable: bool
     mean_percentile: float | None = None
+    label: str = ""
     category: str = ""
-    level: str = ""
+    level: int | None = None
     components: Sequence[ScoreComponent] = ()
     reason: str = ""
 
@@ -115,12 +106,13 @@ class ImmunoscoreSummary:
 class TBSummary:
     """The T-and-B score (number of Hi among CD8+/CD20+ in CT/IM, 0-4) or why it is not evaluable.
 
-    group: "Low" (0-2) or "High" (3-4); cutoff_rule: how cut-offs were chosen, e.g. "cohort median".
+    category: "Low" (0-2) or "High" (3-4), as in core; cutoff_rule: how cut-offs were chosen,
+    e.g. "cohort median".
     """
 
     evaluable: bool
     score: int | None = None
-    group: str = ""
+    category: str = ""
     components: Sequence[ScoreComponent] = ()
     cutoff_rule: str = "cohort median"
     reason: str = ""
@@ -128,16 +120,23 @@ class TBSummary:
 
 @dataclass(frozen=True)
 class CohortSummary:
-    """The reference cohort the percentiles and cut-offs come from."""
+    """The reference cohort the percentiles and cut-offs come from.
+
+    n: cases; n_min: the fewest values any scored parameter rests on (None: as n); version: hash
+    of its values; date: when it was made (both recorded with the scores).
+    """
 
     name: str
     n: int
     synthetic: bool = False
     description: str = ""
+    version: str = ""
+    date: str = ""
+    n_min: int | None = None
 
     @property
     def too_small(self) -> bool:
-        return self.n < MIN_COHORT_SIZE
+        return min(self.n, self.n if self.n_min is None else self.n_min) < MIN_COHORT_SIZE
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ import numpy as np
 import shapely.wkt
 
 from core import __version__
+from core.density import analysed_density
 from core.errors import CoreError, SlideError
 from core.regions import Region, RegionKind, RegionSet
+from core.regions.kinds import region_title
 from core.report.data import (
     CohortSummary,
     ImmunoscoreSummary,
@@ -32,10 +34,12 @@ from core.report.data import (
     Signature,
     TBSummary,
 )
-from core.report.qc import analysed_density, decode_mask, fraction_in_mask, summarise_metrics
+from core.report.qc import summarise_metrics
+from core.scores import CaseScores, DensityTable, ImmunoscoreLikeResult, TAndBResult
+from core.tissue_mask import decode_mask, fraction_in_mask
 
-#: Region labels of the density table, by the scores' short names.
-REGION_TITLES = {"CT": "Tumour centre (CT)", "IM": "Invasive margin (IM)", "Tumour": "Whole tumour"}
+#: Order of the density table's rows, by the scores' short names (titles: core.regions.kinds).
+ROW_ORDER = ("CT", "IM", "Tumour")
 IS_ORDER = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
 TB_ORDER = ("CD8_CT", "CD8_IM", "CD20_CT", "CD20_IM")
 
@@ -106,16 +110,16 @@ def _sentence(reason: str | None) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
-def _immunoscore(result: Mapping[str, Any] | None) -> ImmunoscoreSummary:
-    if not result:
+def _immunoscore(result: ImmunoscoreLikeResult | None) -> ImmunoscoreSummary:
+    if result is None:
         return ImmunoscoreSummary(evaluable=False, reason="No scores were saved for this case.")
-    if not result.get("evaluable"):
-        return ImmunoscoreSummary(evaluable=False, reason=_sentence(result.get("reason")))
-    values, pct = result.get("values", {}), result.get("percentiles", {})
+    if not result.evaluable:
+        return ImmunoscoreSummary(evaluable=False, reason=_sentence(result.reason))
     return ImmunoscoreSummary(
-        evaluable=True, mean_percentile=result.get("mean_percentile"), category=str(result.get("label", "")),
-        level=str(result.get("category", "")),
-        components=[ScoreComponent(_param_label(p), values.get(p), pct.get(p)) for p in IS_ORDER],
+        evaluable=True, mean_percentile=result.mean_percentile, label=result.label,
+        category=result.category or "", level=result.level,
+        components=[ScoreComponent(_param_label(p), result.values.get(p), result.percentiles.get(p))
+                    for p in IS_ORDER],
     )
 
 
@@ -126,27 +130,40 @@ def _cutoff_rule(sources: Mapping[str, str]) -> str:
     return next(iter(kinds)) if len(kinds) == 1 else "cohort median or set by the lab (see table)"
 
 
-def _tb(result: Mapping[str, Any] | None) -> TBSummary:
-    if not result:
+def _tb(result: TAndBResult | None) -> TBSummary:
+    if result is None:
         return TBSummary(evaluable=False, reason="No scores were saved for this case.")
-    rule = _cutoff_rule(result.get("cutoff_sources", {}))
-    if not result.get("evaluable"):
-        return TBSummary(evaluable=False, reason=_sentence(result.get("reason")), cutoff_rule=rule)
-    values, cut, calls = result.get("values", {}), result.get("cutoffs", {}), result.get("calls", {})
+    rule = _cutoff_rule(result.cutoff_sources)
+    if not result.evaluable:
+        return TBSummary(evaluable=False, reason=_sentence(result.reason), cutoff_rule=rule)
+    calls = result.calls
     return TBSummary(
-        evaluable=True, score=result.get("value"), group=str(result.get("category", "")), cutoff_rule=rule,
-        components=[ScoreComponent(_param_label(p), values.get(p), cutoff=cut.get(p),
+        evaluable=True, score=result.score, category=result.category or "", cutoff_rule=rule,
+        components=[ScoreComponent(_param_label(p), result.values.get(p), cutoff=result.cutoffs.get(p),
                                    high=None if p not in calls else calls[p] == "Hi") for p in TB_ORDER],
     )
 
 
-def _region_stats(densities: Mapping[str, Any] | None) -> list[RegionStat]:
-    rows = (densities or {}).get("regions", [])
-    order = {k: i for i, k in enumerate(REGION_TITLES)}
-    rows = sorted(rows, key=lambda r: order.get(r["region"], len(order)))
-    return [RegionStat(REGION_TITLES.get(r["region"], r["region"]), r["region"], float(r["area_mm2"]),
-                       {k: int(v) for k, v in r["counts"].items()},
-                       {k: float(v) for k, v in r["densities"].items()}) for r in rows]
+def _region_stats(densities: DensityTable | None) -> list[RegionStat]:
+    rows = densities.regions if densities is not None else ()
+    order = {k: i for i, k in enumerate(ROW_ORDER)}
+    rows = sorted(rows, key=lambda r: order.get(r.region, len(order)))
+    return [RegionStat(region_title(r.region), r.region, r.area_mm2, dict(r.counts), dict(r.densities))
+            for r in rows]
+
+
+def _cohort(scores: CaseScores | None) -> CohortSummary | None:
+    """The cohort as the scores recorded it (name, n, values per parameter, version, date)."""
+    if scores is None:
+        return None
+    prov, counts = scores.provenance, scores.immunoscore_like.cohort_n_per_parameter
+    name = scores.immunoscore_like.cohort_name or scores.t_and_b.cohort_name or prov.cohort_name
+    if not name:
+        return None
+    n = prov.cohort_n if prov.cohort_n is not None else scores.immunoscore_like.cohort_n
+    return CohortSummary(name=str(name), n=int(n or 0), synthetic=bool(prov.cohort_synthetic),
+                         version=prov.cohort_version or "", date=prov.cohort_date or "",
+                         n_min=min(counts.values()) if counts else None)
 
 
 def _installed_card(sha256: str) -> dict[str, Any]:
@@ -218,13 +235,12 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
     cells = store.load_cells(analysis.id)
     scores = store.load_scores(case_id)
     last = scores[-1] if scores else None
-    result = last.result if last else {}
-    provenance = (last.provenance if last else {}) or result.get("provenance", {})
+    typed = last.scores if last else None
+    provenance = (last.provenance if last else {}) or (last.result.get("provenance", {}) if last else {})
     regions = _scored_regions(_regions(store, case_id), provenance)
-    im_result = result.get("immunoscore_like")
     # Cohort warnings are shown with the cohort; the rest (regions, slide) under quality control.
-    cohort_warnings = set((im_result or {}).get("warnings", []))
-    warnings = [w for w in result.get("warnings", []) if w not in cohort_warnings]
+    cohort_warnings = set(typed.immunoscore_like.warnings) if typed else set()
+    warnings = [w for w in (typed.warnings if typed else ()) if w not in cohort_warnings]
     if last is not None and last.analysis_id not in (None, analysis.id):
         warnings.append(f"The scores were computed from analysis {last.analysis_id}, not from the latest "
                         f"analysis {analysis.id}: score the case again.")
@@ -238,11 +254,6 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
     else:
         thumbnail, ds, dims = thumb
         extent = (dims[0] * mpp[0], dims[1] * mpp[1])
-    cohort = None
-    cohort_info = (im_result or result.get("t_and_b") or {}).get("cohort") or {}
-    if cohort_info.get("name"):
-        cohort = CohortSummary(name=str(cohort_info["name"]), n=int(cohort_info.get("n") or 0),
-                               synthetic=bool(provenance.get("cohort_synthetic")))
     dates = [d for d in (analysis.finished_at, last.created_at if last else None,
                          *(r.updated_at for r in store.load_regions(case_id))) if d is not None]
     report_date: datetime = case.signed_at if case.is_signed and case.signed_at else max(dates)
@@ -252,8 +263,9 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
         report_date=report_date, created_at=case.created_at, analysed_at=analysis.finished_at,
         operator=_operator(store, case_id, analysis.id), thumbnail=thumbnail, thumbnail_downsample=ds, mpp=mpp,
         regions=regions, density=analysed_density(cells, extent, mpp, density_marker, analysis.summary or {}),
-        region_stats=_region_stats(result.get("densities")), immunoscore=_immunoscore(im_result),
-        tb_score=_tb(result.get("t_and_b")), cohort=cohort, model=_model(analysis),
+        region_stats=_region_stats(typed.densities if typed else None),
+        immunoscore=_immunoscore(typed.immunoscore_like if typed else None),
+        tb_score=_tb(typed.t_and_b if typed else None), cohort=_cohort(typed), model=_model(analysis),
         qc=_qc(analysis, mpp, regions, warnings), synthetic=bool(slide.is_synthetic),
         signature=Signature(case.signed_by or "", case.signed_at) if case.is_signed and case.signed_at else None,
         im_half_width_um=provenance.get("im_half_width_um"), software_version=__version__, notes=case.notes or "",

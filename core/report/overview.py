@@ -18,8 +18,9 @@ from PIL import Image, ImageDraw
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from core.density import DensityOverlay, density_ceiling, density_rgba
 from core.report.colours import REGION_COLOURS, hex_to_rgb, marker_colour
-from core.report.data import DensityOverlay, RegionLike
+from core.report.data import RegionLike
 
 SUPERSAMPLE = 2
 #: Drawing order: bands and hatches first, the tumour border last (on top).
@@ -70,39 +71,6 @@ def display_grey(thumbnail: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k not below ``value`` (colour-bar maxima)."""
-    if value <= 0:
-        return 1.0
-    exp = math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if step * 10**exp >= value * (1 - 1e-9):
-            return step * 10**exp
-    return 10.0 ** (exp + 1)
-
-
-def density_ceiling(values: np.ndarray) -> float:
-    """The density drawn at full opacity: the 99th percentile of the positive values, rounded up
-    by :func:`nice_ceiling`, so a few crowded pixels do not wash out the rest; 1 without any.
-
-    The report's overview and the app's density map both use it, so their colour bars agree.
-    """
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0)
-    positive = v[v > 0]
-    return nice_ceiling(float(np.percentile(positive, 99.0))) if positive.size else 1.0
-
-
-def density_rgba(values: np.ndarray, vmax: float, colour: str, on_dark: bool = False) -> np.ndarray:
-    """A density raster (cells/mm², (h, w)) as uint8 (h, w, 4) RGBA with straight alpha, drawn in
-    ``colour`` by :func:`density_colour` with ``vmax`` at full opacity (see :func:`density_ceiling`).
-
-    One function for the printed overview and the app's density map, so both draw the same way.
-    """
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=0.0)
-    rgb, alpha = density_colour(np.clip(v / vmax, 0.0, 1.0), colour, on_dark)
-    return np.dstack([rgb, alpha]).round().astype(np.uint8)
-
-
 def _density_layer(overlay: DensityOverlay, size: tuple[int, int], px_level0: float
                    ) -> tuple[Image.Image, float]:
     """RGBA layer of ``size`` for the density raster; returns it and the full-opacity density."""
@@ -119,24 +87,6 @@ def _density_layer(overlay: DensityOverlay, size: tuple[int, int], px_level0: fl
     ch, cw = min(size[1], resized.shape[0]), min(size[0], resized.shape[1])
     canvas[:ch, :cw] = resized[:ch, :cw]
     return Image.fromarray(density_rgba(canvas, vmax, marker_colour(overlay.label))), vmax
-
-
-def density_colour(t: np.ndarray, colour: str, on_dark: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Overlay colour (..., 3) and opacity (...) in 0-255 for densities ``t`` in [0, 1] of the
-    colour-bar maximum: the marker colour, more opaque as density grows.
-
-    On paper (the report) the colour also darkens as density grows; ``on_dark`` (the app's view
-    over a dark fluorescence image) lightens it towards white instead, since a darkening colour
-    over black reads as a dim wash.
-    """
-    t = np.asarray(t, dtype=np.float32)
-    base = np.array(hex_to_rgb(colour), dtype=np.float32)
-    if on_dark:
-        rgb = base + (255.0 - base) * 0.4 * t[..., None]
-    else:
-        rgb = base * (1.0 - 0.55 * t[..., None]) + base * 0.45 * 0.55 * t[..., None]
-    alpha = np.where(t > 0.02, 25 + t**0.8 * 175, 0.0)
-    return rgb, alpha
 
 
 def _polygons(geometry: BaseGeometry) -> list[Polygon]:

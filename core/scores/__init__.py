@@ -17,6 +17,7 @@ from core.scores.immunoscore import (
     is_level,
 )
 from core.scores.percentile import PERCENTILE_CONVENTION, percentile_rank, percentile_rank_exact
+from core.scores.reference import STORE_COHORT_NAME, cohort_from_store, reference_values
 from core.scores.table import format_scores
 from core.scores.tandb import CUTOFF_CONVENTION, TB_PARAMETERS, TAndBResult, TAndBScore
 
@@ -32,6 +33,7 @@ __all__ = [
     "RECOMMENDED_COHORT_SIZE",
     "REGION_LABELS",
     "SCORES",
+    "STORE_COHORT_NAME",
     "TB_PARAMETERS",
     "CaseScores",
     "CellDensity",
@@ -45,6 +47,7 @@ __all__ = [
     "ScoringRegions",
     "TAndBResult",
     "TAndBScore",
+    "cohort_from_store",
     "compute_densities",
     "format_scores",
     "is_category",
@@ -52,6 +55,7 @@ __all__ = [
     "parameter_name",
     "percentile_rank",
     "percentile_rank_exact",
+    "reference_values",
     "resolve_ct_im",
     "score_case",
 ]

@@ -18,7 +18,7 @@ from core.classes import DEFAULT_MARKER_GROUPS
 from core.errors import ScoreError
 from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet
 from core.scores.base import Provenance
-from core.scores.cohort import ReferenceCohort
+from core.scores.cohort import NO_COHORT, ReferenceCohort
 from core.scores.density import DensityTable, compute_densities
 from core.scores.immunoscore import ImmunoscoreLike, ImmunoscoreLikeResult
 from core.scores.tandb import TAndBResult, TAndBScore
@@ -86,11 +86,19 @@ class CaseScores:
             "warnings": list(self.warnings),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CaseScores:
+        """Inverse of :meth:`to_dict`: a stored result back as typed values (store, report, app)."""
+        return cls(DensityTable.from_dict(d.get("densities") or {}),
+                   ImmunoscoreLikeResult.from_dict(d.get("immunoscore_like") or {}),
+                   TAndBResult.from_dict(d.get("t_and_b") or {}), Provenance.from_dict(d.get("provenance")),
+                   tuple(d.get("warnings") or ()))
+
 
 def score_case(
     cells: pd.DataFrame,
     regions: RegionSet,
-    cohort: ReferenceCohort,
+    cohort: ReferenceCohort | None,
     *,
     im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM,
     marker_groups: Mapping[str, tuple[str, ...]] = DEFAULT_MARKER_GROUPS,
@@ -101,7 +109,8 @@ def score_case(
     """Densities (cells/mm²) in CT, IM and the whole tumour, the Immunoscore-like and T-and-B scores.
 
     cells: cell table (x_um, y_um in slide µm, class_name). cutoffs: explicit T-and-B cut-offs
-    (cells/mm²) by parameter; the others are the cohort median. model_*: recorded in provenance.
+    (cells/mm²) by parameter; the others are the cohort median. cohort: None = no reference
+    cohort yet (densities only; both scores "not evaluable"). model_*: recorded in provenance.
     """
     lacking = [g for g in REQUIRED_GROUPS if g not in marker_groups]
     if lacking:
@@ -110,10 +119,9 @@ def score_case(
             f"given: {', '.join(marker_groups)}."
         )
     sr = resolve_ct_im(regions, im_half_width_um)
-    provenance = Provenance(
-        regions=tuple((r.kind.value, r.display_name, r.area_mm2) for r in regions),
-        region_source=sr.source, im_half_width_um=sr.im_half_width_um, cohort_name=cohort.name,
-        cohort_n=cohort.n, cohort_synthetic=cohort.synthetic, model_name=model_name,
+    provenance = Provenance.for_cohort(
+        cohort, regions=tuple((r.kind.value, r.display_name, r.area_mm2) for r in regions),
+        region_source=sr.source, im_half_width_um=sr.im_half_width_um, model_name=model_name,
         model_sha256=model_sha256, marker_groups=marker_groups,
     )
     named = {"CT": sr.ct, "IM": sr.im}
@@ -124,5 +132,5 @@ def score_case(
     values = table.parameters()
     is_result = ImmunoscoreLike.compute(values, cohort, provenance)
     tb_result = TAndBScore.compute(values, cohort, cutoffs, provenance)
-    warnings = (*sr.warnings, *cohort.warnings)
+    warnings = (*sr.warnings, *(cohort.warnings if cohort is not None else (f"Not scored: {NO_COHORT}.",)))
     return CaseScores(table, is_result, tb_result, provenance, warnings)

@@ -54,6 +54,11 @@ class RegionDensity:
         return {"region": self.region, "area_mm2": self.area_mm2, "counts": dict(self.counts),
                 "densities": dict(self.densities)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RegionDensity:
+        return cls(str(d["region"]), float(d["area_mm2"]), {k: int(v) for k, v in d["counts"].items()},
+                   {k: float(v) for k, v in d["densities"].items()})
+
 
 @dataclass(frozen=True)
 class DensityTable:
@@ -85,6 +90,13 @@ class DensityTable:
             "marker_groups": {k: list(v) for k, v in self.marker_groups.items()},
             "provenance": self.provenance.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DensityTable:
+        """Inverse of :meth:`to_dict` (a stored result)."""
+        return cls(tuple(RegionDensity.from_dict(r) for r in d.get("regions") or ()),
+                   {k: tuple(v) for k, v in (d.get("marker_groups") or {}).items()},
+                   tuple(d.get("missing_regions") or ()), Provenance.from_dict(d.get("provenance")))
 
 
 def _class_names(cells: pd.DataFrame) -> pd.Series:

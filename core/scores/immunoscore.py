@@ -7,8 +7,11 @@ CD8_IM against the cohort (convention in :mod:`core.scores.percentile`); their m
     IS1: 10 < m <= 25   IS2: 25 < m <= 70   IS3: 70 < m <= 95   IS4: 95 < m <= 100
 
 and the category Low (m <= 25, IS0-IS1), Intermediate (25 < m <= 70, IS2), High (m > 70, IS3-IS4).
-Comparisons are exact (fractions). Any of the four missing (no CT, no IM, no cohort values) makes
-the score "not evaluable" with the reason; a mean of fewer than four is never reported.
+Comparisons are exact (fractions). Any of the four missing (no CT, no IM, no cohort values, no
+cohort) makes the score "not evaluable" with the reason; a mean of fewer than four is never reported.
+
+Names (one per concept, the same in the store, report and app): ``level`` is the number 0-4,
+``label`` its display "IS0".."IS4", ``category`` the word Low/Intermediate/High.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from core.scores.base import Provenance, Score
-from core.scores.cohort import ReferenceCohort
+from core.scores.cohort import NO_COHORT, ReferenceCohort, cohort_dict, cohort_fields
 from core.scores.percentile import PERCENTILE_CONVENTION, percentile_rank_exact
 
 IS_PARAMETERS: tuple[str, ...] = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
@@ -46,6 +49,8 @@ class ImmunoscoreLikeResult:
     """One Immunoscore-like result. Percentiles are 0-100; values are cells/mm².
 
     When ``evaluable`` is False, ``reason`` says why and mean/level/category are None.
+    cohort_n: the fewest cohort values among the four parameters (what the percentiles rest on);
+    cohort_n_per_parameter: values present per parameter.
     """
 
     evaluable: bool
@@ -55,11 +60,12 @@ class ImmunoscoreLikeResult:
     mean_percentile: float | None
     level: int | None
     category: str | None
-    cohort_name: str
-    cohort_n: int
+    cohort_name: str | None
+    cohort_n: int | None
     warnings: tuple[str, ...] = ()
     provenance: Provenance = field(default_factory=Provenance)
     percentile_convention: str = PERCENTILE_CONVENTION
+    cohort_n_per_parameter: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -73,9 +79,24 @@ class ImmunoscoreLikeResult:
             "mean_percentile": self.mean_percentile, "percentiles": dict(self.percentiles),
             "values": dict(self.values), "unit": "cells/mm²",
             "percentile_convention": self.percentile_convention,
-            "cohort": {"name": self.cohort_name, "n": self.cohort_n}, "warnings": list(self.warnings),
-            "provenance": self.provenance.to_dict(),
+            "cohort": cohort_dict(self.cohort_name, self.cohort_n, self.cohort_n_per_parameter, self.provenance),
+            "warnings": list(self.warnings), "provenance": self.provenance.to_dict(),
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImmunoscoreLikeResult:
+        """Inverse of :meth:`to_dict` (a stored result); older results lack the per-parameter counts."""
+        cohort = d.get("cohort") or {}
+        mean = d.get("mean_percentile")
+        return cls(
+            evaluable=bool(d.get("evaluable")), reason=d.get("reason"), values=dict(d.get("values") or {}),
+            percentiles={k: float(v) for k, v in (d.get("percentiles") or {}).items()},
+            mean_percentile=None if mean is None else float(mean), level=d.get("level"),
+            category=d.get("category"), cohort_name=cohort.get("name"), cohort_n=cohort.get("n"),
+            warnings=tuple(d.get("warnings") or ()), provenance=Provenance.from_dict(d.get("provenance")),
+            percentile_convention=d.get("percentile_convention", PERCENTILE_CONVENTION),
+            cohort_n_per_parameter=dict(cohort.get("n_per_parameter") or {}),
+        )
 
 
 class ImmunoscoreLike(Score):
@@ -94,25 +115,25 @@ class ImmunoscoreLike(Score):
 
     @staticmethod
     def compute(
-        values: Mapping[str, float | None], cohort: ReferenceCohort, provenance: Provenance | None = None
+        values: Mapping[str, float | None], cohort: ReferenceCohort | None, provenance: Provenance | None = None
     ) -> ImmunoscoreLikeResult:
         """Score densities ``values`` (cells/mm², keys CD3_CT, CD3_IM, CD8_CT, CD8_IM) against ``cohort``."""
         wanted = {p: values.get(p) for p in IS_PARAMETERS}
-        base = dict(values=wanted, cohort_name=cohort.name, cohort_n=cohort.n, warnings=cohort.warnings,
-                    provenance=provenance or Provenance())
+        base = dict(values=wanted, provenance=provenance or Provenance(), **cohort_fields(cohort, IS_PARAMETERS))
+
+        def not_evaluable(reason: str) -> ImmunoscoreLikeResult:
+            return ImmunoscoreLikeResult(False, reason, percentiles={}, mean_percentile=None, level=None,
+                                         category=None, **base)
+
         missing = [p for p, v in wanted.items() if v is None]
         if missing:
             regions = sorted({p.split("_")[1] for p in missing})
-            return ImmunoscoreLikeResult(
-                False, f"no {' and no '.join(regions)} region (missing {', '.join(missing)})", percentiles={},
-                mean_percentile=None, level=None, category=None, **base,
-            )
+            return not_evaluable(f"no {' and no '.join(regions)} region (missing {', '.join(missing)})")
+        if cohort is None:
+            return not_evaluable(NO_COHORT)
         empty = [p for p in IS_PARAMETERS if cohort.values(p).size == 0]
         if empty:
-            return ImmunoscoreLikeResult(
-                False, f"reference cohort {cohort.name!r} has no values for {', '.join(empty)}",
-                percentiles={}, mean_percentile=None, level=None, category=None, **base,
-            )
+            return not_evaluable(f"reference cohort {cohort.name!r} has no values for {', '.join(empty)}")
         present = {p: float(v) for p, v in wanted.items() if v is not None}  # all four, checked above
         exact = {p: percentile_rank_exact(cohort.values(p), v) for p, v in present.items()}
         mean = sum(exact.values(), Fraction(0)) / len(exact)

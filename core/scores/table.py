@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.scores.base import REGION_LABELS
+from core.regions.kinds import BY_SHORT
 from core.scores.case import CaseScores
 from core.scores.density import CellDensity
 from core.scores.immunoscore import ImmunoscoreLike
@@ -27,7 +27,8 @@ def format_scores(scores: CaseScores) -> str:
         lines.append(f"{group} cells".ljust(width) + counts)
         lines.append(f"{group} density".ljust(width) + densities)
     for missing in table.missing:
-        lines.append(f"No {REGION_LABELS.get(missing, missing)}: its densities are not available.")
+        lines.append(f"No {BY_SHORT[missing].in_sentence if missing in BY_SHORT else missing}: "
+                     "its densities are not available.")
     lines.append("")
     isl = scores.immunoscore_like
     if isl.evaluable:
@@ -45,7 +46,14 @@ def format_scores(scores: CaseScores) -> str:
     prov = scores.provenance
     synthetic = ", SYNTHETIC" if prov.cohort_synthetic else ""
     lines.append("")
-    lines.append(f"Reference cohort: {prov.cohort_name} (n={prov.cohort_n}{synthetic})")
+    if prov.cohort_name is None:
+        lines.append("Reference cohort: none")
+    else:
+        counts = sorted(set(prov.cohort_n_per_parameter.values()))
+        per = "" if counts in ([], [prov.cohort_n]) else f"; {min(counts)}-{max(counts)} values per parameter"
+        dated = f", dated {prov.cohort_date}" if prov.cohort_date else ""
+        lines.append(f"Reference cohort: {prov.cohort_name} (n={prov.cohort_n}{synthetic}{per}); "
+                     f"version {prov.cohort_version}{dated}")
     lines.append(f"CT/IM: {prov.region_source}")
     if prov.model_name or prov.model_sha256:
         lines.append(f"Model: {prov.model_name or '?'} (sha256 {prov.model_sha256 or '?'})")

@@ -7,7 +7,6 @@ while their analysis is running, which can only be in a draft case (signing wait
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -15,33 +14,20 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from core.errors import StoreError
+from core.errors import SlideError, StoreError
+from core.fingerprint import slide_fingerprint as fingerprint
 from core.store import audit
 from core.store._cases import load_case, require_draft, touch
 from core.store.models import Analysis, CaseAnalysis, CaseSlide, CellChunk, Slide, utcnow
 from core.store.records import AnalysisRecord, AnalysisStatus, SlideRecord
 
-_MIB = 1 << 20
-
 
 def slide_fingerprint(path: str | Path) -> tuple[str, int]:
-    """(sha256 hex, size in bytes) of a slide file: sha256 of its size, first MiB and last MiB.
-
-    Reads at most 2 MiB whatever the file size, so it is fast on multi-GB slides, and still tells
-    a replaced or re-exported file from the original.
-    """
-    path = Path(path)
+    """:func:`core.fingerprint.slide_fingerprint`, with a StoreError (the store's callers expect one)."""
     try:
-        with path.open("rb") as f:
-            size = path.stat().st_size
-            digest = hashlib.sha256(size.to_bytes(8, "little"))
-            digest.update(f.read(_MIB))
-            if size > _MIB:
-                f.seek(max(_MIB, size - _MIB))
-                digest.update(f.read(_MIB))
-    except OSError as err:
-        raise StoreError(f"Cannot read slide {path.name} to fingerprint it: {err.strerror or err}.") from err
-    return digest.hexdigest(), size
+        return fingerprint(path)
+    except SlideError as err:
+        raise StoreError(f"Cannot read slide {Path(path).name} to fingerprint it: {err.reason}.") from err
 
 
 def slide_record(slide: Slide) -> SlideRecord:

@@ -129,6 +129,13 @@ class ScoreRecord:
     created_at: datetime
     created_by: str
 
+    @property
+    def scores(self) -> Any:
+        """The stored result as core's typed :class:`core.scores.CaseScores` (``from_dict``)."""
+        from core.scores import CaseScores  # scores need no store; only this reader needs scores
+
+        return CaseScores.from_dict(self.result)
+
 
 @dataclass(frozen=True, slots=True)
 class ReportRecord:

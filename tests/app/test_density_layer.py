@@ -19,11 +19,9 @@ from PySide6.QtGui import QColor, QImage
 
 from app.viewer.slide_view import BACKGROUND, SlideView
 from core.cells import make_cell_table
-from core.classes import class_index
-from core.report.colours import marker_colour
-from core.report.data import DensityOverlay
-from core.report.overview import density_ceiling, density_rgba
-from core.report.qc import analysed_density, density_from_cells, encode_mask
+from core.classes import class_index, marker_colour
+from core.density import DensityOverlay, analysed_density, density_ceiling, density_from_cells, density_rgba
+from core.tissue_mask import encode_mask
 from tests.app.conftest import MPP, grab_view
 
 SIZE = 1024  # level-0 px of the test slide

@@ -29,3 +29,24 @@ def test_settings_round_trip_and_recent(tmp_path: Path) -> None:
     back = store.load()
     assert back.recent.cases == ["A", "B"]
     assert back.report.lab_name == "Pathology"
+
+
+def test_v2_precision_auto_becomes_fp32_and_a_lab_choice_is_kept() -> None:
+    """v2's "auto" was a timing race at load; v3 pins fp32 (same numbers everywhere) unless chosen."""
+    assert AppSettings().analysis.precision == "fp32"
+    v2 = {"schema_version": 2, "analysis": {"model_dir": "/m", "precision": "auto"}}
+    assert AppSettings.from_dict(v2).analysis.precision == "fp32"
+    assert AppSettings.from_dict(v2).analysis.model_dir == "/m"
+    v2["analysis"]["precision"] = "bf16"
+    assert AppSettings.from_dict(v2).analysis.precision == "bf16"
+
+
+def test_settings_dialog_offers_the_precisions_and_keeps_the_choice(qtbot) -> None:  # noqa: ANN001
+    from app.dialogs.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(AppSettings())
+    qtbot.addWidget(dialog)
+    choices = [dialog.precision.itemText(i) for i in range(dialog.precision.count())]
+    assert choices == ["auto", "fp32", "bf16", "fp16"] and dialog.precision.currentText() == "fp32"
+    dialog.precision.setCurrentText("bf16")
+    assert dialog.result_settings().analysis.precision == "bf16"

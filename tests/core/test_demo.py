@@ -163,7 +163,8 @@ def test_report_from_store_shows_the_stored_scores(demo: DemoRun) -> None:
     is_result = scores.immunoscore_like
     assert data.immunoscore is not None and data.immunoscore.evaluable == is_result.evaluable
     if is_result.evaluable:
-        assert data.immunoscore.category == is_result.label
+        assert data.immunoscore.label == is_result.label and data.immunoscore.category == is_result.category
+        assert data.immunoscore.level == is_result.level
         assert data.immunoscore.mean_percentile == pytest.approx(is_result.mean_percentile)
     assert data.tb_score is not None and data.tb_score.score == scores.t_and_b.score
     assert data.cohort is not None and data.cohort.n == is_result.cohort_n and data.cohort.synthetic

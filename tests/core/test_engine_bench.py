@@ -52,7 +52,7 @@ def test_cli_bench_ends_with_one_json_line(slide: Path, tmp_path: Path, capsys, 
     torch.manual_seed(1)
     card = ModelCard(name="tiny-unet", encoder="resnet18", mpp=0.5, patch_size=64, synthetic=True)
     save_model(build_model(card).eval(), card, tmp_path / "m")
-    argv = ["bench", "--slide", str(slide), "--model", str(tmp_path / "m"), "--device", "cpu", "--model-tiles", "4", "--threads", "1"]
+    argv = ["bench", "--slide", str(slide), "--model", str(tmp_path / "m"), "--device", "cpu", "--precision", "fp32", "--model-tiles", "4", "--threads", "1"]
     assert cli_main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(line.startswith("cpu fp32: model") for line in lines)

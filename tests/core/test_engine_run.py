@@ -45,11 +45,12 @@ def small_slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_unet_path_and_resume_after_a_crash(unet_dir: Path, small_slide: Path, tmp_path: Path) -> None:
-    model = load_model(unet_dir, device="cpu")
+    model = load_model(unet_dir, device="cpu", precision="fp32")
     with open_slide(small_slide) as slide:
         reference = run_to_completion(analyse_slide(slide, model, PARAMS))
         assert len(reference.cells) > 5
         assert reference.summary["precision"] == model.precision and reference.summary["model"] == "tiny-unet"
+        assert reference.summary["precision_reason"] == "fp32 requested"  # recorded with every run
 
         job = analyse_slide(slide, model, PARAMS, checkpoint_dir=tmp_path)
         blocks = 0
@@ -77,7 +78,7 @@ def test_unet_path_and_resume_after_a_crash(unet_dir: Path, small_slide: Path, t
 
 def test_unet_batch_size_does_not_change_cells(unet_dir: Path, small_slide: Path) -> None:
     """Tolerance: identical cells; probabilities within 1e-5 (float summation order)."""
-    model = load_model(unet_dir, device="cpu")
+    model = load_model(unet_dir, device="cpu", precision="fp32")
     with open_slide(small_slide) as slide:
         a = run_to_completion(analyse_slide(slide, model, AnalysisParams(context_px=8, batch_size=1, tissue_detection=False)))
         b = run_to_completion(analyse_slide(slide, model, AnalysisParams(context_px=8, batch_size=7, tissue_detection=False)))

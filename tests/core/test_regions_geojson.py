@@ -26,6 +26,7 @@ from core.regions import (
     write_cells_geojson,
     write_regions_geojson,
 )
+from core.regions.kinds import REGION_KINDS
 
 MPP = (0.5, 0.25)  # anisotropic on purpose: x and y must not be swapped
 
@@ -98,7 +99,8 @@ def test_export_of_new_and_reclassified_regions() -> None:
     (f,) = regions_to_geojson([r], MPP)["features"]
     assert f["id"] == r.id
     assert f["properties"]["objectType"] == "annotation"
-    assert f["properties"]["classification"] == {"name": "Invasive margin", "color": [0, 160, 255]}
+    im = REGION_KINDS[RegionKind.INVASIVE_MARGIN]  # the colour the app and the report draw the IM in
+    assert f["properties"]["classification"] == {"name": "Invasive margin", "color": list(im.rgb)}
     assert f["properties"]["metadata"] == {"author": "dr x"}
     assert f["geometry"]["type"] == "Polygon" and max(c[0] for c in f["geometry"]["coordinates"][0]) == 100
     (imported,) = regions_from_geojson(f, MPP).regions

@@ -82,10 +82,10 @@ def make_data(synthetic: bool = True, signed: bool = False, evaluable: bool = Tr
     ]
     if evaluable:
         immunoscore = ImmunoscoreSummary(
-            evaluable=True, mean_percentile=58.6, category="IS2", level="Intermediate",
+            evaluable=True, mean_percentile=58.6, label="IS2", category="Intermediate", level=2,
             components=[ScoreComponent("CD3+ CT", 617.9, 41.0), ScoreComponent("CD3+ IM", 1818.7, 77.5),
                         ScoreComponent("CD8+ CT", 245.3, 45.8), ScoreComponent("CD8+ IM", 758.3, 70.0)])
-        tb = TBSummary(evaluable=True, score=3, group="High", components=[
+        tb = TBSummary(evaluable=True, score=3, category="High", components=[
             ScoreComponent("CD8+ CT", 245.3, cutoff=260.0, high=False),
             ScoreComponent("CD8+ IM", 758.3, cutoff=512.0, high=True),
             ScoreComponent("CD20+ CT", 42.5, cutoff=30.1, high=True),

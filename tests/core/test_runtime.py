@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from core.engine._batching import predict_with_backoff
-from core.errors import CoreError, ModelCardError, ModelLoadError
+from core.errors import ConfigError, CoreError, ModelCardError, ModelLoadError
 from core.models import ModelCard, build_model, save_model, sha256_file
+from core.models.precision import Hardware, precision_plan
 from core.models.runtime import (
     PARITY_THRESHOLD,
-    cpu_bf16_support,
     default_model_dir,
     load_model,
     parity_input,
@@ -39,14 +39,36 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_cpu_load_picks_fp32_and_says_why(tiny_dir: Path) -> None:
-    model = load_model(tiny_dir, device="cpu")
-    assert model.device.type == "cpu" and model.card.name == "tiny"
-    native, _ = cpu_bf16_support()
-    if not native:  # this project's CI CPUs: emulated bf16 is ~7x slower, never chosen automatically
-        assert model.precision == "fp32"
-        assert "no native bf16" in model.precision_reason
-    assert model.precision_reason
+NATIVE_BF16_CPU = Hardware("cpu", True, "CPU has native bf16 (amx_bf16; stated by the test)")
+AVX2_CPU = Hardware("cpu", False, "CPU has no native bf16 (stated by the test)")
+
+
+@pytest.mark.parametrize("hardware", [None, NATIVE_BF16_CPU, AVX2_CPU], ids=["this-cpu", "amx", "avx2"])
+def test_cpu_default_is_fp32_whatever_the_cpu(tiny_dir: Path, hardware: Hardware | None) -> None:
+    """No timing race: the CPU default is fp32 on this CPU, on one with AMX and on one without."""
+    for requested in (None, "auto"):
+        model = load_model(tiny_dir, device="cpu", precision=requested, hardware=hardware)
+        assert model.device.type == "cpu" and model.card.name == "tiny"
+        assert model.precision == "fp32" and "CPU default" in model.precision_reason
+
+
+def test_bf16_on_a_cpu_only_when_asked_and_its_cost_stated() -> None:
+    assert precision_plan("bf16", NATIVE_BF16_CPU).candidates == ("bf16",)
+    assert "slower" not in precision_plan("bf16", NATIVE_BF16_CPU).reason
+    assert "several times slower" in precision_plan("bf16", AVX2_CPU).reason
+    with pytest.raises(ConfigError, match="fp16 is only used on CUDA"):
+        precision_plan("fp16", NATIVE_BF16_CPU)
+
+
+def test_cuda_default_depends_only_on_the_gpu() -> None:
+    """On CUDA the default is a reduced precision (parity-checked, fp32 fallback): fixed per GPU model."""
+    with_bf16, without = Hardware("cuda", True, "GPU A"), Hardware("cuda", False, "GPU B")
+    assert precision_plan(None, with_bf16).candidates == ("bf16",) and precision_plan(None, with_bf16).fallback
+    assert precision_plan("auto", without).candidates == ("fp16",)
+    explicit = precision_plan("fp16", with_bf16)  # honoured or refused, never silently replaced
+    assert explicit.candidates == ("fp16",) and not explicit.fallback
+    with pytest.raises(ConfigError, match="no bf16 support.*fp16 or fp32"):
+        precision_plan("bf16", without)
 
 
 def test_predict_is_softmax_and_classes_match(tiny_dir: Path) -> None:

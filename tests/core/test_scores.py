@@ -132,12 +132,79 @@ def test_t_and_b_explicit_cutoffs_and_errors() -> None:
     cut = {"CD8_CT": 50.0, "CD8_IM": 50.0, "CD20_CT": 50.0, "CD20_IM": 150.0}
     r = TAndBScore.compute(values, None, cut)
     assert r.score == 3 and r.cutoff_sources["CD8_CT"] == "set by the lab" and r.cohort_name is None
-    with pytest.raises(ScoreError, match="explicit cut-off for CD20_IM"):
-        TAndBScore.compute(values, None, {k: v for k, v in cut.items() if k != "CD20_IM"})
+    uncut = TAndBScore.compute(values, None, {k: v for k, v in cut.items() if k != "CD20_IM"})
+    assert not uncut.evaluable and uncut.score is None and "no cut-off for CD20_IM" in (uncut.reason or "")
     with pytest.raises(ScoreError, match="Unknown T-and-B cut-off.*CD3_CT"):
         TAndBScore.compute(values, None, cut | {"CD3_CT": 1.0})
     missing = TAndBScore.compute(values | {"CD8_CT": None, "CD20_CT": None}, None, cut)
     assert not missing.evaluable and missing.score is None and "no CT region" in (missing.reason or "")
+
+
+# --- the reference cohort: a missing parameter, counts per parameter, version, no cohort
+
+
+def test_cohort_without_cd20_makes_both_scores_say_what_they_can() -> None:
+    """An imported table with no CD20 columns: IS is scored; T-and-B is not evaluable (never raises)."""
+    cols = {c: [10.0, 20.0, 30.0, np.nan] for c in ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")}
+    cohort = ReferenceCohort("no CD20", pd.DataFrame(cols))
+    assert cohort.n == 4 and cohort.n_per_parameter == {"CD3_CT": 3, "CD3_IM": 3, "CD8_CT": 3, "CD8_IM": 3,
+                                                         "CD20_CT": 0, "CD20_IM": 0}
+    values = dict.fromkeys(COHORT_PARAMETERS, 20.0)
+    tb = TAndBScore.compute(values, cohort)
+    assert not tb.evaluable and "no cut-off for CD20_CT, CD20_IM" in (tb.reason or "")
+    isl = ImmunoscoreLike.compute(values, cohort)
+    assert isl.evaluable and isl.cohort_n == 3  # values present, not the 4 rows
+    assert isl.cohort_n_per_parameter == {"CD3_CT": 3, "CD3_IM": 3, "CD8_CT": 3, "CD8_IM": 3}
+    assert any("only 4 cases" in w and "CD20_IM 0" in w for w in cohort.warnings)
+    assert any("no values for CD20_CT, CD20_IM" in w for w in cohort.warnings)
+    big = ReferenceCohort("big", pd.DataFrame({p: [1.0] * 150 for p in COHORT_PARAMETERS}))
+    assert not big.warnings  # 150 values for every parameter: nothing to warn about
+    big.densities.loc[40:, "CD20_IM"] = np.nan
+    partial = ReferenceCohort("partial", big.densities)
+    (warning,) = partial.warnings
+    assert "has 150 cases (values per parameter:" in warning and "resting on 40 values" in warning
+    without_cd3 = ReferenceCohort("no CD3", pd.DataFrame({"CD8_CT": [1.0], "CD8_IM": [1.0]}))
+    assert not ImmunoscoreLike.compute(values, without_cd3).evaluable
+
+
+def test_no_cohort_scores_densities_only() -> None:
+    cells = pd.DataFrame({"x_um": [50.0, 150.0], "y_um": [50.0, 50.0], "class_name": ["CD3", "CD20"]})
+    regions = RegionSet([Region(kind="tumour_centre", geometry=box(0, 0, 100, 100)),
+                         Region(kind="invasive_margin", geometry=box(100, 0, 200, 100))])
+    s = score_case(cells, regions, None)
+    assert s.densities.density("CD3+", "CT") == pytest.approx(100.0)  # 1 cell in 0.01 mm²
+    assert not s.immunoscore_like.evaluable and "no reference cohort" in (s.immunoscore_like.reason or "")
+    assert not s.t_and_b.evaluable and "no reference cohort" in (s.t_and_b.reason or "")
+    assert any("no reference cohort" in w for w in s.warnings) and s.provenance.cohort_name is None
+
+
+def test_cohort_version_follows_values_and_is_recorded_in_every_score() -> None:
+    a = cohort_of({c: [10.0, 20.0, 30.0] for c in COHORT_PARAMETERS}, name="A")
+    same = cohort_of({c: [10.0, 20.0, 30.0] for c in COHORT_PARAMETERS}, name="renamed")
+    other = cohort_of({c: [10.0, 20.0, 31.0] for c in COHORT_PARAMETERS}, name="A")
+    assert a.version == same.version != other.version and len(a.version) == 12
+    cells = pd.DataFrame({"x_um": [50.0], "y_um": [50.0], "class_name": ["CD8_CD3HI"]})
+    regions = RegionSet([Region(kind="tumour_centre", geometry=box(0, 0, 100, 100)),
+                         Region(kind="invasive_margin", geometry=box(100, 0, 200, 100))])
+    d = score_case(cells, regions, ReferenceCohort(a.name, a.densities, date="2026-01-31")).to_dict()
+    for part in ("immunoscore_like", "t_and_b"):
+        assert d[part]["cohort"]["version"] == a.version and d[part]["cohort"]["date"] == "2026-01-31"
+        assert d[part]["cohort"]["n_per_parameter"]["CD8_CT"] == 3
+    assert d["provenance"]["cohort_n_per_parameter"]["CD20_IM"] == 3
+
+
+def test_typed_results_round_trip_through_json() -> None:
+    cohort = cohort_of({c: [10.0, 20.0, 30.0, 40.0] for c in COHORT_PARAMETERS})
+    cells = pd.DataFrame({"x_um": [50.0, 60.0, 150.0], "y_um": [50.0] * 3,
+                          "class_name": ["CD3", "CD8_CD3LO", "CD20"]})
+    regions = RegionSet([Region(kind="tumour_centre", geometry=box(0, 0, 100, 100)),
+                         Region(kind="invasive_margin", geometry=box(100, 0, 200, 100))])
+    s = score_case(cells, regions, cohort, model_name="m")
+    stored = json.loads(json.dumps(s.to_dict()))
+    back = type(s).from_dict(stored)
+    assert back.to_dict() == stored
+    assert back.immunoscore_like.label == s.immunoscore_like.label and back.t_and_b.category == s.t_and_b.category
+    assert back.densities.density("CD8+", "CT") == s.densities.density("CD8+", "CT")
 
 
 # --- densities

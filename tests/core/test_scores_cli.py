@@ -15,7 +15,7 @@ from shapely.geometry import box
 from core.classes import CLASS_NAMES
 from core.cli import score
 from core.errors import CoreError
-from core.regions import Region, write_regions_geojson
+from core.regions import Region, RegionSet, write_regions_geojson
 
 MPP = (0.5, 0.5)
 
@@ -47,6 +47,9 @@ def _score(cells: Path, regions: Path, out: Path, *extra: str) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m core")
     score.register(parser.add_subparsers(dest="command", required=True))
+    if not {"--reference", "--reference-store", "--no-default"} & set(extra):
+        extra = ("--reference", "demo", *extra)  # every test but the one about choosing uses the demo cohort
+    extra = tuple(e for e in extra if e != "--no-default")
     args = parser.parse_args(["score", "--cells", str(cells), "--regions", str(regions), "--mpp", "0.5",
                               "--out", str(out), *extra])
     try:
@@ -103,3 +106,48 @@ def test_score_errors_are_one_line(
     bad.write_text("{")
     assert _score(cells_csv, bad, out) == 2
     assert "bad.geojson: not valid JSON" in capsys.readouterr().err
+
+
+def test_the_reference_cohort_is_chosen_never_defaulted(
+    tmp_path: Path, cells_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No silent demo cohort: without --reference/--reference-store the command says what to give."""
+    regions = write_regions_geojson([Region(kind="tumour", geometry=box(1000, 1000, 5000, 5000))],
+                                    tmp_path / "regions.geojson", MPP)
+    assert _score(cells_csv, regions, tmp_path / "s.json", "--no-default") == 2
+    err = capsys.readouterr().err
+    assert "--reference CSV" in err and "--reference-store" in err
+
+
+def test_score_against_the_stores_reference_cases(
+    tmp_path: Path, cells_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cases flagged as reference (with saved scores) become the cohort; unflagged ones do not count."""
+    from core.scores import ReferenceCohort, score_case
+    from core.store import CaseStore
+
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    from core.demo import DEMO_COHORT
+
+    demo = ReferenceCohort.from_csv(DEMO_COHORT)
+    cells = score.read_cells(cells_csv, MPP)
+    with CaseStore.open(db) as store:
+        for i in range(5):
+            case = store.create_case(f"REF-{i}", is_reference=i < 4)
+            region = Region(kind="tumour", geometry=box(500 + 400 * i, 500, 4500 + 400 * i, 4500))
+            s = score_case(cells, RegionSet([region]), demo)
+            store.save_scores(case.id, s.to_dict(), provenance=s.provenance.to_dict())
+    regions = write_regions_geojson([Region(kind="tumour", geometry=box(1000, 1000, 5000, 5000))],
+                                    tmp_path / "regions.geojson", MPP)
+    out = tmp_path / "s.json"
+    assert _score(cells_csv, regions, out, "--reference-store", "--db", db) == 0
+    scores = json.loads(out.read_text())
+    cohort = scores["immunoscore_like"]["cohort"]
+    assert cohort["name"] == "Lab reference cases" and cohort["n"] == 4 and len(cohort["version"]) == 12
+    assert scores["provenance"]["cohort_synthetic"] is False and scores["provenance"]["cohort_n"] == 4
+    printed = capsys.readouterr()
+    assert "Reference cohort: Lab reference cases (n=4); version" in printed.out
+    assert "only 4 cases" in printed.out  # fewer than the recommended 120: warned with the number
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert _score(cells_csv, regions, out, "--reference-store", "--db", empty) == 2
+    assert "No case flagged as reference" in capsys.readouterr().err

@@ -39,14 +39,20 @@ def test_from_csv_companion_json_and_stem(tmp_path: Path) -> None:
     assert c.name == "From JSON" and c.synthetic and any("SYNTHETIC" in w for w in c.warnings)
 
 
-def test_bad_columns_list_required(tmp_path: Path) -> None:
+def test_columns_missing_misspelt_or_none(tmp_path: Path) -> None:
+    """A missing parameter is allowed (scores needing it are not evaluable); a misspelt or no column is not."""
     path = tmp_path / "bad.csv"
     path.write_text("CD3_CT,CD3_IM,cd8_ct\n1,2,3\n")
+    with pytest.raises(ScoreError, match="column.s. cd8_ct must be spelt CD8_CT"):
+        ReferenceCohort.from_csv(path)
+    path.write_text("CD3_CT,CD3_IM\n1,2\n")
+    partial = ReferenceCohort.from_csv(path)
+    assert partial.n_per_parameter["CD3_CT"] == 1 and partial.n_per_parameter["CD8_CT"] == 0
+    assert any("no values for CD8_CT, CD8_IM, CD20_CT, CD20_IM" in w for w in partial.warnings)
+    path.write_text("case,density\nA,3\n")
     with pytest.raises(ScoreError) as err:
         ReferenceCohort.from_csv(path)
-    msg = str(err.value)
-    assert "lacks column(s) CD8_CT, CD8_IM, CD20_CT, CD20_IM" in msg and "Required columns" in msg
-    assert "CD3_CT, CD3_IM, CD8_CT, CD8_IM, CD20_CT, CD20_IM" in msg
+    assert "has none of the columns (cells/mm²) CD3_CT, CD3_IM, CD8_CT, CD8_IM, CD20_CT, CD20_IM" in str(err.value)
 
 
 def test_bad_values(tmp_path: Path) -> None:
@@ -64,9 +70,12 @@ def test_bad_values(tmp_path: Path) -> None:
 def test_from_records_and_to_csv_round_trip(tmp_path: Path) -> None:
     records = [dict.fromkeys(COHORT_PARAMETERS, float(i)) | {"CD20_IM": None} for i in range(40)]
     c = ReferenceCohort.from_records(records, name="Stored reference cases")
-    assert c.n == 40 and c.warnings == () and c.values("CD20_IM").size == 0
+    assert c.n == 40 and c.values("CD20_IM").size == 0
+    assert c.n_per_parameter["CD3_CT"] == 40 and c.n_per_parameter["CD20_IM"] == 0
+    assert any("only 40 cases" in w for w in c.warnings)  # fewer than the recommended 120, with the number
+    assert any("no values for CD20_IM" in w for w in c.warnings)
     back = ReferenceCohort.from_csv(c.to_csv(tmp_path / "out.csv"))
-    assert back.name == "Stored reference cases" and back.n == 40
+    assert back.name == "Stored reference cases" and back.n == 40 and back.version == c.version
     assert np.array_equal(back.values("CD3_IM"), c.values("CD3_IM"))
 
 

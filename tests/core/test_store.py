@@ -262,3 +262,43 @@ def test_one_store_shared_by_threads(store: CaseStore) -> None:
         t.join()
     assert errors == []
     assert len(store.find_cases("T")) == 40 and len(store.audit_entries()) == 80
+
+
+def test_one_slide_fingerprint_for_store_and_checkpoints(tmp_path: Path) -> None:
+    """The store and the engine's checkpoints identify a slide by the same content fingerprint."""
+    from core.engine._checkpoint import slide_fingerprint as checkpoint_fingerprint
+    from core.fingerprint import slide_fingerprint
+
+    a = tmp_path / "a.tif"
+    a.write_bytes(bytes(range(256)) * 20_000)  # 5 MB: first and last MiB both count
+    moved = tmp_path / "moved.tif"
+    moved.write_bytes(a.read_bytes())
+    sha, size = slide_fingerprint(a)
+    assert (sha, size) == slide_fingerprint(moved) and size == 5_120_000
+    assert checkpoint_fingerprint(moved) == {"sha256": sha, "size": size}
+    tail = bytearray(a.read_bytes())
+    tail[-1] ^= 0xFF
+    moved.write_bytes(bytes(tail))
+    assert slide_fingerprint(moved)[0] != sha
+
+
+def test_stored_scores_come_back_typed(store: CaseStore) -> None:
+    """The store keeps JSON; ScoreRecord.scores gives core's typed results back, equal to what was saved."""
+    import pandas as pd
+    from shapely.geometry import box
+
+    from core.regions import Region, RegionSet
+    from core.scores import COHORT_PARAMETERS, ReferenceCohort, score_case
+
+    cohort = ReferenceCohort("flat", pd.DataFrame({p: [1.0, 2.0, 3.0] for p in COHORT_PARAMETERS}))
+    cells = pd.DataFrame({"x_um": [10.0, 120.0], "y_um": [10.0, 10.0], "class_name": ["CD3", "CD20"]})
+    regions = RegionSet([Region(kind="tumour_centre", geometry=box(0, 0, 100, 100)),
+                         Region(kind="invasive_margin", geometry=box(100, 0, 200, 100))])
+    s = score_case(cells, regions, cohort)
+    case = store.create_case("TYPED-1")
+    store.save_scores(case.id, s.to_dict(), provenance=s.provenance.to_dict())
+    back = store.load_scores(case.id)[-1].scores
+    assert back.immunoscore_like.label == s.immunoscore_like.label
+    assert back.t_and_b.category == s.t_and_b.category and back.t_and_b.score == s.t_and_b.score
+    assert back.provenance.cohort_version == cohort.version
+    assert back.densities.density("CD20+", "IM") == s.densities.density("CD20+", "IM")

@@ -1,4 +1,4 @@
-"""Pickle-free checkpoints round-trip AdamW exactly; precision follows the hardware."""
+"""Pickle-free checkpoints round-trip AdamW exactly; precision follows the shared rule."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.models.precision import Hardware
 from training.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from training.device import choose_precision, cpu_has_fast_bf16
+from training.device import choose_precision
 from training.errors import TrainingError
 
 
@@ -40,10 +41,21 @@ def test_checkpoint_round_trip_continues_identically(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.rglob("*.pkl"))
 
 
-def test_precision_choice_on_this_machine() -> None:
+@pytest.mark.parametrize("native_bf16", [None, True, False], ids=["this-cpu", "amx", "avx2"])
+def test_training_precision_follows_the_shared_rule(native_bf16: bool | None) -> None:
+    """fp32 on every CPU unless asked (AMX included), the same rule as inference; bf16 when asked."""
     cpu = torch.device("cpu")
-    chosen = choose_precision(cpu, "auto")
-    assert chosen.name == ("bf16" if cpu_has_fast_bf16() else "fp32")
-    assert choose_precision(cpu, "fp32").dtype is None
+    hw = None if native_bf16 is None else Hardware("cpu", native_bf16, "stated by the test")
+    chosen = choose_precision(cpu, "auto", hw)
+    assert chosen.name == "fp32" and chosen.dtype is None and not chosen.scaler
+    assert choose_precision(cpu, "fp32", hw).dtype is None
+    assert choose_precision(cpu, "bf16", hw).dtype is torch.bfloat16
     with pytest.raises(TrainingError, match="CUDA"):
-        choose_precision(cpu, "fp16")
+        choose_precision(cpu, "fp16", hw)
+
+
+def test_training_precision_on_cuda_needs_no_gpu_to_decide() -> None:
+    gpu = torch.device("cuda:0")
+    assert choose_precision(gpu, "auto", Hardware("cuda", True, "GPU")).dtype is torch.bfloat16
+    fp16 = choose_precision(gpu, "auto", Hardware("cuda", False, "old GPU"))
+    assert fp16.dtype is torch.float16 and fp16.scaler
