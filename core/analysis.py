@@ -186,7 +186,7 @@ def detected_tissue(summary: dict[str, Any], mpp: tuple[float, float], author: s
     """The tissue a stored analysis found (its summary's ``tissue_mask``) as a "Tissue" Region in
     slide µm, or None when the summary has no mask or the mask no tissue."""
     from core.regions.raster import tissue_region
-    from core.report.qc import decode_mask
+    from core.tissue_mask import decode_mask
 
     if "tissue_mask" not in summary:
         return None
