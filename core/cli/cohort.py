@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core.cli.score import DEMO_COHORT
     from core.cohort import CohortSettings, read_manifest, run_cohort, with_threads
+    from core.cohort.run import dashboard_link
     from core.errors import ConfigError
     from core.models.card import load_card
     from core.models.runtime import default_model_dir
@@ -91,15 +92,17 @@ def run(args: argparse.Namespace) -> int:
     settings = CohortSettings(model_dir, card.weights_sha256, (args.reference_csv or DEMO_COHORT).resolve(),
                               params, args.device, args.precision, args.im_width)
     if not args.verbose:  # the scheduler's and workers' INFO lines would bury the progress bar
+        import distributed  # noqa: F401 - it sets its loggers' levels on import: quieten them after
+
         logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster, client = _client(args)
     try:
         if cluster is not None:
             settings = with_threads(settings, len(cluster.workers))
         workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        link = dashboard_link(client, local=cluster is not None)
         print(f"{len(cases)} case(s), model {card.name}, {workers} Dask worker(s); dashboard: "
-              f"{client.dashboard_link if cluster is None or cluster.dashboard_link else 'none (install bokeh)'}",
-              file=sys.stderr)
+              f"{link or 'none (install bokeh for it)'}", file=sys.stderr)
         with tqdm(total=len(cases), unit="case", file=sys.stderr, dynamic_ncols=True) as bar:
 
             def show(p: Progress) -> None:

@@ -60,6 +60,13 @@ def local_cluster(workers: int | None = None) -> Any:
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard)
 
 
+def dashboard_link(client: Any, local: bool) -> str | None:
+    """The Dask dashboard's address, or None when there is none (bokeh missing on a local cluster)."""
+    if local and importlib.util.find_spec("bokeh") is None:
+        return None
+    return client.dashboard_link if "dashboard" in client.scheduler_info().get("services", {}) else None
+
+
 def with_threads(settings: CohortSettings, workers: int) -> CohortSettings:
     """Settings whose PyTorch threads share this machine's cores between ``workers`` local workers."""
     threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
@@ -101,7 +108,7 @@ def run_cohort(
     out.mkdir(parents=True, exist_ok=True)
     keys = {c.case_id: case_key(c, settings) for c in cases}
     skipped = [c.case_id for c in cases if is_done(out / c.case_id, keys[c.case_id])]
-    todo = [c for c in cases if c.case_id not in set(skipped)]
+    todo = [c for c in cases if c.case_id not in skipped]
     total, count = len(cases), len(skipped)
     yield Progress(count, total, f"{len(skipped)} case(s) done before, {len(todo)} to run")
     futures = {client.submit(run_case, c, str(out), settings, key=f"cohort-{c.case_id}-{keys[c.case_id]}",
