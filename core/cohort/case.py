@@ -33,6 +33,8 @@ from core.regions import DEFAULT_IM_HALF_WIDTH_UM
 log = logging.getLogger(__name__)
 
 DONE = "done.json"
+#: Files a case writes besides DONE (the engine's checkpoint lives in ``.checkpoint`` until done).
+OUTPUTS = ("cells.csv", "cells.geojson", "summary.json", "class_map.png", "scores.json", "store_extras.json")
 #: Bump when a change in this module makes earlier case folders invalid.
 COHORT_VERSION = 1
 
@@ -183,7 +185,8 @@ def run_case(case: CohortCase, out_dir: str | Path, settings: CohortSettings) ->
     if is_done(folder, key):
         return {**outcome, "status": "skipped"}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / DONE).unlink(missing_ok=True)
+    for name in (DONE, *OUTPUTS):  # an earlier run's files (e.g. scores from since-removed regions) go
+        (folder / name).unlink(missing_ok=True)
     t0 = time.perf_counter()
     try:
         info = _analyse(case, folder, settings)

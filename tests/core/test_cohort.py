@@ -141,10 +141,14 @@ def test_done_case_is_skipped_and_key_follows_settings(one_case, settings) -> No
 def test_broken_slide_is_a_case_error(settings, tmp_path: Path) -> None:
     broken = tmp_path / "broken.ome.tif"
     broken.write_bytes(b"not a tiff at all" * 100)
+    stale = tmp_path / "out" / "BROKEN"  # files of an earlier run with other settings
+    stale.mkdir(parents=True)
+    (stale / DONE).write_text('{"key": "earlier"}')
+    (stale / "scores.json").write_text("{}")
     outcome = run_case(CohortCase("BROKEN", broken), tmp_path / "out", settings)
     assert outcome["status"] == "failed"
     assert outcome["error"].startswith("BROKEN: ") and "broken.ome.tif" in outcome["error"]
-    assert not (tmp_path / "out" / "BROKEN" / DONE).exists()
+    assert not (stale / DONE).exists() and not (stale / "scores.json").exists()
 
 
 def test_table_and_store_merge(one_case, settings, tmp_path: Path) -> None:
