@@ -236,3 +236,16 @@ def test_six_cases_survive_a_killed_worker(phantoms, settings, tmp_path: Path) -
     for seed in (1, 6):
         single = per_slide(phantoms(seed), tmp_path / f"single{seed}", settings)
         assert_same_results(tmp_path / "c" / f"P{seed}", single)
+
+
+def test_cli_refuses_bad_arguments_before_starting_a_cluster(tmp_path: Path, capsys) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("case_id,slide\nA,a.tif\n")
+    out = str(tmp_path / "out")
+    assert cli(["cohort", str(manifest), "--out", out, "--workers", "0"]) == 2
+    assert "--workers must be 1 or more" in capsys.readouterr().err
+    assert cli(["cohort", str(manifest), "--out", out, "--reference"]) == 2
+    assert "--store URL" in capsys.readouterr().err
+    manifest.write_text("case_id,path\nA,a.tif\n")
+    assert cli(["cohort", str(manifest), "--out", out]) == 2
+    assert "lacks column(s) slide" in capsys.readouterr().err

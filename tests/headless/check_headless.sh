@@ -3,6 +3,8 @@
 # Qt must be absent, and the CLI, a small cohort and some core tests must run there.
 # Usage: tests/headless/check_headless.sh   (PYTHON=python3.11 to choose the interpreter;
 # KEEP=1 keeps the work folder). Prints the seconds each step took; exits non-zero on failure.
+# Takes about 10 minutes on a busy 2-core machine (618 s measured: 376 s of it installing, most of
+# that the 5 GB torch wheel), too long for every CI run; run it after changing dependencies.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PYTHON=${PYTHON:-python3}
