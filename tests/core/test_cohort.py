@@ -249,3 +249,26 @@ def test_cli_refuses_bad_arguments_before_starting_a_cluster(tmp_path: Path, cap
     manifest.write_text("case_id,path\nA,a.tif\n")
     assert cli(["cohort", str(manifest), "--out", out]) == 2
     assert "lacks column(s) slide" in capsys.readouterr().err
+
+
+def test_cli_on_a_running_scheduler_with_store(one_case, phantoms, tmp_path: Path, capsys) -> None:
+    """`core cohort --scheduler ADDRESS --store URL --reference` end to end (worker threads in this process)."""
+    from distributed import LocalCluster
+
+    from core.store import CaseStore
+
+    done_case, done_out, _ = one_case
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"case_id,slide,regions\nC-1,{phantoms(1)}/hoechst.ome.tif,{phantoms(1)}/tumour.geojson\n"
+                        "BAD,missing.ome.tif,\n")
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    args = ["cohort", str(manifest), "--out", str(tmp_path / "out"), *CLI_ANALYSE, "--im-width", str(IM_UM),
+            "--store", url, "--reference"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert cli([*args, "--scheduler", cluster.scheduler_address]) == 1  # BAD failed
+    captured = capsys.readouterr()
+    assert "failed: BAD: Cannot open slide missing.ome.tif" in captured.err
+    assert "1 case(s) recorded" in captured.out and "1 flagged as reference" in captured.out
+    assert_same_results(tmp_path / "out" / "C-1", done_out / done_case.case_id)
+    with CaseStore.open(url) as store:
+        assert [c.accession for c in store.list_reference_cases()] == ["C-1"]
