@@ -48,7 +48,9 @@ def main() -> int:
     model = default_model_dir()
     side_um = args.size * 0.227
     params = AnalysisParams(tissue_min_area_um2=min(20_000.0, side_um**2 / 20))
-    base = CohortSettings(model, load_card(model).weights_sha256, DEMO_COHORT, params, args.device, args.precision)
+    im_um = json.loads((work / "slide1" / "phantom.json").read_text())["im_half_width_um"]  # scaled to the size
+    base = CohortSettings(model, load_card(model).weights_sha256, DEMO_COHORT, params, args.device, args.precision,
+                          im_um)
     results = []
     for n in args.workers:
         t0 = time.perf_counter()
