@@ -2,8 +2,9 @@
 
 Drawn with Pillow (already a dependency through scikit-image and the reports) rather than adding
 matplotlib for one figure. One column per parameter (CD3_CT, CD3_IM, ...; the tissue densities
-when no case has regions), dots jittered sideways, the median as a bar, on a log-like axis
-(sqrt), since densities span two orders of magnitude across a cohort.
+when no case has regions), dots jittered sideways, the median as a bar, on a square-root axis,
+since densities span two orders of magnitude across a cohort. Units are spelt out: Pillow's
+default font has no "²".
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _nice_ticks(vmax: float) -> list[float]:
     return ticks if len(ticks) <= 8 else ticks[:: math.ceil(len(ticks) / 8)]
 
 
-def summary_plot(table: pd.DataFrame, path: Path, title: str = "Cohort densities (cells/mm²)") -> Path:
+def summary_plot(table: pd.DataFrame, path: Path, title: str = "Cohort densities, cells per square mm") -> Path:
     """Write the plot of ``table`` (:func:`core.cohort.table.cohort_table`) to ``path``."""
     columns = [c for c in COHORT_PARAMETERS if c in table.columns and table[c].notna().any()]
     if not columns:
