@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.engine.params import AnalysisParams
 from core.models.card import PRECISIONS
@@ -34,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: one per GPU, else one per 4 CPU cores)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="a running Dask scheduler (tcp://HOST:PORT) or scheduler file (.json) instead of a local cluster")
+                   help="a running Dask scheduler (tcp://HOST:PORT) or scheduler file (.json) instead of a local "
+                   "cluster (default: Dask's scheduler-address setting, e.g. $DASK_SCHEDULER_ADDRESS, if set)")
     p.add_argument("--store", default=None, metavar="URL",
                    help="afterwards, record the finished cases in this case store (SQLAlchemy URL)")
     p.add_argument("--reference", action="store_true",
@@ -52,14 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _client(args: argparse.Namespace):  # noqa: ANN202 - distributed types stay out of the CLI's imports
+def _client(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(LocalCluster or None, distributed.Client): a running scheduler if one is named, else a local cluster."""
+    import dask
     from distributed import Client
 
     from core.cohort import local_cluster
     from core.errors import ConfigError
 
-    if args.scheduler:
-        target = args.scheduler
+    # --scheduler, else Dask's own configuration (DASK_SCHEDULER_ADDRESS, ~/.config/dask/*.yaml)
+    target = args.scheduler or dask.config.get("scheduler-address", None)
+    if target:
         try:
             if target.endswith(".json"):
                 return None, Client(scheduler_file=target, timeout="30s")
