@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         import distributed  # noqa: F401 - it sets its loggers' levels on import: quieten them after
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema check, with --store
     cluster, client = _client(args)
     try:
         if cluster is not None:

@@ -56,8 +56,8 @@ def local_cluster(workers: int | None = None) -> Any:
     from distributed import LocalCluster
 
     n = workers or default_workers()
-    dashboard = ":0" if importlib.util.find_spec("bokeh") is not None else None
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=dashboard)
+    # Any free port: the scheduler's HTTP server starts even without bokeh, and 8787 may be taken.
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 
 def dashboard_link(client: Any, local: bool) -> str | None:
