@@ -209,6 +209,7 @@ def test_local_cluster_two_workers(one_case, phantoms, settings, tmp_path: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 150 s on a quiet 2-core machine, over 600 s when it is badly overloaded
 def test_six_cases_survive_a_killed_worker(phantoms, settings, tmp_path: Path) -> None:
     """Six cases on two workers; once one case is done, a busy worker is killed (SIGKILL)."""
     from distributed import Client, LocalCluster
