@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 
 DONE = "done.json"
 #: Files a case writes besides DONE (the engine's checkpoint lives in ``.checkpoint`` until done).
-OUTPUTS = ("cells.csv", "cells.geojson", "summary.json", "class_map.png", "scores.json", "store_extras.json")
+#: The engine's tissue outline, once ``write_analysis`` writes it (a "Tissue" region).
+TISSUE = "tissue.geojson"
+OUTPUTS = ("cells.csv", "cells.geojson", TISSUE, "summary.json", "class_map.png", "scores.json", "store_extras.json")
 #: Bump when a change in this module makes earlier case folders invalid.
 COHORT_VERSION = 1
 
@@ -125,15 +128,24 @@ def _worker_device(device: str | None) -> str | None:
     return f"cuda:{index % torch.cuda.device_count()}"
 
 
-def read_regions(path: Path, mpp: tuple[float, float], size_px: tuple[int, int]) -> Any:
-    """The slide's regions (RegionSet, slide µm, clipped to the slide), as ``core score`` reads them."""
+def case_regions(case: CohortCase, folder: Path, mpp: tuple[float, float], size_px: Sequence[int]) -> Any:
+    """The case's regions (RegionSet, slide µm, clipped to the slide) as ``core score`` reads them:
+    the manifest's file plus, when the engine wrote one into the case folder, ``tissue.geojson``
+    (the tissue it found, which clips the derived IM). None when the case has no regions file."""
     from core.regions import RegionSet, read_regions_geojson
 
+    if case.regions is None:
+        return None
     bounds = (size_px[0] * mpp[0], size_px[1] * mpp[1])
-    imported = read_regions_geojson(path, mpp, bounds_um=bounds)
-    for warning in imported.warnings:
-        log.warning("%s: %s", path.name, warning)
-    return RegionSet(list(imported.regions), bounds_um=bounds)
+    found = []
+    for path in (case.regions, folder / TISSUE):
+        if path == folder / TISSUE and not path.is_file():
+            continue
+        imported = read_regions_geojson(path, mpp, bounds_um=bounds)
+        for warning in imported.warnings:
+            log.warning("%s: %s", path.name, warning)
+        found += imported.regions
+    return RegionSet(found, bounds_um=bounds)
 
 
 def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[str, Any]:
@@ -152,13 +164,15 @@ def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[s
     with open_slide(case.slide, mpp=case.mpp) as slide:
         mpp = slide.require_mpp()
         size = slide.dimensions
-        regions = read_regions(case.regions, mpp, size) if case.regions is not None else None
+        if case.regions is not None:  # read before the long analysis: a bad file fails at once
+            case_regions(case, folder, mpp, size)
         result = run_to_completion(analyse_slide(slide, model, settings.params, checkpoint_dir=checkpoint))
     write_analysis(result, folder, mpp, model.card.class_colours)
     # What a stored analysis carries beyond summary.json (model card, tissue mask for the report),
     # for the driver's merge into the case store (core.cohort.store).
     extras = jsonable(analysis_summary_extras(result, model.card))
     (folder / "store_extras.json").write_text(json.dumps(extras) + "\n", encoding="utf-8")
+    regions = case_regions(case, folder, mpp, size)
     if regions is not None:
         # Scored from the cells.csv just written, as `core score --cells` would read it, so the
         # scores equal a per-slide `analyse` + `score` run to the last digit.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.cohort.case import read_done, read_regions
+from core.cohort.case import case_regions, read_done
 from core.cohort.manifest import CohortCase
 from core.errors import StoreError
 from core.progress import Progress
@@ -75,7 +75,7 @@ def _record(store: Any, case: Any, cohort_case: CohortCase, folder: Path, done: 
     store.finish_analysis(run.id, summary=jsonable(summary))
     scores_path = folder / "scores.json"
     if cohort_case.regions is not None and scores_path.is_file():
-        regions = read_regions(cohort_case.regions, mpp, tuple(done["size_px"]))
+        regions = case_regions(cohort_case, folder, mpp, done["size_px"])
         given = {r.kind for r in regions}
         if RegionKind.TUMOUR in given and not given & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN}:
             regions.derive_ct_im(float(done["im_half_width_um"]), author="HoechstScore cohort")

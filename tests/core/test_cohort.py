@@ -74,7 +74,8 @@ def per_slide(folder: Path, out: Path, settings: CohortSettings) -> Path:
     """What a user gets from `core analyse` then `core score` on one slide (in this process)."""
     assert cli(["analyse", str(folder / "hoechst.ome.tif"), "--out", str(out), *CLI_ANALYSE]) == 0
     card = load_card(settings.model_dir)
-    assert cli(["score", "--cells", str(out / "cells.csv"), "--regions", str(folder / "tumour.geojson"),
+    tissue = [str(out / "tissue.geojson")] if (out / "tissue.geojson").is_file() else []  # once analyse writes it
+    assert cli(["score", "--cells", str(out / "cells.csv"), "--regions", str(folder / "tumour.geojson"), *tissue,
                 "--mpp", "0.227", "--slide-size", str(SIZE), str(SIZE), "--im-width", str(IM_UM),
                 "--model-name", card.name, "--model-sha256", card.weights_sha256,
                 "--out", str(out / "scores.json")]) == 0
