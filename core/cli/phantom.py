@@ -32,6 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="invasive-margin half-width in µm (default 500, less on small slides)")
     p.add_argument("--balanced-subtypes", action="store_true",
                    help="equal numbers of the four lymphocyte types (for training), not the paper's mix")
+    p.add_argument("--realism", choices=("clean", "real"), default=d.realism,
+                   help="'real': the difficulties of real exports (nuclei 4-8 background SDs above an uneven "
+                   "background, out-of-focus patches, touching lymphocyte clusters, marker positives dimmer "
+                   "than the paper's thresholds and varying across slides, debris, a rare marker) "
+                   "(default clean)")
+    p.add_argument("--nuclear-contrast", type=float, default=None, metavar="SDS",
+                   help="with --realism real: lymphocyte nucleus contrast in background SDs "
+                   "(default: drawn per slide, 4.5-7)")
     p.add_argument("--compression", choices=("zlib", "zstd", "none"), default=d.compression)
     p.add_argument("--threads", type=int, default=d.threads, help=f"worker threads (default {d.threads})")
     p.set_defaults(func=run)
@@ -43,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         infiltration_im=args.infiltration_im, im_half_width_um=args.im_half_width,
         compression=args.compression, threads=args.threads,
         subtype_mix=(0.25, 0.25, 0.25, 0.25) if args.balanced_subtypes else None,
+        realism=args.realism, nuclear_contrast=args.nuclear_contrast,
     )
     job = generate_phantom(params, args.out)
     try:
