@@ -31,10 +31,14 @@ _CLEAN_MEDIANS = np.array([7000.0, 6500.0, 3300.0], np.float32)
 #: Hoechst background of the real style: diffuse level (counts) and extra read noise (counts).
 HOECHST_BACKGROUND = 900.0
 HOECHST_READ_NOISE = 45.0
-#: Raw-pixel SD of Hoechst tissue background that nucleus amplitudes are scaled against (measured
-#: on the rendered style: shot + read noise at the background level plus texture).
-HOECHST_BG_SD = 72.0
-_SALT_FOCUS, _SALT_HOECHST, _SALT_MARKER, _SALT_UNEVEN = 901, 902, 903, 904
+#: Amplitude of the µm-scale Hoechst background texture (counts per unit of fbm, SD about 0.35):
+#: unlike pixel noise it survives export at 1 µm/px, where real tiles still show 4-8 SDs.
+HOECHST_TEXTURE = 260.0
+HOECHST_TEXTURE_UM = 2.5
+#: SD of Hoechst tissue background that nucleus amplitudes are scaled against (the texture, which
+#: dominates at 1 µm/px; at 0.227 µm/px pixel noise adds to it).
+HOECHST_BG_SD = 95.0
+_SALT_FOCUS, _SALT_HOECHST, _SALT_MARKER, _SALT_UNEVEN, _SALT_TEXTURE = 901, 902, 903, 904, 908
 
 
 @dataclass(frozen=True)
@@ -152,13 +156,18 @@ def place_debris(seed: int, mpp: float, size: int) -> Debris:
 
 
 def add_background(sig: np.ndarray, seed: int, mpp: float, ex0: int, ey0: int, tissue: np.ndarray) -> None:
-    """Uneven Hoechst background: a diffuse level varying ±40 % over ~300 µm plus a glass floor."""
+    """Uneven Hoechst background: a diffuse level varying ±40 % over ~300 µm plus a glass floor,
+    and a µm-scale texture on tissue (what keeps 1 µm/px exports at 4-8 SDs)."""
     _, eh, ew = sig.shape
     step = 16
     gx, gy = noise.coarse_grid(ex0, ey0, ew, eh, step)
     uneven = 1.0 + 0.4 * _field(gx, gy, mpp, seed, _SALT_UNEVEN, 300.0)
     level = noise.upsample(uneven, step, eh, ew)
     sig[0] += HOECHST_BACKGROUND * level * (0.35 + 0.65 * tissue)
+    fine = 2
+    fx, fy = noise.coarse_grid(ex0, ey0, ew, eh, fine)
+    tex = noise.upsample(_field(fx, fy, mpp, seed, _SALT_TEXTURE, HOECHST_TEXTURE_UM), fine, eh, ew)
+    sig[0] += HOECHST_TEXTURE * tex * tissue * level
 
 
 def stamp_debris(sig: np.ndarray, debris: Debris, ex0: int, ey0: int) -> None:
