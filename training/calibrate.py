@@ -223,7 +223,7 @@ def write_histograms(
             pw, ph = width - left - right, height - top - bottom
             scale = ph / max(1, counts.max())
 
-            def x_of(val: float) -> float:
+            def x_of(val: float, lo: float = lo, hi: float = hi, pw: int = pw) -> float:
                 return left + (np.log10(val) - lo) / (hi - lo) * pw
 
             for k, c in enumerate(counts):

@@ -30,7 +30,6 @@ from core.classes import CLASS_NAMES, class_index
 from core.progress import CancelToken, Progress
 from core.slides import Slide
 from training.config import CHANNEL_ROLES, LabelConfig, Thresholds
-from training.errors import LabelError
 from training.segment import LOW_CONTRAST, NucleusLevels, estimate_threshold, segment_nuclei
 
 #: Columns of the labeller's cell table (coordinates: level-0 px and µm; means: slide units).

@@ -162,7 +162,7 @@ def place_cells(p: PhantomParams, lay: Layout, bank: Bank, vessels: Vessels | No
     in_tls = (kind == 3) & (rng.uniform(size=len(x)) < tls_frac)
     r_px = np.array([_RADIUS_UM[k] for k in KINDS])[kind] / p.mpp
     mark = kind.choose([2.0, 3.0, 1.0, 0.0]) + rng.uniform(size=len(x)) - 5.0 * endo
-    factor = np.array([0.68, 0.55, 0.85, 0.78 if p.realism == "real" else 0.9])[kind]
+    factor = np.array([0.68, 0.55, 0.85, 0.9])[kind]
     keep = _thin(x, y, r_px, mark, factor)
     keep &= contains(lay.tissue, x, y)
     x, y, kind, in_tls = x[keep], y[keep], kind[keep], in_tls[keep]
