@@ -7,10 +7,15 @@ reach. The threshold is the lowest density between the negatives and a positive 
 of the smoothed histogram right of mode + 3 SD, see :func:`_valley`), so it is never inside the
 negatives: with a rare marker (a few positive cells) Otsu's method puts its split there and calls
 hundreds of false positives, which this cannot. Negatives are right-skewed (signal spilling over
-from touching positive cells), which is why the valley, not a symmetric mixture, is used. Where no
-positive population separates from the negatives, the suggestion is mode + 4 SD ("no clear positives"). AF750 is judged per population,
+from touching positive cells), which is why the valley comes first; without one, a 2-Gaussian mixture
+started from the negative mode may still find a well-separated positive component (its crossing
+point); where none separates, the suggestion is the larger of mode + 4 SD and the 99.5th percentile
+("no clear positives": at most 0.5 % of cells called, since the negatives' right tail is heavier
+than their left side shows). AF750 is judged per population,
 because CD8+ cells carry dim CD3 (the CD8_CD3LO class): ``cd3`` among CD8- cells and ``cd3_hi``
-among CD8+ cells (CD8 by the suggested ``cd8``), where the CD8_CD3LO cells are the "negatives".
+among CD8+ cells (CD8 by the suggested ``cd8``), where the CD8_CD3LO cells are the "negatives"; when
+the few CD8_CD3HI cells show no population of their own, ``cd3_hi`` is placed between the CD8_CD3LO
+cells and the CD3 cells (which carry as much CD3 as CD8_CD3HI cells).
 Thresholds are suggested on the cells of all slides pooled (one config for the batch) and per slide,
 so a slide that differs from the batch shows.
 """
@@ -40,6 +45,9 @@ _MARKER_LABEL = {
 KEYS: tuple[str, ...] = (*MARKER_ROLES, "cd3_hi")
 #: Fewest cells a suggestion is made from.
 MIN_CELLS = 20
+#: Without a positive population, at most this percentage of cells is called positive.
+NO_POSITIVES_PERCENT = 0.5
+NO_POSITIVES = "no clear positives: negative mode + 4 SD or the top 0.5 %"
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Suggestion:
     threshold: float
     negative_mode: float
     negative_sd_log: float
-    method: str  # "valley above the negatives" or "negative mode + 4 SD"
+    method: str  # "valley above the negatives", "mixture above the negatives" or NO_POSITIVES
     n_cells: int
 
 
@@ -60,24 +68,27 @@ def _density(logs: np.ndarray, bw: float = 0.04) -> tuple[np.ndarray, np.ndarray
     counts, edges = np.histogram(logs, bins=bins, range=(lo, hi))
     k = max(1.0, bw / ((hi - lo) / bins))
     kernel = np.exp(-0.5 * (np.arange(-int(4 * k), int(4 * k) + 1) / k) ** 2)
+    kernel /= kernel.sum()  # density in cells per 0.01-decade bin
     return np.convolve(counts, kernel, mode="same"), (edges[:-1] + edges[1:]) / 2
 
 
 def _negative_mode(logs: np.ndarray) -> tuple[float, float]:
-    """Mode of log10 values and the SD of the negative population from the mode's left side
-    (median distance / 0.674, robust to a few far-off dim cells)."""
-    dens, xs = _density(logs)
-    mode = float(xs[int(np.argmax(dens))])
-    left = mode - logs[logs <= mode]
-    sd = float(np.median(left)) / 0.6745 if left.size >= 5 else float(np.std(logs))
+    """Mode of log10 values and the SD of the negative population from the peak's left half-width
+    at half maximum (HWHM / 1.177: blind to far-off dim cells and to the positives on the right)."""
+    dens, xs = _density(logs, bw=0.02)
+    i = int(np.argmax(dens))
+    mode = float(xs[i])
+    below = np.flatnonzero(dens[:i] < 0.5 * dens[i])
+    sd = (mode - float(xs[below[-1]])) / 1.1774 if below.size else float(np.std(logs))
     return mode, max(sd, 0.01)
 
 
 def _valley(logs: np.ndarray, mode: float, sd: float) -> float | None:
     """The density minimum between the negatives and a positive population, or None without one.
 
-    A positive population is a bump right of mode + 3 SD rising at least 1.5x (and by 2 cells' worth)
-    above the lowest density between it and the negatives, with at least 3 cells beyond that low."""
+    A positive population is a bump right of mode + 3 SD rising at least 1.3x (and by 0.2 cells per
+    0.01 decade) above the lowest density between it and the negatives, with at least 3 cells beyond
+    that low."""
     dens, xs = _density(logs)
     start = int(np.searchsorted(xs, mode + 3 * sd))
     best = None
@@ -86,10 +97,40 @@ def _valley(logs: np.ndarray, mode: float, sd: float) -> float | None:
             continue
         i = start + int(np.argmin(dens[start : j + 1]))
         low, beyond = float(dens[i]), int(np.sum(logs > xs[i]))
-        if dens[j] >= 1.5 * low and dens[j] - low >= 2.0 and beyond >= 3:
+        if dens[j] >= 1.3 * low and dens[j] - low >= 0.2 and beyond >= 3:
             best = float(xs[i])
             break
     return best
+
+
+def _mixture_split(logs: np.ndarray, mode: float, sd: float, iters: int = 100) -> float | None:
+    """Where a 2-Gaussian mixture (EM from the negative mode and the tail above mode + 3 SD) calls a
+    cell as likely positive as negative; None unless the components are well apart (Ashman's D >= 2)
+    and the positive one holds at least 3 cells. For a positive population hiding in the negatives'
+    tail (CD8_CD3HI among CD8+ cells), where the density has no valley."""
+    logs = logs[logs > mode - 4 * sd]  # far-off dim cells are not the negatives being modelled
+    tail = logs[logs > mode + 3 * sd]
+    if tail.size < 3:
+        return None
+    w = np.array([1 - tail.size / logs.size, tail.size / logs.size])
+    mu = np.array([mode, float(np.median(tail))])
+    sg = np.array([sd, max(float(np.std(tail)), sd)])
+    for _ in range(iters):
+        dens = w / sg * np.exp(-0.5 * ((logs[:, None] - mu) / sg) ** 2)
+        resp = dens / np.maximum(dens.sum(axis=1, keepdims=True), 1e-300)
+        nk = resp.sum(axis=0)
+        if nk.min() < 0.5:
+            return None
+        w, mu = nk / nk.sum(), (resp * logs[:, None]).sum(axis=0) / nk
+        sg = np.sqrt((resp * (logs[:, None] - mu) ** 2).sum(axis=0) / nk).clip(0.01)
+    ashman = np.sqrt(2) * abs(mu[1] - mu[0]) / np.sqrt(sg[0] ** 2 + sg[1] ** 2)
+    if mu[1] <= mu[0] or ashman < 2.0 or nk[1] < 3:
+        return None
+    xs = np.linspace(mu[0], mu[1], 400)
+    d0 = w[0] / sg[0] * np.exp(-0.5 * ((xs - mu[0]) / sg[0]) ** 2)
+    d1 = w[1] / sg[1] * np.exp(-0.5 * ((xs - mu[1]) / sg[1]) ** 2)
+    cross = np.flatnonzero(d1 >= d0)
+    return max(float(xs[cross[0]]), mode + 3 * sd) if cross.size else None
 
 
 def suggest_one(values: np.ndarray) -> Suggestion | None:
@@ -103,7 +144,13 @@ def suggest_one(values: np.ndarray) -> Suggestion | None:
     t = _valley(logs, mode, sd)
     if t is not None:
         return Suggestion(float(round(10**t)), float(10**mode), sd, "valley above the negatives", int(v.size))
-    return Suggestion(float(round(10 ** (mode + 4 * sd))), float(10**mode), sd, "negative mode + 4 SD", int(v.size))
+    t = _mixture_split(logs, mode, sd)
+    if t is not None:
+        return Suggestion(float(round(10**t)), float(10**mode), sd, "mixture above the negatives", int(v.size))
+    # no positive population: the negatives' right tail (autofluorescence, spill-over) is heavier
+    # than their left side says, so call at most the brightest 0.5 % of cells
+    t = max(mode + 4 * sd, float(np.percentile(logs, 100 - NO_POSITIVES_PERCENT)))
+    return Suggestion(float(round(10**t)), float(10**mode), sd, NO_POSITIVES, int(v.size))
 
 
 def _values(cells: pd.DataFrame, key: str, cd8: float) -> np.ndarray:
@@ -124,7 +171,29 @@ def suggest_thresholds(cells: pd.DataFrame, current: Thresholds) -> dict[str, Su
     cd8 = out["cd8"].threshold if out["cd8"] is not None else current.cd8
     for key in ("cd3", "cd3_hi"):
         out[key] = suggest_one(_values(cells, key, cd8))
+    hi = out["cd3_hi"]
+    if hi is not None and hi.method == NO_POSITIVES and out["cd3"] is not None:
+        out["cd3_hi"] = _cd3_hi_from_cd3(hi, _values(cells, "cd3", cd8), out["cd3"].threshold)
     return out
+
+
+def _cd3_hi_from_cd3(lo: Suggestion, cd3_values: np.ndarray, cd3: float) -> Suggestion:
+    """``cd3_hi`` when the few CD8_CD3HI cells make no population of their own among CD8+ cells:
+    they carry as much CD3 as CD3 cells, so the split is where a Gaussian (log10) of the CD8_CD3LO
+    cells (the mode and spread found) meets one of the CD3+ CD8- cells, at equal height."""
+    pos = np.log10(cd3_values[(cd3_values >= cd3) & (cd3_values > 0)])
+    if pos.size < MIN_CELLS:
+        return lo
+    m0, s0 = np.log10(lo.negative_mode), lo.negative_sd_log
+    m1 = float(np.median(pos))
+    s1 = max(0.01, 1.4826 * float(np.median(np.abs(pos - m1))))
+    if m1 <= m0:
+        return lo
+    xs = np.linspace(m0, m1, 400)
+    d0 = np.exp(-0.5 * ((xs - m0) / s0) ** 2) / s0
+    d1 = np.exp(-0.5 * ((xs - m1) / s1) ** 2) / s1
+    t = float(xs[np.argmax(d1 >= d0)])
+    return Suggestion(float(round(10**t)), lo.negative_mode, s0, "between CD8_CD3LO and CD3 cells", lo.n_cells)
 
 
 def suggested_values(sugg: dict[str, Suggestion | None]) -> dict[str, float]:

@@ -181,8 +181,12 @@ def _check_truth(done: list[SlideLabels], args: argparse.Namespace) -> None:
     if len(done) > 1:
         tables = [compare_to_truth(c, t, args.match_um) for c, t in pooled]
         total = sum(tab[["labelled", "true", "correct"]] for tab in tables)
+        total["precision"] = total["correct"] / total["labelled"].where(total["labelled"] > 0)
+        total["recall"] = total["correct"] / total["true"].where(total["true"] > 0)
+        total["f1"] = 2 * total["correct"] / (total["labelled"] + total["true"]).where(total["labelled"] + total["true"] > 0)
         print(f"Pooled over {len(done)} slides/tiles: macro-F1 (lymphocyte classes) {macro_f1(total):.3f}; "
               f"nucleus recall {total.loc['detection', 'correct'] / max(1, total.loc['detection', 'true']):.3f}")
+        print(format_comparison(total))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,9 @@ from core.phantom import noise
 REALISM: tuple[str, ...] = ("clean", "real")
 #: Median cell-mean of positive cells per marker channel (FITC, Cy3, AF750) in the "real" style.
 POSITIVE_MEDIANS: dict[str, float] = {"FITC": 4400.0, "Cy3": 3000.0, "AF750": 3160.0}
+#: Typical measured cell mean of a negative cell per channel (camera offset + tissue background):
+#: a positive's amplitude is its measured median minus this.
+_BASELINE = np.array([1000.0, 500.0, 300.0], np.float32)
 #: Clean medians of the same positives (core.phantom.cells._amplitudes), to scale from.
 _CLEAN_MEDIANS = np.array([7000.0, 6500.0, 3300.0], np.float32)
 #: Hoechst background of the real style: diffuse level (counts) and extra read noise (counts).
@@ -82,6 +85,12 @@ def _field(x_px: np.ndarray, y_px: np.ndarray, mpp: float, seed: int, salt: int,
     return noise.fbm(np.asarray(x_px) * mpp, np.asarray(y_px) * mpp, scale_um, noise.salt(seed, salt), 2)
 
 
+def channel_factors(seed: int) -> np.ndarray:
+    """Gain of the real style's FITC, Cy3 and AF750 relative to the clean phantom's (dimmer channels)."""
+    target = np.array([POSITIVE_MEDIANS[c] for c in ("FITC", "Cy3", "AF750")], np.float32)
+    return (target - _BASELINE) / _CLEAN_MEDIANS * np.asarray(slide_style(seed).marker_scale, np.float32)
+
+
 def adjust_amplitudes(seed: int, mpp: float, x: np.ndarray, y: np.ndarray, kind: np.ndarray,
                       amp: np.ndarray, contrast: float | None = None) -> np.ndarray:
     """Real-style amplitudes from clean ones: dim nuclei, dimmer and varying marker positives.
@@ -99,11 +108,14 @@ def adjust_amplitudes(seed: int, mpp: float, x: np.ndarray, y: np.ndarray, kind:
     lymph_median = 4300.0  # clean lymphocyte Hoechst median (cells._amplitudes)
     out[:, 0] = amp[:, 0] * (c * HOECHST_BG_SD / lymph_median) * h_field
     m_field = np.exp(0.25 * _field(x, y, mpp, seed, _SALT_MARKER, 500.0))
-    target = np.array([POSITIVE_MEDIANS[c] for c in ("FITC", "Cy3", "AF750")], np.float32)
-    factor = target / _CLEAN_MEDIANS * np.asarray(st.marker_scale, np.float32)
+    factor = channel_factors(seed)
     lymph = kind == 3
     for k in range(3):
         out[lymph, 1 + k] = amp[lymph, 1 + k] * factor[k] * m_field[lymph]
+    # macrophage autofluorescence is seen through the same dimmer channels
+    mac = kind == 2
+    for k in range(3):
+        out[mac, 1 + k] = amp[mac, 1 + k] * factor[k]
     return out.astype(np.float32)
 
 

@@ -122,7 +122,11 @@ class Renderer:
                         sig[ch][sl] += a[ch] * m
         self._haze(sig)
         lumens = self._vessels(sig, ex0, ey0)
+        before = sig[1:].copy() if self.real else None
         self._background(sig, ex0, ey0, lumens)
+        if before is not None:  # tissue autofluorescence seen through the real style's dimmer channels
+            gain = realism.channel_factors(p.seed)[:, None, None]
+            sig[1:] = before + (sig[1:] - before) * gain
         if self.debris is not None:
             realism.add_background(sig, p.seed, p.mpp, ex0, ey0, self._tissue_mask(ex0, ey0, ew, eh))
             realism.stamp_debris(sig, self.debris, ex0, ey0)
