@@ -95,7 +95,8 @@ def _measure(cells: np.ndarray, stack: np.ndarray) -> tuple[np.ndarray, ...]:
     with np.errstate(invalid="ignore", divide="ignore"):
         cy = np.bincount(flat, weights=yy.ravel(), minlength=n) / area
         cx = np.bincount(flat, weights=xx.ravel(), minlength=n) / area
-        means = np.stack([np.bincount(flat, weights=c.ravel().astype(np.float64), minlength=n) / area for c in stack])
+        means = np.stack([np.bincount(flat, weights=c.ravel().astype(np.float64), minlength=n) / area for c in stack]) \
+            if len(stack) else np.zeros((0, n))
     return area, cy, cx, means
 
 
@@ -139,8 +140,10 @@ def label_slide(
         nuclei = segment_nuclei(stack[0], mpp, seg, threshold) if np.isfinite(threshold) else None
         if nuclei is not None and nuclei.max() > 0:
             cells = expand_labels(nuclei, distance=expand_px) if expand_px else nuclei
-            area, cy, cx, means = _measure(cells, stack)
-            nuc_area = np.bincount(nuclei.ravel(), minlength=len(area)).astype(np.float64)
+            area, _, _, means = _measure(cells, stack)
+            nuc_area, cy, cx, _ = _measure(nuclei, stack[:0])  # the position is the nucleus centroid
+            nuc_area = np.pad(nuc_area, (0, len(area) - len(nuc_area)))
+            cy, cx = (np.pad(c, (0, len(area) - len(c)), constant_values=np.nan) for c in (cy, cx))
             gy, gx = cy + ry0, cx + rx0
             own = (area > 0) & (gx >= x0) & (gx < x1) & (gy >= y0) & (gy < y1)
             own[0] = False

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.filters import gaussian, threshold_local, threshold_otsu
+from skimage.morphology import remove_small_holes
 from skimage.segmentation import watershed
 
 from core.slides import Slide
@@ -136,6 +137,11 @@ def estimate_threshold(slide: Slide, channel: int, seg: Segmentation, n_samples:
     centre = float(np.median(raw[bgpix]))
     sd_raw = 1.4826 * float(np.median(np.abs(raw[bgpix] - centre))) + 1e-6
     t = max(otsu, float(np.median(r[bgpix])) + 3.0 * sd_s)
+    # nothing far above the noise (judged on the lower quantiles, which nuclei never reach): no nuclei
+    p5, p25 = np.percentile(r, [5, 25])
+    spread = max(float(p25 - p5) / 0.97, 1e-6)
+    if np.mean(r > p25 + 0.674 * spread + 6.0 * spread) < 1e-3:
+        return NucleusLevels(float("inf"), inf.background, 0.0, sd_raw)
     fg = r > t
     contrast = (float(np.median(raw[fg])) - centre) / sd_raw if fg.sum() > 20 else 0.0
     if contrast < NO_CONTRAST:
@@ -157,10 +163,12 @@ def segment_nuclei(hoechst: np.ndarray, mpp: float, seg: Segmentation, threshold
         fg = (smoothed > local) & (smoothed > 0.5 * threshold)
     else:
         fg = smoothed > threshold
-    fg = ndi.binary_fill_holes(fg)
     px_area = mpp * mpp
     min_px = max(1, int(seg.min_nucleus_area_um2 / px_area))
     max_px = int(seg.max_nucleus_area_um2 / px_area)
+    # fill holes of nucleus size only: a ring of foreground (e.g. along a tissue edge, where the local
+    # background mixes in glass) must not turn the whole tissue inside it into one "nucleus"
+    fg = remove_small_holes(fg, max_size=max_px)
     blobs, n = ndi.label(fg)
     if n == 0:
         return np.zeros(fg.shape, dtype=np.int32)
