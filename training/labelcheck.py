@@ -9,6 +9,7 @@ labelled-as-c cells; recall = the same matches ÷ true c cells. Unmatched cells 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,46 @@ def format_comparison(table: pd.DataFrame) -> str:
             f"{int(r['labelled']):>9d} {int(r['true']):>7d} {int(r['correct']):>8d}"
         )
     return "\n".join(lines)
+
+
+#: Lymphocyte classes whose F1 the macro-F1 averages ("other" is the background, not a target).
+LYMPHOCYTE_CLASSES: tuple[str, ...] = tuple(c for c in CLASS_NAMES if c != "other")
+_TILE_RE = re.compile(r"\[(?:d=([0-9.]+),)?x=(-?\d+),y=(-?\d+),w=(\d+),h=(\d+)\]")
+
+
+def macro_f1(table: pd.DataFrame, classes: tuple[str, ...] = LYMPHOCYTE_CLASSES) -> float:
+    """Mean per-class F1 (from the counts of :func:`compare_to_truth`) over classes present in the truth."""
+    f1s = []
+    for name in classes:
+        r = table.loc[name]
+        if r["true"] == 0:
+            continue
+        denom = r["labelled"] + r["true"]
+        f1s.append(2 * r["correct"] / denom if denom else 0.0)
+    return float(np.mean(f1s)) if f1s else float("nan")
+
+
+def tile_truth(cells: pd.DataFrame, truth: pd.DataFrame, name: str, dims: tuple[int, int], mpp: float,
+               border_um: float = 5.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cells and truth in one frame: for a TileExporter tile (``name`` ends in ``[x=…,y=…,w=…,h=…]``)
+    the truth (level-0 ``x_px``/``y_px`` of the whole slide) is moved into the tile's µm frame, and
+    cells of both within ``border_um`` of the tile edge are dropped (cut by the edge, their centroids
+    differ). Other slides are returned unchanged."""
+    m = _TILE_RE.search(name)
+    if m is None:
+        return cells, truth
+    x0, y0, w, h = (int(v) for v in m.groups()[1:])
+    d = w / dims[0]
+    if {"x_px", "y_px"} <= set(truth.columns):
+        tx, ty = truth["x_px"].to_numpy(), truth["y_px"].to_numpy()
+    else:
+        tx, ty = truth["x_um"].to_numpy() / (mpp / d), truth["y_um"].to_numpy() / (mpp / d)
+    tr = truth.copy()
+    tr["x_um"], tr["y_um"] = (tx - x0) / d * mpp, (ty - y0) / d * mpp
+    wu, hu = dims[0] * mpp, dims[1] * mpp
+
+    def inner(df: pd.DataFrame) -> pd.DataFrame:
+        x, y = df["x_um"].to_numpy(), df["y_um"].to_numpy()
+        return df[(x >= border_um) & (x < wu - border_um) & (y >= border_um) & (y < hu - border_um)]
+
+    return inner(cells), inner(tr)

@@ -30,8 +30,7 @@ from core.classes import CLASS_NAMES, class_index
 from core.progress import CancelToken, Progress
 from core.slides import Slide
 from training.config import CHANNEL_ROLES, LabelConfig, Thresholds
-from training.errors import LabelError
-from training.segment import estimate_threshold, segment_nuclei
+from training.segment import LOW_CONTRAST, NucleusLevels, estimate_threshold, segment_nuclei
 
 #: Columns of the labeller's cell table (coordinates: level-0 px and µm; means: slide units).
 CELL_COLUMNS: tuple[str, ...] = (
@@ -46,7 +45,10 @@ class LabelResult:
 
     ``mask``: uint8 (h, w) class index per level-0 pixel (0 = other/background), an array or a
     read-only memmap of ``mask_path``. ``cells``: one row per cell, columns :data:`CELL_COLUMNS`.
-    ``hoechst_threshold``: the nucleus threshold used (slide units), reused to find tissue.
+    ``hoechst_threshold``: a plain Hoechst intensity above which nuclei lie (background + nucleus
+    threshold, slide units), reused to find tissue. ``levels``: the slide-wide nucleus detection
+    levels, with the contrast. ``warnings``: what the user must hear (low contrast, no cells); a
+    slide without cells gets no mask file (``mask_path`` None, ``mask`` all zero), never a refusal.
     """
 
     cells: pd.DataFrame
@@ -55,6 +57,8 @@ class LabelResult:
     mpp: float
     hoechst_threshold: float
     channels: dict[str, str]
+    levels: NucleusLevels | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def classify(cd20: np.ndarray, cd8: np.ndarray, cd3: np.ndarray, t: Thresholds) -> np.ndarray:
@@ -91,7 +95,8 @@ def _measure(cells: np.ndarray, stack: np.ndarray) -> tuple[np.ndarray, ...]:
     with np.errstate(invalid="ignore", divide="ignore"):
         cy = np.bincount(flat, weights=yy.ravel(), minlength=n) / area
         cx = np.bincount(flat, weights=xx.ravel(), minlength=n) / area
-        means = np.stack([np.bincount(flat, weights=c.ravel().astype(np.float64), minlength=n) / area for c in stack])
+        means = np.stack([np.bincount(flat, weights=c.ravel().astype(np.float64), minlength=n) / area for c in stack]) \
+            if len(stack) else np.zeros((0, n))
     return area, cy, cx, means
 
 
@@ -105,16 +110,20 @@ def label_slide(
 
     ``mask_path``: where to write the level-0 label mask as ``.npy`` (memory-mapped, so a whole
     slide never has to fit in memory); ``None`` keeps it in memory (small slides, tests).
-    Raises UncalibratedError (no mpp), ChannelNotFoundError, or LabelError when no cell is found.
+    The mask is written to a temporary name and renamed when done, so a failed or empty run leaves
+    no mask behind. Raises UncalibratedError (no mpp) or ChannelNotFoundError; a slide with low
+    contrast or no cells is labelled (or not) with a warning in ``LabelResult.warnings``.
     """
     cancel = cancel or CancelToken()
     mpp = float(np.mean(slide.require_mpp()))
     idx = resolve_channels(slide, cfg)
     seg = cfg.segmentation
     width, height = slide.dimensions
-    threshold = estimate_threshold(slide, idx["hoechst"], seg)
-    if mask_path is not None:
-        mask = open_memmap(str(mask_path), mode="w+", dtype=np.uint8, shape=(height, width))
+    levels = estimate_threshold(slide, idx["hoechst"], seg)
+    threshold = levels.threshold
+    tmp_path = Path(str(mask_path) + ".part.npy") if mask_path is not None else None
+    if tmp_path is not None:
+        mask = open_memmap(str(tmp_path), mode="w+", dtype=np.uint8, shape=(height, width))
     else:
         mask = np.zeros((height, width), dtype=np.uint8)
     margin = int(np.ceil(seg.block_overlap_um / mpp))
@@ -131,8 +140,10 @@ def label_slide(
         nuclei = segment_nuclei(stack[0], mpp, seg, threshold) if np.isfinite(threshold) else None
         if nuclei is not None and nuclei.max() > 0:
             cells = expand_labels(nuclei, distance=expand_px) if expand_px else nuclei
-            area, cy, cx, means = _measure(cells, stack)
-            nuc_area = np.bincount(nuclei.ravel(), minlength=len(area)).astype(np.float64)
+            area, _, _, means = _measure(cells, stack)
+            nuc_area, cy, cx, _ = _measure(nuclei, stack[:0])  # the position is the nucleus centroid
+            nuc_area = np.pad(nuc_area, (0, len(area) - len(nuc_area)))
+            cy, cx = (np.pad(c, (0, len(area) - len(c)), constant_values=np.nan) for c in (cy, cx))
             gy, gx = cy + ry0, cx + rx0
             own = (area > 0) & (gx >= x0) & (gx < x1) & (gy >= y0) & (gy < y1)
             own[0] = False
@@ -150,12 +161,19 @@ def label_slide(
     if isinstance(mask, np.memmap):
         mask.flush()
     data = np.concatenate(rows) if rows else np.zeros((0, 9))
+    warnings = []
+    name = slide.path.name
     if len(data) == 0:
-        raise LabelError(
-            f"No cells were found in {slide.path.name}: the Hoechst channel "
-            f"({slide.channel_names[idx['hoechst']]!r}) shows no nuclei "
-            + (f"above threshold {threshold:.4g}. " if np.isfinite(threshold) else "standing out from the background. ")
-            + "Check the channel map (--channel-hoechst) and [segmentation] threshold_scale in the config."
+        warnings.append(
+            f"{name}: no nuclei found (Hoechst channel {slide.channel_names[idx['hoechst']]!r}, contrast "
+            f"{levels.contrast:.1f} background SDs); no labels written for it. Check the channel map "
+            "(--channel-hoechst) and that the slide holds tissue."
+        )
+    elif levels.contrast < LOW_CONTRAST:
+        warnings.append(
+            f"{name}: low nuclear contrast ({levels.contrast:.1f} background SDs, under {LOW_CONTRAST:g}); "
+            "nuclei may be missed or merged. Check its QC mosaic; [segmentation] threshold_scale < 1 finds "
+            "dimmer nuclei."
         )
     cells_df = pd.DataFrame(
         {
@@ -170,8 +188,17 @@ def label_slide(
         }
     )
     cells_df.insert(10, "class_name", [CLASS_NAMES[c] for c in cells_df["class_id"]])
-    if mask_path is not None:
+    written = None
+    if tmp_path is not None and mask_path is not None:
         del mask
-        mask = np.load(str(mask_path), mmap_mode="r")
+        if len(data):
+            tmp_path.replace(mask_path)
+            written = Path(mask_path)
+            mask = np.load(str(mask_path), mmap_mode="r")
+        else:
+            tmp_path.unlink(missing_ok=True)
+            Path(mask_path).unlink(missing_ok=True)  # a stale mask of an earlier run would mislead
+            mask = np.zeros((height, width), dtype=np.uint8)
     names = {role: slide.channel_names[i] for role, i in idx.items()}
-    return LabelResult(cells_df, mask, Path(mask_path) if mask_path else None, mpp, threshold, names)
+    absolute = levels.absolute if np.isfinite(levels.threshold) else float("inf")
+    return LabelResult(cells_df, mask, written, mpp, absolute, names, levels, tuple(warnings))

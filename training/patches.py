@@ -31,6 +31,7 @@ from core.classes import CLASS_NAMES
 from core.progress import CancelToken, Progress
 from core.slides import open_slide
 from training.config import LabelConfig
+from training.errors import LabelError
 from training.labeller import label_slide
 from training.tiles import TileImage, find_tiles, read_tile
 
@@ -196,6 +197,8 @@ def slide_patches(
         slide.require_mpp()
         d.mkdir(parents=True)
         result = yield from label_slide(slide, cfg, mask_path=d / "mask.npy", cancel=cancel)
+        if result.cells.empty:  # training on a slide without cells would teach "all background"
+            raise LabelError(f"No cells were found in {path.name}: " + " ".join(result.warnings))
         result.cells.to_csv(d / "cells.csv", index=False)
         factor = params.mpp / result.mpp
         window = params.size * factor

@@ -32,6 +32,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="invasive-margin half-width in µm (default 500, less on small slides)")
     p.add_argument("--balanced-subtypes", action="store_true",
                    help="equal numbers of the four lymphocyte types (for training), not the paper's mix")
+    p.add_argument("--realism", choices=("clean", "real"), default=d.realism,
+                   help="'real': the difficulties of real exports (nuclei 4-8 background SDs above an uneven "
+                   "background, out-of-focus patches, touching lymphocyte clusters, marker positives dimmer "
+                   "than the paper's thresholds and varying across slides, debris, a rare marker) "
+                   "(default clean)")
+    p.add_argument("--nuclear-contrast", type=float, default=None, metavar="SDS",
+                   help="with --realism real: lymphocyte nucleus contrast in background SDs "
+                   "(default: drawn per slide, 4.5-7)")
+    p.add_argument("--qupath-export", type=Path, default=None, metavar="DIR",
+                   help="also write it as QuPath exports it: TileExporter tiles (5-channel ImageJ TIFF + "
+                   "-labelled.png) and NAME-detections.geojson (cell detections with classes and means)")
+    p.add_argument("--export-downsample", type=float, nargs="+", default=[1.0], metavar="D",
+                   help="downsample(s) of the exported tiles, e.g. 1 4.405 (4.405 gives ~1 µm/px); with "
+                   "several, one subfolder per downsample (d1, d4.405) (default 1)")
+    p.add_argument("--tile-px", type=int, default=512, help="exported tile side at its downsample (default 512)")
+    p.add_argument("--max-tiles", type=int, default=None,
+                   help="export only this many tiles per downsample, those with the most lymphocytes")
+    p.add_argument("--export-name", default=None,
+                   help="image name at the start of tile names (default: the --out folder's name)")
     p.add_argument("--compression", choices=("zlib", "zstd", "none"), default=d.compression)
     p.add_argument("--threads", type=int, default=d.threads, help=f"worker threads (default {d.threads})")
     p.set_defaults(func=run)
@@ -43,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         infiltration_im=args.infiltration_im, im_half_width_um=args.im_half_width,
         compression=args.compression, threads=args.threads,
         subtype_mix=(0.25, 0.25, 0.25, 0.25) if args.balanced_subtypes else None,
+        realism=args.realism, nuclear_contrast=args.nuclear_contrast,
     )
     job = generate_phantom(params, args.out)
     try:
@@ -68,4 +88,22 @@ def run(args: argparse.Namespace) -> int:
 
         write_preview(args.out, args.preview)
         print(f"preview: {args.preview}")
+    if args.qupath_export is not None:
+        _export(args)
     return 0
+
+
+def _export(args: argparse.Namespace) -> None:
+    """TileExporter folders (one per downsample) and the detections GeoJSON of the new phantom."""
+    from core.phantom.export_qupath import export_tiles, write_detections
+
+    root: Path = args.qupath_export
+    name = args.export_name or Path(args.out).resolve().name
+    several = len(args.export_downsample) > 1
+    for d in args.export_downsample:
+        folder = root / f"d{d:g}" if several else root
+        tiles = run_to_completion(export_tiles(args.out, folder, downsample=d, tile_px=args.tile_px, name=name,
+                                               max_tiles=args.max_tiles))
+        print(f"QuPath TileExporter tiles (downsample {d:g}, {args.mpp * d:.3f} µm/px): {len(tiles)} in {folder}")
+    det = write_detections(args.out, root / f"{name}-detections.geojson")
+    print(f"QuPath detections: {det}")

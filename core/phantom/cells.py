@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from core.phantom import noise
+from core.phantom import noise, realism
 from core.phantom.layout import Layout, contains
 from core.phantom.params import COMPARTMENTS, TYPES, PhantomParams, lymphocyte_density
 from core.phantom.templates import LYMPH_TEXTURES, Bank, orientation_bin
@@ -128,6 +128,9 @@ def place_cells(p: PhantomParams, lay: Layout, bank: Bank, vessels: Vessels | No
     outside = (lay.tissue_map > 0) & ~tum
     lam_lym, lam_tls = _lymph_density(p, lay, rng)
     n = lam_lym.shape[0]
+    if p.realism == "real":  # own generator: the clean stream below stays as it was
+        near = np.abs(lay.signed_dist_um) < 2.0 * p.im_half_width
+        lam_lym = lam_lym + realism.cluster_density(p.seed, p.mpp, n, lay.map_px, lay.tissue_map, near)
     from scipy import ndimage as ndi
 
     cellular = ndi.gaussian_filter(rng.standard_normal((n, n)).astype(np.float32), 120.0 / (lay.map_px * p.mpp))
@@ -204,6 +207,8 @@ def place_cells(p: PhantomParams, lay: Layout, bank: Bank, vessels: Vessels | No
     x, y = ix + cx, iy + cy
     area = np.array([t.area_px for t in bank.flat])[tid] * p.mpp**2
     amp = _amplitudes(rng, kind, ctype)
+    if p.realism == "real":
+        amp = realism.adjust_amplitudes(p.seed, p.mpp, x, y, kind, amp, p.nuclear_contrast)
     comp = np.full(n, -1, np.int8)
     for c, geom in enumerate((lay.comp.centre, lay.comp.margin, lay.comp.stroma)):
         comp[(comp < 0) & contains(geom, x, y)] = c

@@ -115,6 +115,16 @@ def _write_truth(p: PhantomParams, lay: Layout, cells: Cells, means: np.ndarray,
         "labelling": {"thresholds": THRESHOLDS, "cd3_hi_threshold": CD3_HI_THRESHOLD, "rule": LABEL_RULE},
         "files": {"tissue": "tissue.geojson", "tumour": "tumour.geojson", "cells": "cells.csv"},
     }
+    if p.realism != "clean":
+        from core.phantom.realism import slide_style
+
+        meta["realism"] = {"style": p.realism, **slide_style(p.seed).to_json()}
+        if p.nuclear_contrast is not None:
+            meta["realism"]["contrast"] = p.nuclear_contrast
+        meta["labelling"]["note"] = (
+            "Real style: marker positives are dimmer than these thresholds and vary across the slide, "
+            "so the rule does not recover 'type'; 'type' in cells.csv is the truth."
+        )
     (out / "phantom.json").write_text(json.dumps(meta, indent=1))
     return meta
 

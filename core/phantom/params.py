@@ -86,6 +86,10 @@ class PhantomParams:
     subtype_mix: fractions of CD8_CD3LO, CD3, CD20, CD8_CD3HI among lymphocytes (outside
     lymphoid aggregates); None uses the paper's Table 1 (about 38/38/20/4 %). A balanced mix
     (0.25 each) gives a model enough of the rare types to learn from.
+    realism: "clean" (the original phantom) or "real" (:mod:`core.phantom.realism`: low nuclear
+    contrast, uneven background, out-of-focus patches, touching lymphocyte clusters, dim and
+    varying markers, debris, a rare marker on some slides). nuclear_contrast: with "real", the
+    lymphocyte nucleus contrast in background SDs (None: drawn per slide in 4.5-7).
     """
 
     size: int = 4096
@@ -98,6 +102,8 @@ class PhantomParams:
     compression: str = "zlib"
     threads: int = 2
     subtype_mix: tuple[float, float, float, float] | None = None
+    realism: str = "clean"
+    nuclear_contrast: float | None = None
 
     def __post_init__(self) -> None:
         if not 256 <= self.size <= 200_000:
@@ -116,6 +122,13 @@ class PhantomParams:
             len(self.subtype_mix) != 4 or min(self.subtype_mix) < 0 or sum(self.subtype_mix) <= 0
         ):
             raise ConfigError(f"subtype_mix {self.subtype_mix} needs 4 non-negative fractions.")
+        if self.realism not in ("clean", "real"):
+            raise ConfigError(f"realism {self.realism!r} unknown; use 'clean' or 'real'.")
+        if self.nuclear_contrast is not None and (self.realism != "real" or not 1.0 <= self.nuclear_contrast <= 50.0):
+            raise ConfigError(
+                f"nuclear_contrast {self.nuclear_contrast} needs realism 'real' and a value of 1 to 50 "
+                "background SDs (real exports: 4-8)."
+            )
         if self.im_half_width_um is not None and self.im_half_width_um <= 0:
             raise ConfigError(f"im_half_width_um {self.im_half_width_um} must be positive.")
 
@@ -134,9 +147,20 @@ class PhantomParams:
     def mix(self) -> dict[str, float]:
         """Lymphocyte subtype fractions actually used (normalised)."""
         if self.subtype_mix is None:
+            if self.realism == "real":
+                from core.phantom.realism import subtype_mix
+
+                return subtype_mix(self.seed, dict(SUBTYPE_MIX))
             return dict(SUBTYPE_MIX)
         total = float(sum(self.subtype_mix))
         return {k: v / total for k, v in zip(SUBTYPE_MIX, self.subtype_mix, strict=True)}
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Fields as JSON; ``realism`` only when not "clean", so clean phantoms keep their bytes
+        (the OME UUID is derived from this dict)."""
+        d = asdict(self)
+        if self.realism == "clean":
+            del d["realism"]
+        if self.nuclear_contrast is None:
+            del d["nuclear_contrast"]
+        return d

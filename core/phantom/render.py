@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 from shapely.geometry import box
 
-from core.phantom import noise, vessels
+from core.phantom import noise, realism, vessels
 from core.phantom.cells import Cells
 from core.phantom.layout import Layout
 from core.phantom.params import PhantomParams
@@ -61,6 +61,11 @@ class Renderer:
         self._starts = np.searchsorted(key[self._order], np.arange(self.nbx * self.nbx + 1))
         self.tissue = lay.tissue
         shapely.prepare(self.tissue)
+        self.real = p.realism == "real"
+        self.debris = realism.place_debris(p.seed, p.mpp, p.size) if self.real else None
+        self.read_noise = READ_NOISE.copy()
+        if self.real:
+            self.read_noise[0] = realism.HOECHST_READ_NOISE
 
     def _gather(self, bx: int, by: int) -> np.ndarray:
         idx = []
@@ -117,7 +122,15 @@ class Renderer:
                         sig[ch][sl] += a[ch] * m
         self._haze(sig)
         lumens = self._vessels(sig, ex0, ey0)
+        before = sig[1:].copy() if self.real else None
         self._background(sig, ex0, ey0, lumens)
+        if before is not None:  # tissue autofluorescence seen through the real style's dimmer channels
+            gain = realism.channel_factors(p.seed)[:, None, None]
+            sig[1:] = before + (sig[1:] - before) * gain
+        if self.debris is not None:
+            realism.add_background(sig, p.seed, p.mpp, ex0, ey0, self._tissue_mask(ex0, ey0, ew, eh))
+            realism.stamp_debris(sig, self.debris, ex0, ey0)
+            realism.defocus(sig, p.seed, p.mpp, ex0, ey0)
         # optics, bleed-through, illumination, camera
         mixed = np.tensordot(BLEED, sig, axes=1)
         gx, gy = noise.coarse_grid(ex0, ey0, ew, eh, 16)
@@ -126,7 +139,7 @@ class Renderer:
         for ch in range(4):
             s = ndi.gaussian_filter(mixed[ch], BLUR_UM[ch] / p.mpp, truncate=3.0) * gain
             np.maximum(s, 0, out=s)
-            sd = np.sqrt(GAIN[ch] * s + READ_NOISE[ch] ** 2)
+            sd = np.sqrt(GAIN[ch] * s + self.read_noise[ch] ** 2)
             s += OFFSET[ch] + sd * noise.pixel_noise(p.seed, ch, ex0, ey0, ew, eh)
             out[ch] = s
         img = np.clip(np.rint(out), 0, 65535).astype(np.uint16)

@@ -93,8 +93,10 @@ def test_slide_without_cells(tmp_path: Path) -> None:
     data = np.random.default_rng(0).integers(90, 110, size=(4, 512, 512), dtype=np.uint16)
     tifffile.imwrite(path, data, ome=True, resolution=(1 / 0.227, 1 / 0.227), resolutionunit="MICROMETER",
                      metadata={"axes": "CYX", "Channel": {"Name": CHANNELS}, "PhysicalSizeX": 0.227, "PhysicalSizeY": 0.227})
-    with open_slide(path) as slide, pytest.raises(LabelError, match="No cells were found in empty.ome.tif"):
-        run_to_completion(label_slide(slide, LabelConfig()))
+    with open_slide(path) as slide:  # labelling warns (issue #11: never a refusal) and writes no mask
+        result = run_to_completion(label_slide(slide, LabelConfig(), mask_path=tmp_path / "m.npy"))
+    assert result.cells.empty and result.mask_path is None and not (tmp_path / "m.npy").exists()
+    assert "empty.ome.tif: no nuclei found" in result.warnings[0]
 
 
 def test_cli_errors_are_one_line(train_phantom: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,7 +67,8 @@ def test_label_cli_calibrate(eval_phantom: Path, tmp_path: Path, capsys: pytest.
                        "--truth", str(eval_phantom.parent / "cells.csv")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "suggested" in out and "Otsu on log10" in out and "detection" in out
-    assert (tmp_path / "qc-CD3.png").is_file() and (tmp_path / "mif-cells.csv").is_file()
+    assert "suggested" in out and "negative population" in out and "detection" in out
+    assert (tmp_path / "qc-mif-CD3.png").is_file() and (tmp_path / "mif-cells.csv").is_file()
+    assert (tmp_path / "hist-cd8.png").is_file() and (tmp_path / "qc-summary.csv").is_file()
     cfg = load_config(tmp_path / "labels.toml")  # suggested thresholds, readable back
     assert cfg.thresholds != Thresholds()
