@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reference", action="store_true",
                    help="with --store: flag every finished case as a member of the lab's reference cohort")
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the demo model)")
-    p.add_argument("--reference-csv", type=Path, default=None,
-                   help="reference cohort CSV the scores rank against (default: the SYNTHETIC demo cohort)")
+    p.add_argument("--reference-csv", default=None, metavar="CSV",
+                   help="reference cohort CSV the Immunoscore-like and T-and-B scores rank against, or 'demo' for "
+                   "the SYNTHETIC demo cohort (default: none: densities only, both scores 'not evaluable'; the "
+                   "finished cohort table can itself become the lab's reference, see docs/cohorts.md)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
     p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: chosen on each worker")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
@@ -75,10 +77,22 @@ def _client(args: argparse.Namespace) -> tuple[Any, Any]:
     return cluster, Client(cluster)
 
 
+def _reference(value: str | None) -> Path | None:
+    """The reference cohort CSV: None, the demo cohort for "demo", or an existing file."""
+    from core.demo import DEMO_COHORT
+    from core.errors import ConfigError
+
+    if value is None:
+        return None
+    path = DEMO_COHORT if value == "demo" else Path(value)
+    if not path.is_file():
+        raise ConfigError(f"--reference-csv {value}: no such file. Give the lab's cohort table (CSV) or 'demo'.")
+    return path.resolve()
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.cli.score import DEMO_COHORT
     from core.cohort import CohortSettings, read_manifest, run_cohort, with_threads
     from core.cohort.run import dashboard_link
     from core.errors import ConfigError
@@ -94,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = (args.model or default_model_dir()).resolve()
     card = load_card(model_dir)
     params = AnalysisParams(batch_size=args.batch_size, tissue_min_area_um2=args.tissue_min_area)
-    settings = CohortSettings(model_dir, card.weights_sha256, (args.reference_csv or DEMO_COHORT).resolve(),
+    settings = CohortSettings(model_dir, card.weights_sha256, _reference(args.reference_csv),
                               params, args.device, args.precision, args.im_width)
     if not args.verbose:  # the scheduler's and workers' INFO lines would bury the progress bar
         import distributed  # noqa: F401 - it sets its loggers' levels on import: quieten them after

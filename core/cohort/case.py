@@ -54,7 +54,7 @@ class CohortSettings:
 
     model_dir: Path
     model_sha256: str
-    reference_csv: Path
+    reference_csv: Path | None
     params: AnalysisParams = AnalysisParams()
     device: str | None = None
     precision: str | None = None
@@ -84,7 +84,7 @@ def case_key(case: CohortCase, settings: CohortSettings) -> str:
         "precision": settings.precision,
         "params": settings.params.result_key(),
         "im_half_width_um": settings.im_half_width_um,
-        "reference_sha256": _file_sha256(settings.reference_csv),
+        "reference_sha256": None if settings.reference_csv is None else _file_sha256(settings.reference_csv),
     }
     text = json.dumps(ingredients, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
@@ -177,7 +177,7 @@ def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[s
         # Scored from the cells.csv just written, as `core score --cells` would read it, so the
         # scores equal a per-slide `analyse` + `score` run to the last digit.
         cells = pd.read_csv(folder / "cells.csv")
-        scores = score_case(cells, regions, ReferenceCohort.from_csv(settings.reference_csv),
+        scores = score_case(cells, regions, None if settings.reference_csv is None else ReferenceCohort.from_csv(settings.reference_csv),
                             im_half_width_um=settings.im_half_width_um, model_name=model.card.name,
                             model_sha256=model.card.weights_sha256)
         text = json.dumps(scores.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -213,7 +213,7 @@ def run_case(case: CohortCase, out_dir: str | Path, settings: CohortSettings) ->
         "key": key, "case": {**dataclasses.asdict(case), "slide": str(case.slide),
                              "regions": None if case.regions is None else str(case.regions)},
         "model_dir": str(settings.model_dir), "model_sha256": settings.model_sha256,
-        "params": dataclasses.asdict(settings.params), "reference_csv": str(settings.reference_csv),
+        "params": dataclasses.asdict(settings.params), "reference_csv": None if settings.reference_csv is None else str(settings.reference_csv),
         "im_half_width_um": settings.im_half_width_um, "seconds": time.perf_counter() - t0, **info,
     }
     tmp = folder / (DONE + ".tmp")

@@ -61,7 +61,7 @@ def phantoms(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def settings() -> CohortSettings:
     model = default_model_dir()
-    from core.cli.score import DEMO_COHORT
+    from core.demo import DEMO_COHORT
 
     return CohortSettings(model, load_card(model).weights_sha256, DEMO_COHORT, PARAMS, "cpu", "fp32", IM_UM)
 
@@ -74,11 +74,11 @@ def per_slide(folder: Path, out: Path, settings: CohortSettings) -> Path:
     """What a user gets from `core analyse` then `core score` on one slide (in this process)."""
     assert cli(["analyse", str(folder / "hoechst.ome.tif"), "--out", str(out), *CLI_ANALYSE]) == 0
     card = load_card(settings.model_dir)
-    tissue = [str(out / "tissue.geojson")] if (out / "tissue.geojson").is_file() else []  # once analyse writes it
+    tissue = [str(out / "tissue.geojson")] if (out / "tissue.geojson").is_file() else []
     assert cli(["score", "--cells", str(out / "cells.csv"), "--regions", str(folder / "tumour.geojson"), *tissue,
                 "--mpp", "0.227", "--slide-size", str(SIZE), str(SIZE), "--im-width", str(IM_UM),
                 "--model-name", card.name, "--model-sha256", card.weights_sha256,
-                "--out", str(out / "scores.json")]) == 0
+                "--reference", str(settings.reference_csv), "--out", str(out / "scores.json")]) == 0
     return out
 
 
