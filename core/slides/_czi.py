@@ -35,6 +35,8 @@ import numpy as np
 from pylibCZIrw import czi as pyczi
 
 from core.errors import SlideOpenError
+from core.slides._base import plain_reason
+from core.slides._cziscan import check_czi_structure
 from core.slides._tiffmeta import plausible_mpp
 from core.slides.channels import placeholder_names
 
@@ -158,11 +160,16 @@ def _mpp(meta: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def open_czi(path: Path) -> tuple[CziBackend, CziInfo]:
-    """Open a CZI slide. Raises :class:`SlideOpenError` with the reason."""
+    """Open a CZI slide. Raises :class:`SlideOpenError` with the reason.
+
+    The structure is checked in pure Python first (:mod:`._cziscan`): libCZI crashes the process,
+    rather than raising, on some damaged files.
+    """
+    check_czi_structure(path)
     try:
         reader = pyczi.CziReader(str(path), cache_options=_CACHE)
     except Exception as exc:  # libCZI raises RuntimeError for damaged headers or directories
-        raise SlideOpenError(path, f"the CZI file is damaged or incomplete and could not be read ({exc}). "
+        raise SlideOpenError(path, f"the CZI file is damaged or incomplete and could not be read ({plain_reason(exc)}). "
                              "Copy it again or re-export it from ZEN.") from exc  # fmt: skip
     try:
         backend, info = _inspect(path, reader)
@@ -171,7 +178,7 @@ def open_czi(path: Path) -> tuple[CziBackend, CziInfo]:
         raise
     except Exception as exc:
         reader.close()
-        raise SlideOpenError(path, f"the CZI file could not be read ({exc}); it may be damaged. "
+        raise SlideOpenError(path, f"the CZI file could not be read ({plain_reason(exc)}); it may be damaged. "
                              "Copy it again or re-export it from ZEN.") from exc  # fmt: skip
     return backend, info
 
