@@ -66,6 +66,13 @@ def _mpp(values: list[float]) -> tuple[float, float]:
     return (values[0], values[-1])
 
 
+def _class_name(classification: object) -> str:
+    """The class name of an imported region's QuPath classification (a {name, color} object or a bare name)."""
+    if isinstance(classification, dict):
+        classification = classification.get("name")
+    return "(none)" if classification is None else str(classification)
+
+
 def read_cells(path: Path, mpp: tuple[float, float]) -> pd.DataFrame:
     """A cell table from CSV or QuPath GeoJSON, with x_um, y_um and class_name."""
     if path.suffix.lower() in (".geojson", ".json"):
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     regions = RegionSet([r for i in imports for r in i.regions], bounds_um=bounds)
     scored = {RegionKind.TUMOUR, RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN}
     if not any(r.kind in scored for r in regions):
-        classes = sorted({str(r.extra.get("classification", {}).get("name", "(none)")) for r in regions})
+        classes = sorted({_class_name(r.extra.get("classification")) for r in regions})
         raise RegionError(
             f"{', '.join(p.name for p in args.regions)}: no tumour, CT or IM region "
             f"(classes found: {', '.join(classes)}). Name the tumour's class with --tumour-class NAME."
