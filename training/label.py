@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 
 from core.classes import CLASS_COLOURS, CLASS_NAMES
+from core.cli._args import existing_file, output_dir, output_file, positive_float, positive_int
+from core.cli._failure import DEBUG_HELP, report_failure
 from core.errors import CoreError, UncalibratedError
 from core.slides import open_slide
 from training.calibrate import calibration_report, write_qc_mosaics
@@ -35,21 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
         "1 µm cell expansion, mean intensity thresholds), calibrate the thresholds and check them.",
         epilog="Example: python -m training.label slide.ome.tif --calibrate --out qc/ --save-config labels.toml",
     )
-    p.add_argument("slides", nargs="+", type=Path, metavar="SLIDE", help="mIF slide(s)")
-    p.add_argument("--out", type=Path, default=Path("labels-out"),
+    p.add_argument("slides", nargs="+", type=existing_file, metavar="SLIDE", help="mIF slide(s)")
+    p.add_argument("--out", type=output_dir, default=Path("labels-out"),
                    help="output folder: <slide>-cells.csv, <slide>-labels.npy (level-0 class mask), "
                    "<slide>-labels.png preview, QC mosaics (default: labels-out)")
-    p.add_argument("--mpp", type=float, default=None, help="pixel size in µm for slides whose file lacks one")
+    p.add_argument("--mpp", type=positive_float, default=None, help="pixel size in µm for slides whose file lacks one")
     add_label_args(p)
     p.add_argument("--calibrate", action="store_true",
                    help="print histograms with suggested thresholds (Otsu on log10 cell means) and write QC mosaics")
-    p.add_argument("--save-config", type=Path, default=None, metavar="TOML",
+    p.add_argument("--save-config", type=output_file, default=None, metavar="TOML",
                    help="write the config: with --calibrate the suggested thresholds (of the first slide), "
                    "otherwise the thresholds in effect")
-    p.add_argument("--qc-cells", type=int, default=24, help="cells per class in each QC mosaic (default 24)")
-    p.add_argument("--truth", type=Path, default=None, metavar="CSV",
+    p.add_argument("--qc-cells", type=positive_int, default=24, help="cells per class in each QC mosaic (default 24)")
+    p.add_argument("--truth", type=existing_file, default=None, metavar="CSV",
                    help="true cell table (a phantom's cells.csv): print per-class precision/recall of the labels")
-    p.add_argument("--match-um", type=float, default=3.0, help="max centroid distance for --truth matching (µm)")
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    p.add_argument("--match-um", type=positive_float, default=3.0, help="max centroid distance for --truth matching (µm)")
     return p
 
 
@@ -96,12 +99,15 @@ def label_one(path: Path, args: argparse.Namespace, cfg: LabelConfig) -> tuple[L
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code = 0
     try:
-        cfg = config_from_args(args)
-    except CoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _main(args)
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place every failure is reported
+        return report_failure(err, debug=args.debug)
+
+
+def _main(args: argparse.Namespace) -> int:
+    code = 0
+    cfg = config_from_args(args)
     first_suggestion = None
     for path in args.slides:
         try:
@@ -110,9 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CoreError as err:
             print(f"error: {err}", file=sys.stderr)
             code = 2  # a batch logs the failing slide and goes on (STYLE §8)
-        except KeyboardInterrupt:
-            print("cancelled", file=sys.stderr)
-            return 130
     if args.save_config is not None:
         chosen = first_suggestion if args.calibrate and first_suggestion else cfg
         note = "Thresholds suggested by --calibrate (Otsu on log10 cell means); check the QC mosaics." if args.calibrate else ""
