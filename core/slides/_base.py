@@ -37,7 +37,7 @@ ChannelSpec = int | str | Sequence[int | str] | None
 
 _INTERNALS = (
     re.compile(r"\s*Invoked with:.*", re.S),  # pybind11 repeats the arguments, object reprs and all
-    re.compile(r"<[\w.]+(?: object at 0x[0-9a-fA-F]+| @\d+)[^<>]*>\s*"),
+    re.compile(r"<[A-Za-z_][\w.]*(?:\s[^<>]*)?>\s*"),  # <Foo object at 0x..>, <tifffile.TiffTag 262 @58>
     re.compile(r"\s+"),
 )
 
