@@ -24,6 +24,8 @@ from core.errors import RegionError
 _GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
 }
+#: Largest coordinate believed (level-0 px): a whole slide is < 10⁶ px; beyond 10⁹ GEOS arithmetic overflows.
+MAX_COORDINATE_PX = 1e9
 #: QuPath 0.2 put the Java object type in "id"; mapped to the objectType of QuPath >= 0.3.
 _OLD_OBJECT_TYPES = {
     "PathAnnotationObject": "annotation",
@@ -181,6 +183,9 @@ def geometry_px_to_um(geojson_geometry: Any, mpp: tuple[float, float], what: str
         raise RegionError(f"{what}: malformed geometry ({str(err)[:120]}).") from err
     if not np.isfinite(coords).all():
         raise RegionError(f"{what}: the geometry has coordinates that are not finite numbers (infinity or NaN).")
+    if coords.size and np.abs(coords).max() > MAX_COORDINATE_PX:
+        raise RegionError(f"{what}: the geometry has coordinates beyond ±{MAX_COORDINATE_PX:.0e} pixels, far outside "
+                          "any slide; the file is damaged or not in pixel coordinates.")  # fmt: skip
     return shapely.transform(geom, lambda xy: xy * np.asarray(mpp, dtype=float))
 
 

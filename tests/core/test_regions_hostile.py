@@ -45,11 +45,12 @@ def _edited(tmp_path: Path, old: str, new: str) -> Path:
         ("[3000, 100]", "[1e400, 100]", r"feature 1 \(Tumour 1\).*not finite"),
         ("[3000, 100]", '[NaN, 100]', r"feature 1 \(Tumour 1\).*not finite"),
         ("[3000, 100]", "[-Infinity, 100]", r"feature 1 \(Tumour 1\).*not finite"),
+        ("[3000, 100]", "[1e300, 100]", r"feature 1 \(Tumour 1\).*beyond ±1e\+09 pixels"),
         ("[3000, 100]", "[" + "9" * 5000 + ", 100]", "edited.geojson: it holds a value no GeoJSON file has"),
         ('"id": "a1"', '"id": ' + "[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ('"geometry": {', '"geometry": [{', r"feature 1: 'geometry' must be an object"),
     ],
-    ids=["properties-number", "type-list", "geometry-type-object", "infinite", "nan", "minus-infinity",
+    ids=["properties-number", "type-list", "geometry-type-object", "infinite", "nan", "minus-infinity", "1e300",
          "5000-digit-number", "deep-nesting", "geometry-list"],
 )
 def test_broken_structure_is_a_region_error_naming_the_feature(tmp_path: Path, old: str, new: str, message: str) -> None:
