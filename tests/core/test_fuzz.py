@@ -119,7 +119,7 @@ NONSENSE = st.one_of(
 )
 
 
-@settings(FAST, max_examples=120)
+@settings(FAST, max_examples=80)
 @given(option=st.deferred(lambda: st.sampled_from(_options())), value=NONSENSE)
 def test_nonsense_option_values_are_refused_or_sane(option: tuple[str, str], value: str, tmp_path_factory) -> None:
     """Each numeric or path option of every command line: refused by argparse (exit 2), or a sane value."""
