@@ -69,7 +69,9 @@ def campaign(kind: str, n: int, first_seed: int, folder: Path, seeds: dict[str, 
         path.unlink(missing_ok=True)
         counts[outcome.outcome] += 1
         peak, slowest = max(peak, outcome.peak_mb), max(slowest, outcome.seconds)
-        if outcome.outcome not in ("ok", "product") or outcome.peak_mb > 2048:
+        if args.all_outcomes:
+            findings.append({"kind": kind, "seed": seed, "outcome": outcome.outcome, "detail": outcome.detail[:300]})
+        elif outcome.outcome not in ("ok", "product") or outcome.peak_mb > 2048:
             findings.append({"kind": kind, "seed": seed, "outcome": outcome.outcome, "detail": outcome.detail,
                              "seconds": round(outcome.seconds, 2), "peak_mb": round(outcome.peak_mb)})  # fmt: skip
             print(f"  {kind} seed {seed}: {outcome.outcome} {outcome.detail[:160]}", flush=True)
@@ -103,6 +105,7 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per input (default 10)")
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per input (default 4096)")
     p.add_argument("--findings", type=Path, default=None, help="write non-OK/non-product outcomes here (JSON lines)")
+    p.add_argument("--all-outcomes", action="store_true", help="write every outcome to --findings, not only failures")
     p.add_argument("--replay", nargs=2, metavar=("KIND", "SEED"), help="write input KIND (slide|geojson) SEED here and stop")
     p.add_argument("--czi-scan", action="store_true", help="time the CZI structure check and stop")
     p.add_argument("--code", type=Path, default=None,

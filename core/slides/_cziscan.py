@@ -117,7 +117,7 @@ def _entry(fh: BinaryIO, pos: int, size: int, path: Path, where: str) -> tuple[i
             raise _bad(path, f"{where} has an unknown dimension {name.rstrip(bytes(1))!r}")
         if extent < 0 or stored < 0 or extent > _MAX_EXTENT or abs(start) > 2**30:
             raise _bad(path, f"{where} has an impossible extent for dimension {chr(letter)} "
-                       f"(start {start:,}, size {extent:,})")  # fmt: skip
+                       f"(start {start:,}, size {extent:,}, stored size {stored:,})")  # fmt: skip
         extents[letter] = stored if letter in b"XY" else 1
         if letter in b"XY":
             axis = 0 if letter == ord("X") else 1
