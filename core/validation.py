@@ -110,8 +110,8 @@ def validate_case(seed: int, levels: tuple[float, float], model: Any, options: V
     from core.engine import AnalysisParams, analyse_slide
     from core.phantom import PhantomParams, generate_phantom
     from core.regions import read_regions_geojson
-    from core.tissue_mask import encode_mask
     from core.slides import open_slide
+    from core.tissue_mask import encode_mask
 
     t0 = time.perf_counter()
     out = options.work_dir / f"phantom-{options.size}-{seed}"

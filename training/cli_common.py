@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from core.cli._args import existing_dir, existing_file, non_negative_float, positive_float
 from core.errors import UncalibratedError
 from core.progress import Progress
 from training.config import CHANNEL_ROLES, MARKER_ROLES, LabelConfig, load_config
@@ -26,17 +27,17 @@ T = TypeVar("T")
 
 def add_input_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inputs")
-    g.add_argument("--slides", nargs="+", type=Path, default=[], metavar="SLIDE",
+    g.add_argument("--slides", nargs="+", type=existing_file, default=[], metavar="SLIDE",
                    help="mIF slides (OME-TIFF, TIFF, CZI, ...) with Hoechst and marker channels")
-    g.add_argument("--tiles", nargs="+", type=Path, default=[], metavar="DIR",
+    g.add_argument("--tiles", nargs="+", type=existing_dir, default=[], metavar="DIR",
                    help="QuPath TileExporter folders: <name>.tif beside <name>-labelled.png")
-    g.add_argument("--mpp", type=float, default=None,
+    g.add_argument("--mpp", type=positive_float, default=None,
                    help="pixel size in µm for inputs whose files lack one (uncalibrated slides/tiles)")
 
 
 def add_label_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("labelling (override the --config file)")
-    g.add_argument("--config", type=Path, default=None, metavar="TOML",
+    g.add_argument("--config", type=existing_file, default=None, metavar="TOML",
                    help="labelling config (thresholds, channel map, segmentation, tile labels); "
                    "write one with `python -m training.label SLIDE --calibrate --save-config labels.toml`")
     for role in CHANNEL_ROLES:
@@ -44,7 +45,7 @@ def add_label_args(p: argparse.ArgumentParser) -> None:
                        help=f"channel name or 0-based index of the {role} channel (default: found by alias)")
     defaults = LabelConfig().thresholds
     for key in (*MARKER_ROLES, "cd3_hi"):
-        g.add_argument(f"--threshold-{key.replace('_', '-')}", type=float, default=None, metavar="VALUE",
+        g.add_argument(f"--threshold-{key.replace('_', '-')}", type=non_negative_float, default=None, metavar="VALUE",
                        help=f"cell-mean threshold for {key} (default {getattr(defaults, key):.0f})")
 
 

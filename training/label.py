@@ -23,6 +23,8 @@ import pandas as pd
 from PIL import Image
 
 from core.classes import CLASS_COLOURS, CLASS_NAMES
+from core.cli._args import existing_file, output_dir, output_file, positive_float, positive_int
+from core.cli._failure import DEBUG_HELP, report_failure
 from core.errors import CoreError, UncalibratedError
 from core.slides import open_slide
 from training.calibrate import (
@@ -47,23 +49,24 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python -m training.label tiles/*.tif --calibrate --out qc/ --save-config labels.toml; "
         "then: python -m training.label tiles/*.tif --config labels.toml --out labels/",
     )
-    p.add_argument("slides", nargs="+", type=Path, metavar="SLIDE", help="mIF slide(s) or exported tile TIFF(s)")
-    p.add_argument("--out", type=Path, default=Path("labels-out"),
+    p.add_argument("slides", nargs="+", type=existing_file, metavar="SLIDE", help="mIF slide(s) or exported tile TIFF(s)")
+    p.add_argument("--out", type=output_dir, default=Path("labels-out"),
                    help="output folder: <slide>-cells.csv, <slide>-labels.npy (level-0 class mask), "
                    "<slide>-labels.png preview, QC pictures and qc-summary.csv (default: labels-out)")
-    p.add_argument("--mpp", type=float, default=None, help="pixel size in µm for slides whose file lacks one")
+    p.add_argument("--mpp", type=positive_float, default=None, help="pixel size in µm for slides whose file lacks one")
     add_label_args(p)
     p.add_argument("--calibrate", action="store_true",
                    help="suggest thresholds from all slides pooled (negative population + mixture on log10 cell "
                    "means), print histograms with per-slide values, write hist-<marker>.png and QC mosaics")
-    p.add_argument("--save-config", type=Path, default=None, metavar="TOML",
+    p.add_argument("--save-config", type=output_file, default=None, metavar="TOML",
                    help="write the config: with --calibrate the pooled suggested thresholds, otherwise the "
                    "thresholds in effect")
-    p.add_argument("--qc-cells", type=int, default=24, help="cells per class in each QC mosaic (default 24)")
-    p.add_argument("--truth", type=Path, default=None, metavar="CSV",
+    p.add_argument("--qc-cells", type=positive_int, default=24, help="cells per class in each QC mosaic (default 24)")
+    p.add_argument("--truth", type=existing_file, default=None, metavar="CSV",
                    help="true cell table (a phantom's cells.csv): per-class precision/recall and macro-F1 of the "
                    "labels; tiles are placed on the slide by their TileExporter names")
-    p.add_argument("--match-um", type=float, default=3.0, help="max centroid distance for --truth matching (µm)")
+    p.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    p.add_argument("--match-um", type=positive_float, default=3.0, help="max centroid distance for --truth matching (µm)")
     return p
 
 
@@ -191,12 +194,15 @@ def _check_truth(done: list[SlideLabels], args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code = 0
     try:
-        cfg = config_from_args(args)
-    except CoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _main(args)
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place every failure is reported
+        return report_failure(err, debug=args.debug)
+
+
+def _main(args: argparse.Namespace) -> int:
+    code = 0
+    cfg = config_from_args(args)
     done: list[SlideLabels] = []
     failed: dict[str, str] = {}
     for path in args.slides:
@@ -206,18 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             failed[path.name] = str(err)
             code = 2  # a batch logs the failing slide and goes on (STYLE §8)
-        except KeyboardInterrupt:
-            print("cancelled", file=sys.stderr)
-            return 130
     chosen = cfg
-    try:
-        if args.calibrate and done:
-            chosen = _calibrate(done, args, cfg)
-        if args.truth is not None and done:
-            _check_truth(done, args)
-    except CoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.calibrate and done:
+        chosen = _calibrate(done, args, cfg)
+    if args.truth is not None and done:
+        _check_truth(done, args)
     summary = _qc_summary(done, failed, args.out)
     warned = [s.name for s in done if s.warnings]
     print(f"QC summary: {summary}" + (f" ({len(warned)} slide(s) with warnings: {', '.join(warned[:5])})" if warned else ""))

@@ -27,6 +27,17 @@ import torch
 import torch.distributed as dist
 
 from core.classes import CLASS_NAMES
+from core.cli._args import (
+    float_range,
+    fractions,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
+from core.cli._failure import DEBUG_HELP, report_failure
 from core.errors import CoreError
 from core.models import ModelCard, build_model
 from training.checkpoint import read_settings
@@ -42,7 +53,7 @@ from training.train import DistInfo, TrainSettings, fit
 #: Flags a resumed run takes from the new command line when given; the rest come from the checkpoint.
 RESUMABLE = ("epochs", "time_limit", "max_steps", "precision", "name", "weights_dtype")
 #: Flags about this invocation only, never taken from the stored run.
-CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size", "debug_record_dir")
+CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size", "debug_record_dir", "debug")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,34 +75,34 @@ split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json
     s.add_argument("--holdout-slides", nargs="+", default=[], metavar="NAME",
                    help="slides (file name up to the first '.') kept whole for the test set")
     s.add_argument("--val-slides", nargs="+", default=[], metavar="NAME", help="slides kept whole for validation")
-    s.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions of the remaining patches (default 0.8,0.1,0.1)")
-    s.add_argument("--patch-size", type=int, default=256, help="patch size in px, a multiple of 32 (default 256)")
-    s.add_argument("--overlap", type=float, default=0.5, help="overlap of neighbouring patches, 0-0.9 (default 0.5)")
-    s.add_argument("--model-mpp", type=float, default=0.227, help="pixel size the model works at, µm (default 0.227)")
+    s.add_argument("--split", type=fractions(3), default="0.8,0.1,0.1", help="train,val,test fractions of the remaining patches (default 0.8,0.1,0.1)")
+    s.add_argument("--patch-size", type=int_range(32), default=256, help="patch size in px, a multiple of 32 (default 256)")
+    s.add_argument("--overlap", type=float_range(0.0, 0.9), default=0.5, help="overlap of neighbouring patches, 0-0.9 (default 0.5)")
+    s.add_argument("--model-mpp", type=positive_float, default=0.227, help="pixel size the model works at, µm (default 0.227)")
     t = p.add_argument_group("training")
-    t.add_argument("--out", type=Path, required=True, help="output folder (refused if it holds a model, unless --force)")
-    t.add_argument("--cache", type=Path, default=None,
+    t.add_argument("--out", type=output_dir, required=True, help="output folder (refused if it holds a model, unless --force)")
+    t.add_argument("--cache", type=output_dir, default=None,
                    help="patch cache folder (default OUT/cache); share one between runs on the same slides")
     t.add_argument("--name", default=None, help="model name in the card and when installed (default: the --out folder name)")
     t.add_argument("--encoder", default="resnet34", help="U-Net encoder (default resnet34 as the paper; resnet18 is ~2x faster)")
-    t.add_argument("--epochs", type=int, default=100, help="epochs (default 100)")
-    t.add_argument("--batch-size", type=int, default=32, help="global batch size, split over DDP processes (default 32)")
-    t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    t.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 0.01)")
+    t.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
+    t.add_argument("--batch-size", type=positive_int, default=32, help="global batch size, split over DDP processes (default 32)")
+    t.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    t.add_argument("--weight-decay", type=non_negative_float, default=1e-2, help="AdamW weight decay (default 0.01)")
     t.add_argument("--loss", choices=("ce", "focal"), default="ce", help="pixel cross-entropy (default) or focal loss (gamma 2)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, order and augmentation")
-    t.add_argument("--patches-per-epoch", type=int, default=None, help="draw only this many training patches per epoch")
-    t.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps in all")
-    t.add_argument("--time-limit", type=float, default=None, metavar="MIN",
+    t.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split, initial weights, order and augmentation")
+    t.add_argument("--patches-per-epoch", type=positive_int, default=None, help="draw only this many training patches per epoch")
+    t.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many optimiser steps in all")
+    t.add_argument("--time-limit", type=positive_float, default=None, metavar="MIN",
                    help="stop gracefully after MIN minutes and export the best model so far")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default): fp32 on a CPU, bf16 (fp16 without bf16) autocast on CUDA; bf16 on a CPU only if asked")
-    t.add_argument("--threads", type=int, default=None,
+    t.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads per training process (default: torch's choice; under torchrun on CPUs, "
                    "cores / processes). 1 is much faster on a busy shared machine")
-    t.add_argument("--workers", type=int, default=2, help="DataLoader worker processes per training process (default 2)")
-    t.add_argument("--eval-batch-size", type=int, default=16, help="batch size for validation and test (default 16)")
+    t.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes per training process (default 2)")
+    t.add_argument("--eval-batch-size", type=positive_int, default=16, help="batch size for validation and test (default 16)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     t.add_argument("--force", action="store_true",
                    help="replace a model or run already in --out (and, with --install, an installed model of that name)")
@@ -99,6 +110,7 @@ split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json
                    help="dtype of the exported weights (float16 halves the file)")
     t.add_argument("--install", nargs="?", const="", default=None, metavar="NAME",
                    help="install the exported model into the user's models folder (optionally under NAME)")
+    t.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     t.add_argument("--debug-record-dir", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -263,14 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = _from_json(read_settings(args.out), args, _explicit(argv))
         dinfo = init_distributed(args.device)
         return run(args, dinfo)
-    except CoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         if dinfo.main:
             print(f"\ninterrupted: the last finished epoch is saved in {args.out / 'checkpoint'}; "
                   "continue with the same command and --resume", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the one place every failure is reported (message + hint)
+        return report_failure(err, debug=getattr(args, "debug", False))
     finally:
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()

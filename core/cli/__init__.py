@@ -4,7 +4,9 @@ Each subcommand lives in its own module in this package and exposes
 ``register(subparsers) -> None``, which adds its parser and sets ``func`` (taking the parsed
 ``argparse.Namespace`` and returning an exit code). Modules are found automatically, so adding a
 command never edits this file. A :class:`~core.errors.CoreError` becomes a one-line message and
-exit code 2; cancelling with Ctrl-C exits 130.
+exit code 2; any other exception a one-line message, a hint and exit code 1 (``--debug`` adds the
+traceback); cancelling with Ctrl-C exits 130. Option values are checked as they are read
+(:mod:`core.cli._args`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import argparse
 import importlib
 import logging
 import pkgutil
-import sys
 from collections.abc import Sequence
 
 from core import __version__
-from core.errors import CoreError
+from core.cli._failure import DEBUG_HELP, report_failure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"HoechstScore {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -46,9 +48,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except CoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - the one place every failure is reported
+        return report_failure(err, debug=args.debug)

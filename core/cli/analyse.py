@@ -14,6 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.cli._args import (
+    existing_dir,
+    existing_file,
+    non_negative_float,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from core.engine.params import AnalysisParams
 from core.models.precision import PRECISION_CHOICES
 
@@ -31,23 +39,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the model over a slide (or regions of it) and write cells.csv, cells.geojson "
         "(QuPath detections), summary.json and class_map.png.",
     )
-    p.add_argument("slide", type=Path, help="slide file (OME-TIFF, TIFF, SVS, CZI)")
-    p.add_argument("--out", type=Path, required=True, help="output directory (created)")
-    p.add_argument("--model", type=Path, default=None, help="model directory (default: the demo model)")
-    p.add_argument("--regions", type=Path, default=None,
+    p.add_argument("slide", type=existing_file, help="slide file (OME-TIFF, TIFF, SVS, CZI)")
+    p.add_argument("--out", type=output_dir, required=True, help="output directory (created)")
+    p.add_argument("--model", type=existing_dir, default=None, help="model directory (default: the demo model)")
+    p.add_argument("--regions", type=existing_file, default=None,
                    help="QuPath GeoJSON annotations (level-0 px): analyse only inside them, minus exclusions")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto (default): fp32 on a CPU, bf16/fp16 on CUDA after a parity check with fp32")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
     p.add_argument("--channel", default=None, help="channel name or index to analyse (default: the Hoechst/DAPI channel)")
-    p.add_argument("--mpp", type=float, nargs=2, metavar=("X", "Y"), default=None,
+    p.add_argument("--mpp", type=positive_float, nargs=2, metavar=("X", "Y"), default=None,
                    help="pixel size in µm for a slide that does not record it")
     p.add_argument("--no-tissue-detection", action="store_true", help="analyse every tile, glass included")
-    p.add_argument("--tissue-min-area", type=float, default=d.tissue_min_area_um2, metavar="UM2",
+    p.add_argument("--tissue-min-area", type=non_negative_float, default=d.tissue_min_area_um2, metavar="UM2",
                    help=f"ignore tissue pieces smaller than this, in µm² (default {d.tissue_min_area_um2:g})")
-    p.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
-    p.add_argument("--checkpoint-dir", type=Path, default=None,
+    p.add_argument("--threads", type=positive_int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
+    p.add_argument("--checkpoint-dir", type=output_dir, default=None,
                    help="where finished blocks are kept for resuming (default: OUT/.checkpoint, removed on success)")
     p.set_defaults(func=run)
 

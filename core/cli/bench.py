@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.cli._args import existing_dir, existing_file, non_negative_int, output_dir, positive_int
 from core.engine.params import AnalysisParams
 from core.models.card import PRECISIONS
 
@@ -30,19 +31,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Benchmark the analysis engine on a phantom slide (generated once into a cache "
         "directory). The last line of output is one JSON object.",
     )
-    p.add_argument("--size", type=int, default=4096, help="phantom side in pixels (default 4096)")
-    p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    p.add_argument("--size", type=positive_int, default=4096, help="phantom side in pixels (default 4096)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="phantom seed (default 0)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
-    p.add_argument("--model", type=Path, default=None,
+    p.add_argument("--model", type=existing_dir, default=None,
                    help="model directory (default: the demo model; random weights if it is not installed)")
     p.add_argument("--precision", default=None,
                    help=f"comma-separated precisions to measure ({', '.join(PRECISIONS)}); default: those the device runs natively")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
-    p.add_argument("--threads", type=int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
-    p.add_argument("--reader-threads", type=int, default=d.reader_threads, help="tile reader threads")
-    p.add_argument("--model-tiles", type=int, default=48, help="tiles for the model-only measurement")
-    p.add_argument("--cache", type=Path, default=None, help="where phantoms are kept (default: user cache dir)")
-    p.add_argument("--slide", type=Path, default=None, help="benchmark this slide instead of a phantom")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
+    p.add_argument("--threads", type=positive_int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
+    p.add_argument("--reader-threads", type=non_negative_int, default=d.reader_threads, help="tile reader threads")
+    p.add_argument("--model-tiles", type=positive_int, default=48, help="tiles for the model-only measurement")
+    p.add_argument("--cache", type=output_dir, default=None, help="where phantoms are kept (default: user cache dir)")
+    p.add_argument("--slide", type=existing_file, default=None, help="benchmark this slide instead of a phantom")
     p.set_defaults(func=run)
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
+from core.cli._args import non_negative_int, output_dir, positive_int
 from core.demo import DEFAULT_SEED, DEFAULT_SIZE, DEMO_MODEL, demo_dir, ensure_demo_slide, require_demo_model
 from core.errors import CoreError
 from core.progress import Progress, run_to_completion
@@ -42,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Generate the synthetic demo slide (a phantom) into the user's data folder if it is "
         "not there yet, and print its files. SYNTHETIC: it describes no patient.",
     )
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"slide side in pixels (default {DEFAULT_SIZE})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
-    p.add_argument("--data-dir", type=Path, help="folder holding demo/ (default: the user's data folder)")
+    p.add_argument("--size", type=positive_int, default=DEFAULT_SIZE, help=f"slide side in pixels (default {DEFAULT_SIZE})")
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    p.add_argument("--data-dir", type=output_dir, help="folder holding demo/ (default: the user's data folder)")
     p.set_defaults(func=run)
 
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
+from core.cli._args import (
+    database_url,
+    existing_dir,
+    existing_file,
+    image_file,
+    non_negative_int,
+    output_dir,
+    positive_int,
+)
 from core.cli.demo import ProgressPrinter
 from core.demo import (
     DEFAULT_SEED,
@@ -33,7 +41,7 @@ def add_report_options(p: argparse.ArgumentParser, defaults: ReportSettings) -> 
     """--lab-name, --lab-address, --logo, --operator: the report's ReportSettings."""
     p.add_argument("--lab-name", default=defaults.lab_name, help=f"lab name in the header (default {defaults.lab_name!r})")
     p.add_argument("--lab-address", default=defaults.lab_address, help="second header line")
-    p.add_argument("--logo", type=Path, help="PNG or JPEG logo for the header (default: the HoechstScore mark)")
+    p.add_argument("--logo", type=image_file, help="PNG or JPEG logo for the header (default: the HoechstScore mark)")
     p.add_argument("--operator", default="", help="name printed as 'Printed by'")
 
 
@@ -49,15 +57,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo reference cohort, store the case and write report.pdf, scores.json, regions.geojson and "
         "cells.csv. Everything is SYNTHETIC and labelled so.",
     )
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the output files")
-    p.add_argument("--db", metavar="URL", default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="folder for the output files")
+    p.add_argument("--db", metavar="URL", type=database_url, default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
                    help="case database URL, any SQLAlchemy URL (default: $HOECHSTSCORE_DB_URL, else cases.db "
                    "in the user's data folder)")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"demo slide side in pixels (default {DEFAULT_SIZE})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"demo slide seed (default {DEFAULT_SEED})")
-    p.add_argument("--data-dir", type=Path, help="folder holding demo/ (default: the user's data folder)")
-    p.add_argument("--model", type=Path, default=DEMO_MODEL, metavar="DIR", help=f"model folder (default {DEMO_MODEL})")
-    p.add_argument("--reference", type=Path, default=DEMO_COHORT, help="reference cohort CSV (default: demo cohort)")
+    p.add_argument("--size", type=positive_int, default=DEFAULT_SIZE, help=f"demo slide side in pixels (default {DEFAULT_SIZE})")
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULT_SEED, help=f"demo slide seed (default {DEFAULT_SEED})")
+    p.add_argument("--data-dir", type=output_dir, help="folder holding demo/ (default: the user's data folder)")
+    p.add_argument("--model", type=existing_dir, default=DEMO_MODEL, metavar="DIR", help=f"model folder (default {DEMO_MODEL})")
+    p.add_argument("--reference", type=existing_file, default=DEMO_COHORT, help="reference cohort CSV (default: demo cohort)")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: CUDA if available, else CPU")
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto (default): fp32 on a CPU, bf16/fp16 on CUDA after a parity check with fp32")

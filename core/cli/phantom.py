@@ -7,6 +7,16 @@ import resource
 import sys
 from pathlib import Path
 
+from core.cli._args import (
+    float_range,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    output_dir,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from core.phantom import PhantomParams, generate_phantom
 from core.progress import run_to_completion
 
@@ -19,16 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a synthetic (phantom) slide: mif.ome.tif, hoechst.ome.tif, cells.csv, "
         "tumour.geojson, tissue.geojson and phantom.json. Same seed and options, same bytes.",
     )
-    p.add_argument("--size", type=int, default=d.size, help=f"side in pixels (default {d.size})")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="output directory (created)")
-    p.add_argument("--preview", type=Path, default=None, help="also write a preview PNG here")
-    p.add_argument("--mpp", type=float, default=d.mpp, help=f"µm per pixel (default {d.mpp})")
-    p.add_argument("--infiltration-ct", type=float, default=d.infiltration_ct,
+    p.add_argument("--size", type=positive_int, default=d.size, help=f"side in pixels (default {d.size})")
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--out", type=output_dir, required=True, help="output directory (created)")
+    p.add_argument("--preview", type=output_file, default=None, help="also write a preview PNG here")
+    p.add_argument("--mpp", type=positive_float, default=d.mpp, help=f"µm per pixel (default {d.mpp})")
+    p.add_argument("--infiltration-ct", type=non_negative_float, default=d.infiltration_ct,
                    help=f"tumour-centre immune infiltration 0 (cold) to 1 (hot) (default {d.infiltration_ct})")
-    p.add_argument("--infiltration-im", type=float, default=d.infiltration_im,
+    p.add_argument("--infiltration-im", type=non_negative_float, default=d.infiltration_im,
                    help=f"invasive-margin immune infiltration 0 to 1 (default {d.infiltration_im})")
-    p.add_argument("--im-half-width", type=float, default=None,
+    p.add_argument("--im-half-width", type=positive_float, default=None,
                    help="invasive-margin half-width in µm (default 500, less on small slides)")
     p.add_argument("--balanced-subtypes", action="store_true",
                    help="equal numbers of the four lymphocyte types (for training), not the paper's mix")
@@ -37,22 +47,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "background, out-of-focus patches, touching lymphocyte clusters, marker positives dimmer "
                    "than the paper's thresholds and varying across slides, debris, a rare marker) "
                    "(default clean)")
-    p.add_argument("--nuclear-contrast", type=float, default=None, metavar="SDS",
+    p.add_argument("--nuclear-contrast", type=positive_float, default=None, metavar="SDS",
                    help="with --realism real: lymphocyte nucleus contrast in background SDs "
                    "(default: drawn per slide, 4.5-7)")
-    p.add_argument("--qupath-export", type=Path, default=None, metavar="DIR",
+    p.add_argument("--qupath-export", type=output_dir, default=None, metavar="DIR",
                    help="also write it as QuPath exports it: TileExporter tiles (5-channel ImageJ TIFF + "
                    "-labelled.png) and NAME-detections.geojson (cell detections with classes and means)")
-    p.add_argument("--export-downsample", type=float, nargs="+", default=[1.0], metavar="D",
+    p.add_argument("--export-downsample", type=float_range(1.0, 64.0), nargs="+", default=[1.0], metavar="D",
                    help="downsample(s) of the exported tiles, e.g. 1 4.405 (4.405 gives ~1 µm/px); with "
                    "several, one subfolder per downsample (d1, d4.405) (default 1)")
-    p.add_argument("--tile-px", type=int, default=512, help="exported tile side at its downsample (default 512)")
-    p.add_argument("--max-tiles", type=int, default=None,
+    p.add_argument("--tile-px", type=int_range(16, 8192), default=512, help="exported tile side at its downsample (default 512)")
+    p.add_argument("--max-tiles", type=positive_int, default=None,
                    help="export only this many tiles per downsample, those with the most lymphocytes")
     p.add_argument("--export-name", default=None,
                    help="image name at the start of tile names (default: the --out folder's name)")
     p.add_argument("--compression", choices=("zlib", "zstd", "none"), default=d.compression)
-    p.add_argument("--threads", type=int, default=d.threads, help=f"worker threads (default {d.threads})")
+    p.add_argument("--threads", type=positive_int, default=d.threads, help=f"worker threads (default {d.threads})")
     p.set_defaults(func=run)
 
 

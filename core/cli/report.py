@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from pathlib import Path
 from typing import Any
 
+from core.cli._args import database_url, output_file
 from core.cli.demo_case import add_report_options, report_settings
 from core.errors import StoreError
 from core.report import ReportSettings, write_report
@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Render the PDF report (one or two A4 pages) of a case in the case database.",
     )
     p.add_argument("case", metavar="CASE", help="case id (a number) or accession")
-    p.add_argument("--out", type=Path, required=True, help="PDF file to write")
-    p.add_argument("--db", metavar="URL", default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
+    p.add_argument("--out", type=output_file, required=True, help="PDF file to write")
+    p.add_argument("--db", metavar="URL", type=database_url, default=os.environ.get("HOECHSTSCORE_DB_URL") or None,
                    help="case database URL, any SQLAlchemy URL (default: $HOECHSTSCORE_DB_URL, else cases.db "
                    "in the user's data folder)")
     p.add_argument("--no-record", action="store_true", help="do not record the printed report in the store")

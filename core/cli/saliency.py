@@ -27,6 +27,15 @@ import numpy as np
 from PIL import Image
 
 from core.classes import POSITIVE_CLASSES
+from core.cli._args import (
+    existing_dir,
+    existing_file,
+    finite_float,
+    non_negative_float,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from core.errors import CoreError
 
 if TYPE_CHECKING:  # torch-heavy modules are imported when the command runs, not for --help
@@ -46,27 +55,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Hierarchical Perturbation (HiPe) saliency of the model's output around one point of a "
         "slide: which pixels of the Hoechst patch made the model call this class here.",
     )
-    p.add_argument("slide", type=Path, metavar="SLIDE", help="slide file (OME-TIFF, TIFF, SVS, CZI)")
-    p.add_argument("--x", type=float, required=True, help="x of the point in level-0 pixels")
-    p.add_argument("--y", type=float, required=True, help="y of the point in level-0 pixels")
+    p.add_argument("slide", type=existing_file, metavar="SLIDE", help="slide file (OME-TIFF, TIFF, SVS, CZI)")
+    p.add_argument("--x", type=finite_float, required=True, help="x of the point in level-0 pixels")
+    p.add_argument("--y", type=finite_float, required=True, help="y of the point in level-0 pixels")
     p.add_argument("--class", dest="classes", action="append", default=[], metavar="NAME",
                    help="class to explain (repeatable; 'all' = every positive class; default: the "
                    "predicted class at the point)")
     p.add_argument("--cell", action="store_true",
                    help="explain the cell under the point (its mean probability) rather than the whole patch")
-    p.add_argument("--model", type=Path, default=None, metavar="DIR",
+    p.add_argument("--model", type=existing_dir, default=None, metavar="DIR",
                    help="model directory (default: the demo model, resources/models/demo)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
     p.add_argument("--perturbation", choices=PERTURBATION_CHOICES, default="fade",
                    help="what replaces an occluded window: zero (fade, the paper's), the patch mean, a blur")
-    p.add_argument("--initial-cells", type=int, default=4, metavar="N", help="HiPe's initial grid (default 4)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+    p.add_argument("--initial-cells", type=positive_int, default=4, metavar="N", help="HiPe's initial grid (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="perturbed patches per forward pass (default: 32 on a GPU, 8 on a CPU)")
-    p.add_argument("--search-radius", type=float, default=2.0, metavar="UM",
+    p.add_argument("--search-radius", type=non_negative_float, default=2.0, metavar="UM",
                    help="with --cell: snap to the nearest cell within this distance (µm, default 2)")
-    p.add_argument("--mpp", type=float, nargs="+", default=None, metavar="UM",
+    p.add_argument("--mpp", type=positive_float, nargs="+", default=None, metavar="UM",
                    help="slide pixel size in µm (one value, or x and y) for a file without one")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", type=output_dir, required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=run)
 
 

@@ -18,8 +18,10 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from core.cli._args import existing_file, output_file, positive_float, positive_int
 from core.errors import RegionError, ScoreError
 from core.regions import (
     DEFAULT_IM_HALF_WIDTH_UM,
@@ -41,15 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Cell densities (cells/mm²) in the tumour centre (CT) and invasive margin (IM), the "
         "Immunoscore-like (IS) and the T-and-B score, against a reference cohort.",
     )
-    p.add_argument("--cells", type=Path, required=True,
+    p.add_argument("--cells", type=existing_file, required=True,
                    help="cells: CSV (x_um,y_um,class_name or x_px,y_px) or QuPath detections GeoJSON")
-    p.add_argument("--regions", type=Path, nargs="+", required=True, metavar="GEOJSON",
+    p.add_argument("--regions", type=existing_file, nargs="+", required=True, metavar="GEOJSON",
                    help="QuPath GeoJSON file(s): tumour outline, or CT and IM; tissue, exclusions optional")
-    p.add_argument("--mpp", type=float, nargs="+", required=True, metavar="UM",
+    p.add_argument("--mpp", type=positive_float, nargs="+", required=True, metavar="UM",
                    help="slide pixel size in µm per pixel: one value, or x and y")
     p.add_argument("--tumour-class", action="append", default=[], metavar="NAME",
                    help="QuPath class that is the tumour outline (default: Tumor/Tumour); repeatable")
-    p.add_argument("--im-width", type=float, default=DEFAULT_IM_HALF_WIDTH_UM, metavar="UM",
+    p.add_argument("--im-width", type=positive_float, default=DEFAULT_IM_HALF_WIDTH_UM, metavar="UM",
                    help=f"IM half-width in µm when CT/IM are derived (default {DEFAULT_IM_HALF_WIDTH_UM:g})")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference", type=Path, metavar="CSV",
@@ -63,11 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--signed-only", action="store_true", help="with --reference-store: only signed cases")
     p.add_argument("--cutoff", action="append", default=[], metavar="PARAM=VALUE",
                    help=f"explicit T-and-B cut-off in cells/mm², PARAM one of {', '.join(TB_PARAMETERS)}")
-    p.add_argument("--slide-size", type=int, nargs=2, metavar=("W", "H"),
+    p.add_argument("--slide-size", type=positive_int, nargs=2, metavar=("W", "H"),
                    help="slide size in level-0 pixels: regions are clipped to it")
     p.add_argument("--model-name", help="model that found the cells (recorded in provenance)")
     p.add_argument("--model-sha256", help="sha256 of that model's weights (recorded in provenance)")
-    p.add_argument("--out", type=Path, required=True, help="scores JSON to write")
+    p.add_argument("--out", type=output_file, required=True, help="scores JSON to write")
     p.set_defaults(func=run)
 
 
@@ -75,6 +77,13 @@ def _mpp(values: list[float]) -> tuple[float, float]:
     if len(values) not in (1, 2) or min(values) <= 0:
         raise RegionError(f"--mpp takes one or two positive numbers (µm per pixel), got {values}.")
     return (values[0], values[-1])
+
+
+def _class_name(classification: object) -> str:
+    """The class name of an imported region's QuPath classification (a {name, color} object or a bare name)."""
+    if isinstance(classification, dict):
+        classification = classification.get("name")
+    return "(none)" if classification is None else str(classification)
 
 
 def read_cells(path: Path, mpp: tuple[float, float]) -> pd.DataFrame:
@@ -93,8 +102,16 @@ def read_cells(path: Path, mpp: tuple[float, float]) -> pd.DataFrame:
         if not {"x_px", "y_px"} <= set(cells.columns):
             have = ", ".join(map(str, cells.columns))
             raise ScoreError(f"{path.name} needs x_um,y_um or x_px,y_px columns; it has {have}.")
-        cells["x_um"] = cells["x_px"] * mpp[0]
-        cells["y_um"] = cells["y_px"] * mpp[1]
+        cells["x_um"] = pd.to_numeric(cells["x_px"], errors="coerce") * mpp[0]
+        cells["y_um"] = pd.to_numeric(cells["y_px"], errors="coerce") * mpp[1]
+    for col in ("x_um", "y_um"):
+        values = pd.to_numeric(cells[col], errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(float))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ScoreError(f"{path.name}: {int(bad.sum())} cell(s) have no valid position; the first is data row "
+                             f"{row + 1} ({col} = {cells[col].iloc[row]!r}). Fix or remove those rows.")  # fmt: skip
+        cells[col] = values
     return cells
 
 
@@ -140,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     regions = RegionSet([r for i in imports for r in i.regions], bounds_um=bounds)
     scored = {RegionKind.TUMOUR, RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN}
     if not any(r.kind in scored for r in regions):
-        classes = sorted({str(r.extra.get("classification", {}).get("name", "(none)")) for r in regions})
+        classes = sorted({_class_name(r.extra.get("classification")) for r in regions})
         raise RegionError(
             f"{', '.join(p.name for p in args.regions)}: no tumour, CT or IM region "
             f"(classes found: {', '.join(classes)}). Name the tumour's class with --tumour-class NAME."

@@ -142,7 +142,7 @@ def analyse_slide(
             "region_sha256": None if region is None else hashlib.sha256(region.wkb).hexdigest(),
         },
     )
-    plan = _plan(selected, ckpt.done_rows())
+    plan = _plan(selected, ckpt.done_rows(raster_shape=(k_r, grid.shape[1] * k_r)))
     rows_total, cols_total = grid.shape
     class_map = np.zeros((rows_total * k_r, cols_total * k_r), dtype=np.uint8)
     tables: dict[int, pd.DataFrame] = {}  # block (tile row) -> its cells

@@ -106,7 +106,7 @@ def regions_from_geojson(
         otype = qp.object_type(feature)
         props = dict(feature.get("properties") or {})
         cls_name, _ = qp.classification(feature)
-        label = f"{source}: feature {i} ({props.get('name') or cls_name or 'unnamed'})"
+        label = qp.feature_label(feature, source, i)
         if otype != "annotation":
             continue
         try:
@@ -135,7 +135,7 @@ def regions_from_geojson(
         region = Region(
             kind=kind_for_class(cls_name, class_map),
             geometry=geom,
-            name=str(props.get("name") or ""),
+            name=props["name"] if isinstance(props.get("name"), str) else "",
             author=str(metadata.get("author", "")),
             extra=extra,
             **({"id": rid} if rid and rid not in seen_ids else {}),
@@ -170,8 +170,8 @@ def region_to_feature(region: Region, mpp: tuple[float, float]) -> dict[str, Any
     if region.name:
         props["name"] = region.name
     original = extra.get("classification")
-    original_name = original.get("name") if isinstance(original, Mapping) else None
-    if original is not None and kind_for_class(original_name) is region.kind:
+    original_name, _ = qp.classification({"properties": {"classification": original}})
+    if isinstance(original, Mapping) and kind_for_class(original_name) is region.kind:
         props["classification"] = original
     elif region.kind in KIND_QUPATH_CLASSES:
         name, colour = KIND_QUPATH_CLASSES[region.kind]
@@ -277,18 +277,23 @@ def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "Ge
         if qp.object_type(feature) not in ("detection", "cell"):
             continue
         g = feature.get("geometry")
-        if isinstance(g, Mapping) and g.get("type") == "Point":  # fast path: most detections are points
-            cx, cy = (float(v) for v in g["coordinates"][:2])
+        point = g.get("coordinates") if isinstance(g, Mapping) and g.get("type") == "Point" else None
+        if isinstance(point, list) and len(point) >= 2 and all(_is_number(v) for v in point[:2]):
+            cx, cy = float(point[0]), float(point[1])  # fast path: most detections are points
         else:
-            geom = qp.geometry_px_to_um(g, (1.0, 1.0), f"{source}: feature {i}")
+            geom = qp.geometry_px_to_um(g, (1.0, 1.0), qp.feature_label(feature, source, i))
             if geom.is_empty:
                 continue
             cx, cy = geom.centroid.x, geom.centroid.y
+        if not (np.isfinite(cx) and np.isfinite(cy)):
+            raise RegionError(f"{qp.feature_label(feature, source, i)}: its position is not a finite number.")
         name, _ = qp.classification(feature)
         meas = (feature.get("properties") or {}).get("measurements") or {}
         if isinstance(meas, list):  # QuPath <= 0.3: [{"name": ..., "value": ...}]
-            meas = {m.get("name"): m.get("value") for m in meas if isinstance(m, Mapping)}
-        rows.append((cx, cy, name or "", meas.get("probability", np.nan), meas.get("area_um2", np.nan)))
+            meas = {m.get("name"): m.get("value") for m in meas if isinstance(m, Mapping) and _hashable(m.get("name"))}
+        if not isinstance(meas, Mapping):
+            meas = {}
+        rows.append((cx, cy, name or "", _number(meas.get("probability")), _number(meas.get("area_um2"))))
     df = pd.DataFrame(rows, columns=["x_px", "y_px", "class_name", "probability", "area_um2"])
     df = df.astype({"x_px": float, "y_px": float, "probability": float, "area_um2": float})
     df.insert(2, "x_um", df["x_px"] * mpp[0])
@@ -296,6 +301,24 @@ def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "Ge
     index = {n: i for i, n in enumerate(CLASS_NAMES)}
     df.insert(5, "class_id", df["class_name"].map(index).fillna(-1).astype(int))
     return df
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int | float | None)
+
+
+def _number(value: Any) -> float:
+    """A measurement as float; NaN when absent or not a finite-sized number."""
+    if not _is_number(value):
+        return float("nan")
+    try:
+        return float(value)
+    except OverflowError:  # an int with hundreds of digits
+        return float("nan")
 
 
 def read_cells_geojson(path: str | Path, mpp: tuple[float, float]) -> pd.DataFrame:

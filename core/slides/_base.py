@@ -14,6 +14,7 @@ threads at once; backends make their file access thread-safe.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -25,10 +26,37 @@ from core.errors import ChannelNotFoundError, SlideError, UncalibratedError
 from core.slides._resample import input_span, resample
 from core.slides.channels import find_channel
 
-__all__ = ["Slide", "SlideBackend", "ChannelSpec"]
+__all__ = ["Slide", "SlideBackend", "ChannelSpec", "THUMBNAIL_BLOCK_BYTES"]
+
+#: Most bytes of slide pixels :meth:`Slide.thumbnail` holds at once (plus a float32 copy of them).
+THUMBNAIL_BLOCK_BYTES = 64 * 2**20
 
 ChannelSpec = int | str | Sequence[int | str] | None
 """Channels to read: None (all), one index/name/role, or a sequence of them."""
+
+
+_INTERNALS = (
+    re.compile(r"\s*Invoked with:.*", re.S),  # pybind11 repeats the arguments, object reprs and all
+    re.compile(r"<[A-Za-z_][\w.]*(?:\s[^<>]*)?>\s*"),  # <Foo object at 0x..>, <tifffile.TiffTag 262 @58>
+    re.compile(r"\s+"),
+)
+
+
+def plain_reason(exc: BaseException, limit: int = 160) -> str:
+    """A library exception's text fit for a lab user: no object reprs or pybind11 argument dumps.
+
+    Keeps the first line of the message (libraries put their stack and argument dumps after it),
+    cut to ``limit`` characters; the exception type's name when nothing readable is left.
+    """
+    text = str(exc).strip().split("\n")[0]
+    if "incompatible function arguments" in text:  # pybind11: a number beyond the library's int range
+        return "the reading library refused a position or size outside its range"
+    text = _INTERNALS[0].sub("", text)
+    text = _INTERNALS[1].sub("…", text)
+    text = _INTERNALS[2].sub(" ", text).strip(" :;,")
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SlideBackend(Protocol):
@@ -194,7 +222,7 @@ class Slide:
         except Exception as exc:  # decoder and I/O errors of any library: the file is damaged
             raise SlideError(
                 self.path,
-                f"reading pixels ({w}x{h} at x={x}, y={y} of level {level}) failed: {exc}. "
+                f"reading pixels ({w}x{h} at x={x}, y={y} of level {level}) failed ({plain_reason(exc)}). "
                 "The file is damaged or incomplete; copy or export it again.",
             ) from exc
 
@@ -228,23 +256,60 @@ class Slide:
         return resample(block, (ax - ix0, ay - iy0), (kx, ky), (w, h))
 
     def thumbnail(self, max_size: int = 1024, channels: ChannelSpec = None) -> np.ndarray:
-        """The whole slide as (C, h, w) in the slide's dtype, its longer side at most ``max_size``."""
+        """The whole slide as (C, h, w) in the slide's dtype, its longer side at most ``max_size``.
+
+        Reads the smallest level whose longer side is still at least ``max_size``. When that level
+        is larger than :data:`THUMBNAIL_BLOCK_BYTES` (a slide without a pyramid), it is read in
+        blocks of at most that size, each reduced to its output pixels (the mean of f x f pixels,
+        f the integer reduction factor) before the next is read: memory stays bounded whatever
+        the slide's size, and time grows with the pixels of the level.
+        """
         chans = self._channel_list(channels)
+        if max_size < 1:
+            raise ValueError(f"max_size must be at least 1 pixel, got {max_size}")
         level = 0
         for i, (lw, lh) in enumerate(self._backend.level_dimensions):
             if max(lw, lh) >= max_size:
                 level = i
         lw, lh = self._backend.level_dimensions[level]
-        block = self._read_level(level, 0, 0, lw, lh, chans)
         if max(lw, lh) <= max_size:
-            return block
+            return self._read_level(level, 0, 0, lw, lh, chans)
+        px_bytes = len(chans) * self._dtype.itemsize
+        if lw * lh * px_bytes > THUMBNAIL_BLOCK_BYTES:
+            return self._blocked_thumbnail(level, math.ceil(max(lw, lh) / max_size), chans)
         scale = max_size / max(lw, lh)
         w, h = max(1, round(lw * scale)), max(1, round(lh * scale))
+        block = self._read_level(level, 0, 0, lw, lh, chans)
         out = resample(block, (0.0, 0.0), (lw / w, lh / h), (w, h))
+        return self._to_dtype(out)
+
+    def _blocked_thumbnail(self, level: int, f: int, chans: list[int]) -> np.ndarray:
+        """Means of f x f pixels of ``level``, read in blocks of at most THUMBNAIL_BLOCK_BYTES."""
+        lw, lh = self._backend.level_dimensions[level]
+        w, h = math.ceil(lw / f), math.ceil(lh / f)
+        px_bytes = len(chans) * self._dtype.itemsize
+        # whole output rows per block when they fit (a strip-stored file decodes each strip once)
+        rows = max(1, THUMBNAIL_BLOCK_BYTES // (f * f * w * px_bytes))
+        cols = w if rows > 1 else max(1, THUMBNAIL_BLOCK_BYTES // (f * f * px_bytes))
+        out = np.empty((len(chans), h, w), dtype=np.float64)
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            for c0 in range(0, w, cols):
+                c1 = min(w, c0 + cols)
+                block = self._read_level(level, c0 * f, r0 * f, (c1 - c0) * f, (r1 - r0) * f, chans)
+                sums = block.reshape(len(chans), r1 - r0, f, c1 - c0, f).sum(axis=(2, 4), dtype=np.float64)
+                out[:, r0:r1, c0:c1] = sums
+        # the last row and column of blocks overhang the level (zero-filled): divide by real pixels
+        ny = np.minimum(f, lh - f * np.arange(h))
+        nx = np.minimum(f, lw - f * np.arange(w))
+        out /= ny[:, None] * nx[None, :]
+        return self._to_dtype(out)
+
+    def _to_dtype(self, values: np.ndarray) -> np.ndarray:
         if np.issubdtype(self._dtype, np.integer):
             info = np.iinfo(self._dtype)
-            out = np.clip(np.rint(out), info.min, info.max)
-        return out.astype(self._dtype)
+            values = np.clip(np.rint(values), info.min, info.max)
+        return values.astype(self._dtype)
 
     # --- lifetime -------------------------------------------------------------------------------
     def _check_open(self) -> None:

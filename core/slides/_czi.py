@@ -35,6 +35,8 @@ import numpy as np
 from pylibCZIrw import czi as pyczi
 
 from core.errors import SlideOpenError
+from core.slides._base import plain_reason
+from core.slides._cziscan import CziLayout, check_czi_structure
 from core.slides._tiffmeta import plausible_mpp
 from core.slides.channels import placeholder_names
 
@@ -62,8 +64,10 @@ class CziBackend:
     """Reads in-bounds rectangles of a virtual pyramid level from a CZI file."""
 
     def __init__(self, path: Path, reader: pyczi.CziReader, origin: tuple[int, int], size: tuple[int, int],
-                 rgb: bool, dtype: np.dtype) -> None:  # fmt: skip
-        """``origin``/``size``: the plane's bounding rectangle in CZI pixels; ``rgb``: one BGR plane."""
+                 rgb: bool, dtype: np.dtype, layout: CziLayout) -> None:  # fmt: skip
+        """``origin``/``size``: the plane's bounding rectangle in CZI pixels; ``rgb``: one BGR plane;
+        ``layout``: sub-blocks whose headers are checked before libCZI reads them."""
+        self._layout = layout
         self._path = str(path)
         self._dtype = dtype
         self._origin = origin
@@ -104,6 +108,7 @@ class CziBackend:
         ds = int(self.level_downsamples[level])
         ox, oy = self._origin
         roi = (ox + x * ds, oy + y * ds, w * ds, h * ds)
+        self._layout.check_region(*roi)  # a damaged sub-block header must not reach libCZI (segfault)
         zoom = 1.0 if ds <= _MAX_AVERAGED_DOWNSAMPLE else 1.0 / ds
         planes = [0] if self._rgb else channels
         stack = np.concatenate([self._plane(reader, c, roi, zoom) for c in planes], axis=0)
@@ -158,25 +163,30 @@ def _mpp(meta: dict[str, Any]) -> tuple[float, float] | None:
 
 
 def open_czi(path: Path) -> tuple[CziBackend, CziInfo]:
-    """Open a CZI slide. Raises :class:`SlideOpenError` with the reason."""
+    """Open a CZI slide. Raises :class:`SlideOpenError` with the reason.
+
+    The structure is checked in pure Python first (:mod:`._cziscan`): libCZI crashes the process,
+    rather than raising, on some damaged files.
+    """
+    layout = check_czi_structure(path)
     try:
         reader = pyczi.CziReader(str(path), cache_options=_CACHE)
     except Exception as exc:  # libCZI raises RuntimeError for damaged headers or directories
-        raise SlideOpenError(path, f"the CZI file is damaged or incomplete and could not be read ({exc}). "
+        raise SlideOpenError(path, f"the CZI file is damaged or incomplete and could not be read ({plain_reason(exc)}). "
                              "Copy it again or re-export it from ZEN.") from exc  # fmt: skip
     try:
-        backend, info = _inspect(path, reader)
+        backend, info = _inspect(path, reader, layout)
     except SlideOpenError:
         reader.close()
         raise
     except Exception as exc:
         reader.close()
-        raise SlideOpenError(path, f"the CZI file could not be read ({exc}); it may be damaged. "
+        raise SlideOpenError(path, f"the CZI file could not be read ({plain_reason(exc)}); it may be damaged. "
                              "Copy it again or re-export it from ZEN.") from exc  # fmt: skip
     return backend, info
 
 
-def _inspect(path: Path, reader: pyczi.CziReader) -> tuple[CziBackend, CziInfo]:
+def _inspect(path: Path, reader: pyczi.CziReader, layout: CziLayout) -> tuple[CziBackend, CziInfo]:
     box = reader.total_bounding_box
     extra = [f"{k}={hi - lo}" for k, (lo, hi) in box.items() if k not in ("X", "Y", "C") and hi - lo > 1]
     if extra:
@@ -200,5 +210,5 @@ def _inspect(path: Path, reader: pyczi.CziReader) -> tuple[CziBackend, CziInfo]:
     meta = reader.metadata
     n = 3 if rgb else n_planes
     names = ["R", "G", "B"] if rgb else (_channel_names(meta, n) or placeholder_names(n))
-    backend = CziBackend(path, reader, (rect.x, rect.y), (rect.w, rect.h), rgb, dtype)
+    backend = CziBackend(path, reader, (rect.x, rect.y), (rect.w, rect.h), rgb, dtype, layout)
     return backend, CziInfo(names, dtype, _mpp(meta))

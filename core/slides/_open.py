@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def open_slide(
                              "renamed, or is its drive disconnected?")  # fmt: skip
     if p.is_dir():
         raise SlideOpenError(p, f"{p} is a folder, not a slide file. Choose the slide file inside it.")
+    try:  # a named pipe or device "called .tif" would block the first read forever
+        regular = stat.S_ISREG(p.stat().st_mode)
+    except OSError as exc:
+        raise SlideOpenError(p, f"the file cannot be read ({exc.strerror}). Check that you may read "
+                             "it and that its drive is connected.") from exc  # fmt: skip
+    if not regular:
+        raise SlideOpenError(p, f"{p} is not a regular file (it is a pipe, socket or device). "
+                             "Choose the slide file itself.")  # fmt: skip
     try:
         with p.open("rb") as fh:
             head = fh.read(16)

@@ -25,6 +25,7 @@ import tiffslide
 import zarr
 
 from core.errors import SlideOpenError
+from core.slides._base import plain_reason
 from core.slides._tiffmeta import (
     imagej_channel_names,
     imagej_mpp,
@@ -124,6 +125,9 @@ def _check_series(path: Path, tif: tifffile.TiffFile) -> tifffile.TiffPageSeries
             path, f"the image is empty (shape {tuple(series.shape)} with axes {series.axes}); "
             "there are no pixels to analyse. Export the slide again."
         )  # fmt: skip
+    if not series.axes:
+        raise SlideOpenError(path, "the image has no recognisable axes (no width and height); the file "
+                             "is damaged or not a slide. Export the slide again.")  # fmt: skip
     if series.axes not in _SUPPORTED_AXES:
         extra = [f"{a}={n} ({_AXIS_NAMES.get(a, a)})" for a, n in zip(series.axes, series.shape, strict=True)
                  if a not in "YXCS"]  # fmt: skip
@@ -141,20 +145,69 @@ def _check_series(path: Path, tif: tifffile.TiffFile) -> tifffile.TiffPageSeries
     return series
 
 
+#: Largest decoded tile or strip we accept: every read decodes whole tiles or strips, so one this
+#: big would cost this much memory for even a 1-pixel read.
+MAX_CHUNK_BYTES = 512 * 2**20
+#: Largest ratio of pixel bytes to stored bytes believed for an image above 1 GiB. Real slides
+#: compress 2-50x (an empty flat slide, ~1000x); a header edited to claim 100x the pixels does not.
+MAX_COMPRESSION_RATIO = 10_000
+
+
+def _damaged(path: Path, what: str) -> SlideOpenError:
+    return SlideOpenError(path, f"the file is damaged: {what}. Copy or export it again.")
+
+
+def _check_page(path: Path, frame: tifffile.TiffPage | tifffile.TiffFrame, size: int) -> None:
+    """Cheap checks of one page's tile/strip table against its header and the file size."""
+    offsets, counts = frame.dataoffsets, frame.databytecounts
+    page = frame.keyframe  # a TiffFrame shares its header fields with its key page
+    expected = int(np.prod(page.chunked)) if page.chunked else len(offsets)
+    if len(offsets) != expected or len(counts) != len(offsets):
+        raise _damaged(path, f"an image of {page.imagewidth}x{page.imagelength} pixels needs {expected} "
+                       f"tiles or strips but its table lists {len(offsets)}")  # fmt: skip
+    ends = [o + n for o, n in zip(offsets, counts, strict=False) if n]
+    if ends and max(ends) > size:
+        raise SlideOpenError(
+            path, f"the file is truncated: it is {size:,} bytes but its image data runs to "
+            f"{max(ends):,} bytes. The copy or export was cut short; copy it again."
+        )  # fmt: skip
+    ranges = sorted({(int(o), int(n)) for o, n in zip(offsets, counts, strict=False) if n})
+    if ranges and ranges[0][0] < 8:
+        raise _damaged(path, "its tile/strip table points into the file header (offset 0)")
+    for (o1, n1), (o2, _) in zip(ranges, ranges[1:], strict=False):
+        if o2 < o1 + n1:  # identical entries may be a writer's shared blank tile; overlaps never are
+            raise _damaged(path, f"two tiles or strips overlap (bytes {o1:,} and {o2:,}); the tile table is corrupt")
+    chunk = int(np.prod(page.chunks)) * page.dtype.itemsize if page.dtype is not None else 0
+    if page.planarconfig == 1 and len(page.chunks) < 3:
+        chunk *= page.samplesperpixel
+    if chunk > MAX_CHUNK_BYTES:
+        raise SlideOpenError(
+            path, f"the image is stored in pieces of {chunk / 2**20:,.0f} MB each ({page.imagewidth}x"
+            f"{page.imagelength} pixels in {len(offsets)} strips); reading any part would decode a whole "
+            "piece. Convert it to a tiled (pyramidal) OME-TIFF, e.g. with QuPath or bfconvert."
+        )  # fmt: skip
+    pixel_bytes = page.imagewidth * page.imagelength * page.samplesperpixel * (page.dtype.itemsize if page.dtype else 1)
+    stored = sum(int(n) for n in counts)
+    compressed = page.compression != 1
+    if (not compressed and stored < pixel_bytes // 2) or (
+        compressed and pixel_bytes > 2**30 and pixel_bytes > MAX_COMPRESSION_RATIO * max(stored, 1)
+    ):
+        raise SlideOpenError(
+            path, f"its header claims {page.imagewidth:,}x{page.imagelength:,} pixels ({pixel_bytes / 2**20:,.0f} MB) "
+            f"but the file holds only {stored / 2**20:,.1f} MB of image data; the header is damaged. "
+            "Copy or export it again."
+        )  # fmt: skip
+
+
 def _check_complete(path: Path, tif: tifffile.TiffFile, series: tifffile.TiffPageSeries) -> None:
-    """Raise if any tile or strip of any level lies beyond the end of the file (a cut copy)."""
+    """Raise if any level's tile table is implausible: cut short, corrupt, or a header that lies."""
     size = tif.filehandle.size
     for level in series.levels:
         for page in level.pages:
             if page is None:
                 raise SlideOpenError(path, "a page of the image is missing; the file is incomplete. "
                                      "Copy or export it again.")  # fmt: skip
-            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False) if n]
-            if ends and max(ends) > size:
-                raise SlideOpenError(
-                    path, f"the file is truncated: it is {size:,} bytes but its image data runs to "
-                    f"{max(ends):,} bytes. The copy or export was cut short; copy it again."
-                )  # fmt: skip
+            _check_page(path, page, size)
 
 
 def _format(tif: tifffile.TiffFile) -> str:
@@ -174,7 +227,7 @@ def open_tiff(path: Path) -> tuple[TiffBackend, TiffInfo]:
             ts = tiffslide.TiffSlide(path)
         except Exception as exc:  # TiffFileError, struct.error, ValueError... from a damaged header
             raise SlideOpenError(
-                path, f"the file looks like a TIFF but its structure is damaged ({exc}). "
+                path, f"the file looks like a TIFF but its structure is damaged ({plain_reason(exc)}). "
                 "It may be truncated or corrupt; copy or export it again."
             ) from exc  # fmt: skip
         try:
@@ -183,20 +236,20 @@ def open_tiff(path: Path) -> tuple[TiffBackend, TiffInfo]:
             ts.close()
             if problems.messages:  # the real cause: a broken IFD that tifffile skipped
                 raise SlideOpenError(
-                    path, f"the file is damaged or truncated ({problems.messages[0]}). "
+                    path, f"the file is damaged or truncated ({plain_reason(Exception(problems.messages[0]))}). "
                     "The copy or export is incomplete or corrupt; copy or export it again."
                 ) from exc  # fmt: skip
             if isinstance(exc, SlideOpenError):
                 raise
             raise SlideOpenError(
-                path, f"the TIFF structure is damaged or unusual and could not be read ({exc}). "
+                path, f"the TIFF structure is damaged or unusual and could not be read ({plain_reason(exc)}). "
                 "Copy or export it again, or convert it to OME-TIFF."
             ) from exc  # fmt: skip
         broken = [m for m in problems.messages if "invalid data type" not in m.lower()]
         if broken:  # opened, but part of the structure (e.g. the OME description) is lost
             ts.close()
             raise SlideOpenError(
-                path, f"the file is damaged or truncated ({broken[0]}). The copy or export is "
+                path, f"the file is damaged or truncated ({plain_reason(Exception(broken[0]))}). The copy or export is "
                 "incomplete or corrupt; copy or export it again."
             )  # fmt: skip
     return backend, info
@@ -218,4 +271,13 @@ def _inspect(path: Path, ts: tiffslide.TiffSlide) -> tuple[TiffBackend, TiffInfo
         or imagej_mpp(tif)
     )
     info = TiffInfo(_format(tif), names or placeholder_names(n), np.dtype(series.dtype), mpp)
-    return TiffBackend(ts, axes), info
+    backend = TiffBackend(ts, axes)
+    for level, (w, h) in enumerate(backend.level_dimensions):  # decode one tile per level: a header
+        try:  # that lies about the size (e.g. an edited ImageWidth) fails here, not in the app later
+            backend.read(level, w - 1, h - 1, 1, 1, [0])
+        except Exception as exc:
+            raise SlideOpenError(
+                path, f"the image data of level {level} does not match its header ({plain_reason(exc)}); "
+                "the file is damaged. Copy or export it again."
+            ) from exc  # fmt: skip
+    return backend, info

@@ -144,7 +144,7 @@ def test_skips_points_lines_and_invalid_with_warnings() -> None:
         ("{not json", "bad.geojson: not valid JSON"),
         ('{"type": "Topology"}', "expected a GeoJSON FeatureCollection"),
         ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null}]}', "no region"),
-        ("[1, 2]", "item 1 is not a GeoJSON Feature"),
+        ("[1, 2]", "feature 1 is not a GeoJSON Feature"),
     ],
 )
 def test_bad_files_raise_region_error(tmp_path: Path, content: str, match: str) -> None:

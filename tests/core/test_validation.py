@@ -7,7 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.validation import CaseValidation, ValidationOptions, format_table, split_and_merged, summarise, validate_case
+from core.validation import (
+    CaseValidation,
+    ValidationOptions,
+    format_table,
+    split_and_merged,
+    summarise,
+    validate_case,
+)
 
 
 def test_split_and_merged_counts_what_happened_to_true_lymphocytes() -> None:
