@@ -100,7 +100,7 @@ def test_score_cli_reads_a_bare_class_name_and_explains_a_missing_tumour(tmp_pat
 
     def run(regions: Path) -> int:
         args = parser.parse_args(["score", "--cells", str(cells), "--regions", str(regions), "--mpp", "0.5",
-                                  "--im-width", "100", "--out", str(tmp_path / "scores.json")])
+                                  "--im-width", "100", "--reference", "demo", "--out", str(tmp_path / "scores.json")])
         return args.func(args)
 
     with pytest.raises(RegionError, match=r"classes found: Stroma"):
