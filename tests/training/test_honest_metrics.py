@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.models import load_card
 from core.progress import run_to_completion
 from core.slides import open_slide
 from training.config import LabelConfig
@@ -18,6 +19,7 @@ from training.errors import DatasetError
 from training.evaluate import cell_rows
 from training.labeller import label_slide
 from training.metrics import CellRecords, bootstrap_ci
+from training.retrain import main as retrain_main
 from training.patches import PatchParams, owned_bounds, slide_patches, tile_coords, tile_patches
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -104,8 +106,8 @@ def test_overlapping_patches_own_each_cell_once(train_phantom: Path, tmp_path: P
 
 
 @pytest.fixture(scope="module")
-def tiles_of_one_slide(train_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> PatchSet:
-    """Four 256² TileExporter tiles of one slide (all named 'Lung 1 [...]'), cut into 64² patches."""
+def tile_folder(train_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four 256² TileExporter tiles of one slide, all named 'Lung 1 [x=..,y=..,w=256,h=256]'."""
     folder = tmp_path_factory.mktemp("tiles") / "export"
     folder.mkdir()
     import tifffile
@@ -119,8 +121,14 @@ def tiles_of_one_slide(train_phantom: Path, tmp_path_factory: pytest.TempPathFac
                              resolution=(1 / 0.227, 1 / 0.227))
             Image.fromarray(np.asarray(result.mask[y : y + 256, x : x + 256]).astype(np.uint8)).save(
                 folder / f"{stem}-labelled.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiles_of_one_slide(tile_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> PatchSet:
+    """The four tiles cut into 64² patches overlapping by half."""
     cache = tmp_path_factory.mktemp("tile-cache")
-    entry = run_to_completion(tile_patches(folder, LabelConfig(), PatchParams(size=64, overlap=0.5), cache))
+    entry = run_to_completion(tile_patches(tile_folder, LabelConfig(), PatchParams(size=64, overlap=0.5), cache))
     return PatchSet([entry])
 
 
@@ -165,3 +173,27 @@ def test_region_and_block_holdouts_never_share_pixels_with_training(train_phanto
     assert not overlap(b["train"], b["test"]) and not overlap(b["train"], b["val"])
     with pytest.raises(DatasetError, match="SLIDE:x0,y0,x1,y1"):
         Region.parse("a:0,0,10")
+
+
+def test_retrain_holds_out_tiles_without_renaming_and_records_its_choices(
+    tile_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny: list[str],
+) -> None:
+    out = tmp_path / "run"
+    assert retrain_main(["--tiles", str(tile_folder), "--out", str(out), "--cache", str(tmp_path / "c"), *tiny,
+                         "--holdout-tiles", "Lung 1 [x=512,y=512,*", "--split-by", "tile", "--epochs", "2",
+                         "--patches-per-epoch", "8", "--patience", "1", "--bootstrap", "200"]) == 0
+    text = capsys.readouterr().out
+    assert "Model pixel size 0.227 µm: the training data's own pixel size" in text
+    assert "95% bootstrap interval" in text
+    card = load_card(out)
+    t = card.training
+    assert t["split"]["test"]["tiles"] == ["Lung 1 [x=512,y=512,w=256,h=256]"]
+    assert "Lung 1 [x=512,y=512,w=256,h=256]" not in t["split"]["train"]["tiles"]
+    assert t["pixel_size"]["model_mpp"] == pytest.approx(0.227) and card.mpp == pytest.approx(0.227)
+    assert t["balance"]["mode"] == "sampling" and t["early_stopping"]["patience"] == 1
+    stats = card.data_statistics
+    assert stats is not None and stats["images"] > 0 and stats["source_mpp"] == pytest.approx(0.227)
+    ci = card.metrics["centroid_ci"]["hard"]["average"]
+    f1 = np.mean([card.metrics["centroid"]["hard"][c]["f1"] for c in ("CD8_CD3LO", "CD3", "CD20", "CD8_CD3HI")])
+    assert ci[0] <= f1 + 1e-9 and f1 - 1e-9 <= ci[1]
+    assert card.metrics["centroid"]["count"] > 0 and "Lung 1" in card.metrics["per_slide"]
