@@ -193,14 +193,14 @@ def init_distributed(device: str) -> DistInfo:
 
 
 def _is_synthetic(paths: list[Path]) -> bool:
-    """A phantom writes phantom.json with "synthetic": true beside its slides."""
+    """A phantom writes phantom.json with "synthetic": true beside its slides (or its tile export folders)."""
     for p in paths:
-        meta = p.parent / "phantom.json"
-        try:
-            if meta.is_file() and json.loads(meta.read_text()).get("synthetic"):
-                return True
-        except (OSError, ValueError):
-            continue
+        for meta in (p.parent / "phantom.json", p / "phantom.json"):
+            try:
+                if meta.is_file() and json.loads(meta.read_text()).get("synthetic"):
+                    return True
+            except (OSError, ValueError):
+                continue
     return False
 
 

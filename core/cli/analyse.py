@@ -114,7 +114,12 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint_dir or (args.out / ".checkpoint")
     with open_slide(args.slide, mpp=tuple(args.mpp) if args.mpp else None) as slide:
         mpp = slide.require_mpp()
-        warnings = [] if args.no_domain_check else check_slide(slide, model.card, channel=params.channel or "hoechst")
+        warnings: list[str] = []
+        if not args.no_domain_check:
+            try:
+                warnings = check_slide(slide, model.card, channel=params.channel if params.channel is not None else "hoechst")
+            except CoreError as err:  # the analysis itself will say what is wrong with the slide, if anything
+                warnings = [f"The slide could not be compared with the model's training data: {err}"]
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
         regions = None
