@@ -14,13 +14,21 @@ from core.models import load_card
 from core.progress import run_to_completion
 from core.slides import open_slide
 from training.config import LabelConfig
-from training.dataset import PatchSet, Region, SplitSpec, balanced_weights, class_weights, make_splits
+from training.dataset import (
+    EpochSampler,
+    PatchSet,
+    Region,
+    SplitSpec,
+    balanced_weights,
+    class_weights,
+    make_splits,
+)
 from training.errors import DatasetError
 from training.evaluate import cell_rows
 from training.labeller import label_slide
 from training.metrics import CellRecords, bootstrap_ci
-from training.retrain import main as retrain_main
 from training.patches import PatchParams, owned_bounds, slide_patches, tile_coords, tile_patches
+from training.retrain import main as retrain_main
 
 # ---------------------------------------------------------------------------------------------- metrics
 
@@ -82,6 +90,21 @@ def test_balancing_favours_rare_classes() -> None:
     assert w[-1] == pytest.approx(1.0) and w[0] == pytest.approx(1 / 9)
     cw = class_weights(pixels)
     assert cw[4] > cw[1] > cw[0] and cw[2] == 1.0
+
+
+def test_weighted_sampler_is_seeded_split_between_ranks_and_favours_heavy_patches() -> None:
+    w = np.ones(20)
+    w[7] = 20.0
+    ranks = [EpochSampler(20, seed=2, rank=r, world=2, per_epoch=40, weights=w) for r in (0, 1)]
+    for s in ranks:
+        s.set_epoch(3)
+    draws = [[i // 8 for i in s] for s in ranks]
+    assert len(draws[0]) == len(draws[1]) == 20
+    again = EpochSampler(20, seed=2, rank=0, world=2, per_epoch=40, weights=w)
+    again.set_epoch(3)
+    assert [i // 8 for i in again] == draws[0]
+    both = draws[0] + draws[1]
+    assert both.count(7) > 10  # half the weight: about 20 of 40 draws
 
 
 # ---------------------------------------------------------------------------------- cells counted once
