@@ -18,7 +18,7 @@ import fnmatch
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -129,12 +129,6 @@ class SplitSpec:
     by: str = "patch"
     block_um: float = 500.0
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    extra: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def named(self) -> bool:
-        return bool(self.holdout_slides or self.val_slides or self.holdout_tiles or self.val_tiles
-                     or self.holdout_regions or self.val_regions)
 
     def describe(self) -> str:
         parts = []
