@@ -63,6 +63,7 @@ def main() -> int:
     p.add_argument("--balance", default="sampling")
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=200, help="cap, so that runs under different load compare")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     side = args.tile * 6
@@ -81,7 +82,7 @@ def main() -> int:
         "--tiles", str(folder), "--out", str(out), "--force", "--cache", str(args.work / "cache"),
         "--holdout-tiles", *held, "--split-by", "tile", "--encoder", "resnet18", "--patch-size", str(args.patch_size),
         "--overlap", "0.5", "--batch-size", "8", "--workers", "0", "--threads", str(args.threads),
-        "--precision", "fp32", "--epochs", "200", "--patches-per-epoch", "96", "--time-limit", str(args.minutes),
+        "--precision", "fp32", "--epochs", str(args.epochs), "--patches-per-epoch", "96", "--time-limit", str(args.minutes),
         "--balance", args.balance, "--patience", "8",
     ])
     if code:
