@@ -60,7 +60,7 @@ def main() -> int:
     p.add_argument("--mpp", type=float, default=1.0, help="phantom pixel size (default 1.0, as the lab's export)")
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--minutes", type=float, default=8.0)
-    p.add_argument("--balance", default="sampling")
+    p.add_argument("--balance", default="both")
     p.add_argument("--patch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=200, help="cap, so that runs under different load compare")

@@ -116,9 +116,10 @@ log.csv/json, checkpoint/, cache/).""",
     t.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     t.add_argument("--weight-decay", type=float, default=1e-2, help="AdamW weight decay (default 0.01)")
     t.add_argument("--loss", choices=("ce", "focal"), default="ce", help="pixel cross-entropy (default) or focal loss (gamma 2)")
-    t.add_argument("--balance", choices=BALANCE, default="sampling",
-                   help="against class imbalance: draw patches with rare classes more often (sampling, default), "
-                   "weight the loss per class (loss), both, or none (the paper's plain loss)")
+    t.add_argument("--balance", choices=BALANCE, default="both",
+                   help="against class imbalance: draw patches with rare classes more often (sampling), weight "
+                   "the loss per class (loss), both (default: best measured on a small phantom tile set, see "
+                   "training/README.md), or none (the paper's plain loss, which had ~6000 patches)")
     t.add_argument("--patience", type=int, default=15,
                    help="stop after this many epochs without a better validation F1 (default 15; 0: never)")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, order and augmentation")

@@ -213,7 +213,7 @@ def test_retrain_holds_out_tiles_without_renaming_and_records_its_choices(
     assert t["split"]["test"]["tiles"] == ["Lung 1 [x=512,y=512,w=256,h=256]"]
     assert "Lung 1 [x=512,y=512,w=256,h=256]" not in t["split"]["train"]["tiles"]
     assert t["pixel_size"]["model_mpp"] == pytest.approx(0.227) and card.mpp == pytest.approx(0.227)
-    assert t["balance"]["mode"] == "sampling" and t["early_stopping"]["patience"] == 1
+    assert t["balance"]["mode"] == "both" and t["early_stopping"]["patience"] == 1
     stats = card.data_statistics
     assert stats is not None and stats["images"] > 0 and stats["source_mpp"] == pytest.approx(0.227)
     ci = card.metrics["centroid_ci"]["hard"]["average"]
