@@ -29,6 +29,8 @@ INTENSITY_FACTOR = 3.0
 AREA_FACTOR = 1.5
 CONTRAST_FACTOR = 0.8
 MPP_FACTOR = 1.5
+#: Below this contrast (robust background SDs) an image's Otsu split is noise, not nuclei.
+MIN_CONTRAST = 3.0
 
 
 def image_stats(image: np.ndarray, mpp: float) -> dict[str, Any] | None:
@@ -36,6 +38,9 @@ def image_stats(image: np.ndarray, mpp: float) -> dict[str, Any] | None:
 
     ``contrast``: (median of nuclei − median of background) in robust background SDs (Otsu split
     of the lightly smoothed image); ``areas``: µm² of the separate blobs that are nucleus-sized.
+    An image whose split is mere noise (contrast below :data:`MIN_CONTRAST`: glass, whose Otsu
+    split gives about 2.2, or nuclei too faint to tell) counts as holding no nuclei, so that glass
+    in training patches or sample tiles never passes for tiny, faint nuclei.
     """
     a = np.asarray(image, dtype=np.float32)
     if a.ndim != 2 or a.size < 64 or float(a.max()) <= float(a.min()):
@@ -47,12 +52,15 @@ def image_stats(image: np.ndarray, mpp: float) -> dict[str, Any] | None:
     bg = a[~fg]
     bg_med = float(np.median(bg))
     bg_sd = max(1.4826 * float(np.median(np.abs(bg - bg_med))), float(np.std(bg)) * 0.1, 1e-6)
+    contrast = (float(np.median(a[fg])) - bg_med) / bg_sd
+    if contrast < MIN_CONTRAST:
+        return None
     labels, n = ndi.label(ndi.binary_opening(fg))
     areas = np.bincount(labels.ravel())[1:] * mpp * mpp if n else np.zeros(0)
     lo, hi = NUCLEUS_AREA_UM2
     return {
         "p1": float(np.percentile(a, 1)), "p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
-        "contrast": (float(np.median(a[fg])) - bg_med) / bg_sd,
+        "contrast": contrast,
         "areas": areas[(areas >= lo) & (areas <= hi)].tolist(),
     }
 

@@ -8,11 +8,12 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.cli import main as cli_main
 from core.models import load_card
-from core.models.domain import check_slide, sample_tiles, summarise
+from core.models.domain import check_slide, image_stats, sample_tiles, summarise
 from core.models.runtime import default_model_dir
 from core.phantom import PhantomParams, generate_phantom
 from core.progress import run_to_completion
@@ -67,3 +68,16 @@ def test_analyse_refuses_mpp_over_a_recorded_one_and_records_a_forced_override(
     summary = json.loads((out / "summary.json").read_text())
     assert any("synthetic" in w for w in summary["warnings"])
     assert summary["mpp_override"] == {"recorded": [pytest.approx(0.227)] * 2, "used": [0.227, 0.227], "forced": True}
+
+
+def test_glass_is_not_taken_for_faint_nuclei() -> None:
+    """Otsu splits pure noise in two; that split must not pass for nuclei (it once halved the nucleus size)."""
+    glass = np.random.default_rng(0).normal(210, 15, (128, 128)).astype(np.uint16)
+    assert image_stats(glass, 1.0) is None
+    tissue = glass.copy()
+    yy, xx = np.mgrid[:128, :128]
+    for cy, cx in [(30, 30), (30, 90), (90, 60)]:
+        tissue[(yy - cy) ** 2 + (xx - cx) ** 2 <= 16] += 800  # 7 µm nuclei at 1 µm/px
+    stats = image_stats(tissue, 1.0)
+    assert stats is not None and stats["contrast"] > 10 and len(stats["areas"]) == 3
+    assert all(40 <= a <= 60 for a in stats["areas"])
