@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     from core.slides import open_slide
 
     recorded = _recorded_mpp(args.slide) if args.mpp else None
-    if recorded is not None and not args.force_mpp:
+    same = recorded is not None and all(abs(g - r) <= 1e-3 * r for g, r in zip(args.mpp, recorded, strict=True))
+    if recorded is not None and not same and not args.force_mpp:
         raise CoreError(
             f"{args.slide.name} records its pixel size ({recorded[0]:.4g} x {recorded[1]:.4g} µm); --mpp "
             f"{args.mpp[0]:g} {args.mpp[1]:g} would replace it and change every size and density. Leave out --mpp, "
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         result.summary["warnings"] = warnings
         if args.mpp:
             result.summary["mpp_override"] = {"recorded": list(recorded) if recorded else None,
-                                              "used": list(args.mpp), "forced": bool(recorded and args.force_mpp)}
+                                              "used": list(args.mpp), "forced": bool(recorded and not same)}
         paths = write_analysis(result, args.out, mpp, model.card.class_colours)
     if args.checkpoint_dir is None:
         shutil.rmtree(checkpoint, ignore_errors=True)

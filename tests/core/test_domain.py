@@ -61,13 +61,13 @@ def test_analyse_refuses_mpp_over_a_recorded_one_and_records_a_forced_override(
     assert cli_main(["analyse", str(phantom), "--out", str(out), "--mpp", "0.3", "0.3"]) != 0
     err = capsys.readouterr().err
     assert "records its pixel size" in err and "--force-mpp" in err and not out.exists()
-    assert cli_main(["analyse", str(phantom), "--out", str(out), "--mpp", "0.227", "0.227", "--force-mpp",
+    assert cli_main(["analyse", str(phantom), "--out", str(out), "--mpp", "0.25", "0.25", "--force-mpp",
                      "--device", "cpu", "--precision", "fp32", "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "warning: The model 'hoechstscore-demo' was trained only on synthetic" in err
     summary = json.loads((out / "summary.json").read_text())
     assert any("synthetic" in w for w in summary["warnings"])
-    assert summary["mpp_override"] == {"recorded": [pytest.approx(0.227)] * 2, "used": [0.227, 0.227], "forced": True}
+    assert summary["mpp_override"] == {"recorded": [pytest.approx(0.227)] * 2, "used": [0.25, 0.25], "forced": True}
 
 
 def test_glass_is_not_taken_for_faint_nuclei() -> None:
