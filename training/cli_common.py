@@ -11,16 +11,20 @@ import dataclasses
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from core.cli._args import existing_dir, existing_file, non_negative_float, positive_float
 from core.errors import UncalibratedError
+from core.models.domain import summarise
 from core.progress import Progress
+from core.slides import open_slide
 from training.config import CHANNEL_ROLES, MARKER_ROLES, LabelConfig, load_config
 from training.errors import DatasetError
 from training.patches import CacheEntry, PatchParams, slide_patches, tile_patches, unique_names
+from training.tiles import find_tiles
 
 T = TypeVar("T")
 
@@ -107,3 +111,50 @@ def prepare_inputs(
     except UncalibratedError as err:
         raise with_mpp_hint(err) from None
     return entries
+
+
+def input_mpps(args: argparse.Namespace) -> dict[str, float]:
+    """Pixel size (µm) of each input: every slide, and the first tile of each tile folder."""
+    out: dict[str, float] = {}
+    override = (args.mpp, args.mpp) if getattr(args, "mpp", None) else None
+    try:
+        for path, name in zip(args.slides, unique_names(list(args.slides)), strict=True):
+            with open_slide(path, mpp=override) as slide:
+                out[name] = float(np.mean(slide.require_mpp()))
+        for folder in args.tiles:
+            with open_slide(find_tiles(folder)[0][0], mpp=override) as slide:
+                out[folder.name] = float(np.mean(slide.require_mpp()))
+    except UncalibratedError as err:
+        raise with_mpp_hint(err) from None
+    return out
+
+
+def choose_model_mpp(requested: float | None, inputs: dict[str, float]) -> tuple[float, str]:
+    """The model's pixel size and why: the given one, else the coarsest input's (nothing upsampled)."""
+    if requested is not None:
+        finest_up = [n for n, m in inputs.items() if m > requested * 1.01]
+        if finest_up:
+            worst = max(inputs[n] for n in finest_up)
+            return requested, (f"given by --model-mpp; input(s) {', '.join(finest_up)} are upsampled up to "
+                               f"{worst / requested:.1f}x, which invents detail the model will not see on real slides")
+        return requested, "given by --model-mpp"
+    if not inputs:
+        return 0.227, "default (no inputs)"
+    coarsest = max(inputs.values())
+    listing = ", ".join(f"{n} {m:.4g}" for n, m in inputs.items())
+    if len({round(m, 4) for m in inputs.values()}) == 1:
+        return coarsest, f"the training data's own pixel size ({listing} µm), so nothing is resampled"
+    return coarsest, (f"the coarsest input's ({listing} µm), so nothing is upsampled; finer inputs are "
+                      "downsampled to it. Give --model-mpp to choose another")
+
+
+def training_statistics(patches: Any, indices: np.ndarray, mpp: float, seed: int, n: int = 64) -> dict[str, Any]:
+    """:func:`core.models.domain.summarise` of up to ``n`` training patches (raw Hoechst, seeded sample)."""
+    idx = np.asarray(indices)
+    if len(idx) > n:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, size=n, replace=False))
+    images = []
+    for i in idx:
+        entry, local = patches.locate(int(i))
+        images.append(np.asarray(np.load(entry.path / "images.npy", mmap_mode="r")[local]))
+    return summarise(images, mpp)

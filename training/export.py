@@ -89,7 +89,8 @@ def export_model(
 
 
 def summary_metrics(evaluation: dict[str, Any], split: str) -> dict[str, Any]:
-    """The card's metrics: per-class soft/hard precision, recall, F1 per pixel and per centroid."""
+    """The card's metrics: per-class soft/hard precision, recall, F1 per pixel and per cell (centroid),
+    the per-cell bootstrap 95 % intervals, and each slide's per-cell macro F1 with its interval."""
     out: dict[str, Any] = {"split": split, "patches": evaluation["patches"]}
     for level in ("pixel", "centroid"):
         sc = evaluation[level]
@@ -98,4 +99,12 @@ def summary_metrics(evaluation: dict[str, Any], split: str) -> dict[str, Any]:
             for kind in ("soft", "hard")
         }
         out[level]["count"] = sc["count"]
+    if "centroid_ci" in evaluation:
+        out["centroid_ci"] = evaluation["centroid_ci"]
+    out["per_slide"] = {
+        s: {"cells": v["centroid"]["count"], "f1_hard": round(float(v["centroid"]["hard"]["average"]["f1"]), 4),
+            "f1_soft": round(float(v["centroid"]["soft"]["average"]["f1"]), 4),
+            **({"ci_hard": v["centroid_ci"]["hard"].get("average")} if "centroid_ci" in v else {})}
+        for s, v in evaluation.get("per_slide", {}).items()
+    }
     return out

@@ -8,6 +8,10 @@ Hard: the same with p replaced by the one-hot argmax, i.e. read off the confusio
 sums are kept (TP, Σp, class counts, confusion), so batches, DDP ranks and slides add up exactly.
 The average is the macro mean over the positive classes (the paper's "Avg."); "other" is listed
 but not averaged, as in the paper.
+
+Per cell, :class:`CellRecords` keeps one row per evaluated cell (true class, softmax at the cell,
+slide, tile) so that the same rows give the point estimate (through :class:`Counts`) and a
+seeded bootstrap 95 % interval (:func:`bootstrap_ci`), pooled and per slide.
 """
 
 from __future__ import annotations
@@ -85,6 +89,104 @@ class Counts:
         out["confusion"] = self.confusion.tolist()
         out["count"] = self.total
         return out
+
+
+class CellRecords:
+    """One row per evaluated cell: true class, class probabilities at the cell, slide and tile (group).
+
+    A lymphocyte class predicted on an 'other' nucleus, or a predicted cell where no nucleus is,
+    is a row with true class 0 ('other'): a false positive of the predicted class.
+    """
+
+    def __init__(self, n: int = len(CLASS_NAMES)) -> None:
+        self.n = n
+        self._true: list[np.ndarray] = []
+        self._probs: list[np.ndarray] = []
+        self._slide: list[np.ndarray] = []
+        self._group: list[np.ndarray] = []
+        self.slides: list[str] = []
+
+    def add(self, probs: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor, slide: str, group: int) -> None:
+        p = torch.as_tensor(probs).detach().to("cpu", torch.float64).numpy().reshape(-1, self.n)
+        if len(p) == 0:
+            return
+        if slide not in self.slides:
+            self.slides.append(slide)
+        self._true.append(torch.as_tensor(true).detach().cpu().numpy().astype(np.int64).reshape(-1))
+        self._probs.append(p)
+        self._slide.append(np.full(len(p), self.slides.index(slide), dtype=np.int32))
+        self._group.append(np.full(len(p), group, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(sum(len(t) for t in self._true))
+
+    def arrays(self, slide: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(true (M,), probs (M, C), group (M,)) of all rows, or of one slide's rows."""
+        if not self._true:
+            return np.zeros(0, np.int64), np.zeros((0, self.n)), np.zeros(0, np.int64)
+        true, probs = np.concatenate(self._true), np.concatenate(self._probs)
+        group, sl = np.concatenate(self._group), np.concatenate(self._slide)
+        if slide is not None:
+            keep = sl == (self.slides.index(slide) if slide in self.slides else -1)
+            true, probs, group = true[keep], probs[keep], group[keep]
+        return true, probs, group
+
+    def counts(self, slide: str | None = None) -> Counts:
+        true, probs, _ = self.arrays(slide)
+        c = Counts(self.n)
+        c.update(probs, true)
+        return c
+
+
+def _f1_table(tp: np.ndarray, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """F1 = 2TP / (predicted + true) per row and class; 0 where a class is neither predicted nor true."""
+    den = pred + true
+    return np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+
+
+def bootstrap_ci(
+    true: np.ndarray, probs: np.ndarray, group: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Percentile bootstrap interval of per-class and macro F1 (soft and hard), seeded.
+
+    ``group`` None resamples cells; otherwise whole groups (e.g. tiles) are resampled, which
+    respects that neighbouring cells are not independent. Returns
+    ``{"soft"|"hard": {class|"average": [low, high]}, "n_boot", "unit", "units", "seed"}``.
+    """
+    n = probs.shape[1] if probs.ndim == 2 else len(CLASS_NAMES)
+    true = np.asarray(true, dtype=np.int64)
+    names = [CLASS_NAMES[c] for c in range(n)]
+    pos = [c for c in POSITIVE_CLASSES if c < n]
+    unit = "cell" if group is None else "group"
+    if len(true) == 0:
+        return {"soft": {}, "hard": {}, "n_boot": 0, "unit": unit, "units": 0, "seed": seed}
+    onehot = np.eye(n)[true]
+    pred1 = np.eye(n)[probs.argmax(1)]
+    per_row = {"soft": (probs * onehot, probs), "hard": (pred1 * onehot, pred1)}
+    if group is None:
+        gidx, n_units = np.arange(len(true)), len(true)
+    else:
+        _, gidx = np.unique(group, return_inverse=True)
+        n_units = int(gidx.max()) + 1
+    rng = np.random.default_rng(seed)
+    f1s: dict[str, list[np.ndarray]] = {"soft": [], "hard": []}
+    for start in range(0, n_boot, 100):
+        b = min(100, n_boot - start)
+        draws = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=b).astype(np.float64)
+        w = draws[:, gidx]  # (b, M): how often each row is drawn
+        t = w @ onehot
+        for kind, (tp_rows, pred_rows) in per_row.items():
+            f1s[kind].append(_f1_table(w @ tp_rows, w @ pred_rows, t))
+    alpha = (1 - level) / 2
+    out: dict[str, Any] = {"n_boot": n_boot, "unit": unit, "units": n_units, "seed": seed, "level": level}
+    for kind in ("soft", "hard"):
+        f = np.concatenate(f1s[kind])
+        table = {names[c]: [float(np.quantile(f[:, c], alpha)), float(np.quantile(f[:, c], 1 - alpha))] for c in range(n)}
+        avg = f[:, pos].mean(1)
+        table["average"] = [float(np.quantile(avg, alpha)), float(np.quantile(avg, 1 - alpha))]
+        out[kind] = table
+    return out
 
 
 def macro_f1(counts: Counts, kind: str = "hard") -> float:

@@ -4,6 +4,10 @@ Single process (CPU or one GPU)::
 
     python -m training.retrain --slides A.ome.tif B.ome.tif C.ome.tif --holdout-slides C --out runs/m1
 
+Tiles of one slide held out by name, without renaming (QuPath TileExporter names)::
+
+    python -m training.retrain --tiles export/ --holdout-tiles "Lung 3 [x=2048,*" --split-by tile --out runs/m2
+
 Several GPUs (DistributedDataParallel; same flags, ``--batch-size`` stays the global batch)::
 
     torchrun --nproc_per_node 4 -m training.retrain --slides ... --out runs/m1
@@ -41,15 +45,32 @@ from core.cli._failure import DEBUG_HELP, report_failure
 from core.errors import CoreError
 from core.models import ModelCard, build_model
 from training.checkpoint import read_settings
-from training.cli_common import add_input_args, add_label_args, config_from_args, drive, prepare_inputs
+from training.cli_common import (
+    add_input_args,
+    add_label_args,
+    choose_model_mpp,
+    config_from_args,
+    drive,
+    input_mpps,
+    prepare_inputs,
+    training_statistics,
+)
 from training.config import config_from_dict
-from training.dataset import PatchDataset, PatchSet, make_splits, split_summary
+from training.dataset import PatchDataset, PatchSet, Region, SplitSpec, make_splits, split_summary
 from training.device import PRECISIONS, choose_device, choose_precision
-from training.evaluate import evaluate
+from training.evaluate import add_bootstrap_args, evaluate
 from training.export import check_out_dir, export_model, summary_metrics
 from training.patches import PatchParams
-from training.train import DistInfo, TrainSettings, fit
+from training.train import BALANCE, DistInfo, TrainSettings, fit
 
+#: Why each --balance choice, for the model card.
+BALANCE_WHY = {
+    "none": "plain pixel cross-entropy, as the paper (which had ~6000 patches)",
+    "sampling": "patches drawn in proportion to 1/(patches holding their rarest class), so each class is seen "
+                "about equally often on a small imbalanced set",
+    "loss": "pixel loss weighted per class by sqrt(median frequency / frequency)",
+    "both": "class-balanced patch sampling and a class-weighted loss",
+}
 #: Flags a resumed run takes from the new command line when given; the rest come from the checkpoint.
 RESUMABLE = ("epochs", "time_limit", "max_steps", "precision", "name", "weights_dtype")
 #: Flags about this invocation only, never taken from the stored run.
@@ -63,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n", 1)[1] + """
 Pipeline: label each slide (nuclei on Hoechst, 1 µm cell expansion, thresholds on cell means of the
 marker channels; calibrate first with `python -m training.label SLIDE --calibrate`), cut Hoechst
-patches (--patch-size, --overlap) at the model pixel size, split 80/10/10 by patch (or hold out
-named slides), train with the 8 rotations/flips, keep the best validation F1, evaluate on the test
-split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json, checkpoint/, cache/).""",
+patches (--patch-size, --overlap) at the model pixel size (default: the training data's), split
+80/10/10 by patch, tile or spatial block (or hold out named slides, tiles or regions), train with
+the 8 rotations/flips and class balancing, keep the best validation per-cell F1 (stopping early
+after --patience epochs without progress), evaluate on the test split (per cell, each cell once,
+with bootstrap 95% intervals) and write OUT/model.safetensors + model.json (+ metrics.json,
+log.csv/json, checkpoint/, cache/).""",
         epilog="Example (demo model, CPU): python -m training.retrain --slides p1/mif.ome.tif p2/mif.ome.tif "
         "--out runs/demo --encoder resnet18 --time-limit 120 --weights-dtype float16 --install",
     )
@@ -75,10 +99,23 @@ split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json
     s.add_argument("--holdout-slides", nargs="+", default=[], metavar="NAME",
                    help="slides (file name up to the first '.') kept whole for the test set")
     s.add_argument("--val-slides", nargs="+", default=[], metavar="NAME", help="slides kept whole for validation")
-    s.add_argument("--split", type=fractions(3), default="0.8,0.1,0.1", help="train,val,test fractions of the remaining patches (default 0.8,0.1,0.1)")
+    s.add_argument("--holdout-tiles", nargs="+", default=[], metavar="GLOB",
+                   help="tiles whose name matches a pattern go to the test set, e.g. 'Lung 3 [x=2048,*' "
+                   "(QuPath names; * and ? as in file names; quote it)")
+    s.add_argument("--val-tiles", nargs="+", default=[], metavar="GLOB", help="tiles kept for validation, by pattern")
+    s.add_argument("--holdout-region", nargs="+", default=[], metavar="SLIDE:X0,Y0,X1,Y1",
+                   help="rectangles of a slide (level-0 px) whose patches go to the test set")
+    s.add_argument("--val-region", nargs="+", default=[], metavar="SLIDE:X0,Y0,X1,Y1",
+                   help="rectangles of a slide (level-0 px) kept for validation")
+    s.add_argument("--split-by", choices=("patch", "tile", "block"), default="patch",
+                   help="unit of the random split of the rest: patch (the paper's; neighbours share pixels, so "
+                   "optimistic), tile (whole tiles) or block (squares of --block-um of each slide)")
+    s.add_argument("--block-um", type=positive_float, default=500.0, help="block side for --split-by block, µm (default 500)")
+    s.add_argument("--split", type=fractions(3), default="0.8,0.1,0.1", help="train,val,test fractions of the remaining patches or units (default 0.8,0.1,0.1)")
     s.add_argument("--patch-size", type=int_range(32), default=256, help="patch size in px, a multiple of 32 (default 256)")
     s.add_argument("--overlap", type=float_range(0.0, 0.9), default=0.5, help="overlap of neighbouring patches, 0-0.9 (default 0.5)")
-    s.add_argument("--model-mpp", type=positive_float, default=0.227, help="pixel size the model works at, µm (default 0.227)")
+    s.add_argument("--model-mpp", type=positive_float, default=None,
+                   help="pixel size the model works at, µm (default: the training data's, so nothing is upsampled)")
     t = p.add_argument_group("training")
     t.add_argument("--out", type=output_dir, required=True, help="output folder (refused if it holds a model, unless --force)")
     t.add_argument("--cache", type=output_dir, default=None,
@@ -90,6 +127,12 @@ split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json
     t.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     t.add_argument("--weight-decay", type=non_negative_float, default=1e-2, help="AdamW weight decay (default 0.01)")
     t.add_argument("--loss", choices=("ce", "focal"), default="ce", help="pixel cross-entropy (default) or focal loss (gamma 2)")
+    t.add_argument("--balance", choices=BALANCE, default="both",
+                   help="against class imbalance: draw patches with rare classes more often (sampling), weight "
+                   "the loss per class (loss), both (default: best measured on a small phantom tile set, see "
+                   "training/README.md), or none (the paper's plain loss, which had ~6000 patches)")
+    t.add_argument("--patience", type=non_negative_int, default=15,
+                   help="stop after this many epochs without a better validation F1 (default 15; 0: never)")
     t.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split, initial weights, order and augmentation")
     t.add_argument("--patches-per-epoch", type=positive_int, default=None, help="draw only this many training patches per epoch")
     t.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many optimiser steps in all")
@@ -112,6 +155,7 @@ split and write OUT/model.safetensors + model.json (+ metrics.json, log.csv/json
                    help="install the exported model into the user's models folder (optionally under NAME)")
     t.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     t.add_argument("--debug-record-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_bootstrap_args(p)
     return p
 
 
@@ -134,6 +178,8 @@ def _from_json(stored: dict[str, Any], args: argparse.Namespace, explicit: set[s
     for key in RESUMABLE:
         if key in explicit or key not in merged:
             merged[key] = getattr(args, key)
+    for key, value in vars(args).items():  # flags newer than the stored run: their defaults
+        merged.setdefault(key, value)
     for key in CURRENT:
         merged[key] = getattr(args, key)
     for key in ("slides", "tiles"):
@@ -160,14 +206,14 @@ def init_distributed(device: str) -> DistInfo:
 
 
 def _is_synthetic(paths: list[Path]) -> bool:
-    """A phantom writes phantom.json with "synthetic": true beside its slides."""
+    """A phantom writes phantom.json with "synthetic": true beside its slides (or its tile export folders)."""
     for p in paths:
-        meta = p.parent / "phantom.json"
-        try:
-            if meta.is_file() and json.loads(meta.read_text()).get("synthetic"):
-                return True
-        except (OSError, ValueError):
-            continue
+        for meta in (p.parent / "phantom.json", p / "phantom.json"):
+            try:
+                if meta.is_file() and json.loads(meta.read_text()).get("synthetic"):
+                    return True
+            except (OSError, ValueError):
+                continue
     return False
 
 
@@ -189,6 +235,15 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         raise CoreError(f"--split {args.split!r}: give three fractions train,val,test such as 0.8,0.1,0.1.") from None
     if args.patch_size < 32 or args.patch_size % 32 or not 0 <= args.overlap < 0.95:
         raise CoreError(f"--patch-size must be a multiple of 32 (got {args.patch_size}); --overlap in [0, 0.95).")
+    spec = SplitSpec(
+        tuple(args.holdout_slides), tuple(args.val_slides), tuple(args.holdout_tiles), tuple(args.val_tiles),
+        tuple(Region.parse(r, "--holdout-region") for r in args.holdout_region),
+        tuple(Region.parse(r, "--val-region") for r in args.val_region),
+        by=args.split_by, block_um=args.block_um, fractions=fractions,  # type: ignore[arg-type]
+    )
+    source_mpps = input_mpps(args)
+    args.model_mpp, mpp_reason = choose_model_mpp(args.model_mpp, source_mpps)
+    say(f"Model pixel size {args.model_mpp:.4g} µm: {mpp_reason}")
     params = PatchParams(size=args.patch_size, overlap=args.overlap, mpp=args.model_mpp)
     cache = args.cache or out / "cache"
     say(f"Preparing {len(args.slides)} slide(s) and {len(args.tiles)} tile folder(s) (cache: {cache})")
@@ -199,10 +254,13 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         if not dinfo.main:
             entries = prepare_inputs(args, cfg, params, cache, show=False)
     patches = PatchSet(entries)
-    splits = make_splits(patches, args.seed, args.holdout_slides, args.val_slides, fractions)  # type: ignore[arg-type]
+    splits = make_splits(patches, args.seed, spec=spec)
     summary = split_summary(patches, splits)
+    say(f"Split: {spec.describe()}")
     for name, s in summary.items():
-        say(f"  {name}: {s['patches']} patches from {', '.join(s['slides']) or '-'}")
+        tiles = f" ({len(s['tiles'])} tiles)" if s["tiles"] else ""
+        say(f"  {name}: {s['patches']} patches from {', '.join(s['slides']) or '-'}{tiles}"
+            + (" [training patches overlapping a held-out one]" if name == "dropped" else ""))
     device = choose_device(args.device, dinfo.local_rank)
     prec = choose_precision(device, args.precision)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // dinfo.world) if dinfo.world > 1 and device.type == "cpu" else None)
@@ -216,7 +274,8 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     settings = TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         seed=args.seed, workers=args.workers, patches_per_epoch=args.patches_per_epoch, max_steps=args.max_steps,
-        time_limit_min=args.time_limit, eval_batch_size=args.eval_batch_size,
+        time_limit_min=args.time_limit, eval_batch_size=args.eval_batch_size, balance=args.balance,
+        patience=args.patience or None,
     )
     stored = {**_to_json(args), "label_config": cfg.to_dict(), "resume": False}
     if dinfo.main:
@@ -235,15 +294,25 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         f"({len(splits[test_split])} patches)")
     evaluation = drive(evaluate(model, PatchDataset(patches, splits[test_split]), device, prec.dtype,
                                 args.eval_batch_size), "evaluating")
-    metrics = {"split": test_split, **evaluation.to_dict()}
+    boot = (args.bootstrap, args.bootstrap_seed, args.bootstrap_unit)
+    metrics = {"split": test_split, **evaluation.to_dict(*boot)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    print(evaluation.report())
+    print(evaluation.report(*boot))
+    stats = training_statistics(patches, splits["train"], params.mpp, args.seed)
+    stats["source_mpp"] = float(sorted(source_mpps.values())[len(source_mpps) // 2]) if source_mpps else None
     training = {
         "slides": patches.slide_names,
         "inputs": [str(p.name) for p in [*args.slides, *args.tiles]],
-        "split": {"mode": "holdout slides" if args.holdout_slides else "random by patch", "seed": args.seed,
+        "split": {"mode": spec.describe(), "by": spec.by, "block_um": spec.block_um, "seed": args.seed,
                   "fractions": list(fractions), "holdout_slides": list(args.holdout_slides),
-                  "val_slides": list(args.val_slides), **summary},
+                  "val_slides": list(args.val_slides), "holdout_tiles": list(args.holdout_tiles),
+                  "val_tiles": list(args.val_tiles), "holdout_regions": list(args.holdout_region),
+                  "val_regions": list(args.val_region), **summary},
+        "pixel_size": {"model_mpp": params.mpp, "reason": mpp_reason, "inputs": source_mpps},
+        "balance": {"mode": args.balance, "why": BALANCE_WHY[args.balance]},
+        "early_stopping": {"metric": "validation macro-F1 of the positive classes, per cell (hard); per pixel "
+                           "when validation holds no cells", "patience": args.patience or None},
+        "data_statistics": stats,
         "cells": {e.name: e.meta.get("cells", {}) for e in entries},
         "label_config": cfg.to_dict(),
         "settings": {k: stored[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "loss", "overlap",
@@ -252,9 +321,10 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         "epochs_run": result.state.epoch, "steps": result.state.step, "best_epoch": result.state.best_epoch,
         "best_val_f1": result.state.best_f1, "stopped": result.stopped,
     }
+    card_metrics = summary_metrics(metrics, test_split)
     card = export_model(
         model, out, name, args.encoder, args.patch_size, args.model_mpp, args.weights_dtype,
-        synthetic=_is_synthetic(args.slides), training=training, metrics=summary_metrics(evaluation.to_dict(), test_split),
+        synthetic=_is_synthetic([*args.slides, *args.tiles]), training=training, metrics=card_metrics,
         description=f"U-Net {args.encoder}, {len(CLASS_NAMES)} classes, trained on {', '.join(patches.slide_names)}.",
     )
     say(f"Exported {out / 'model.safetensors'} ({card.weights_dtype}, sha256 {card.weights_sha256[:12]}…)")

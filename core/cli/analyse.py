@@ -23,6 +23,7 @@ from core.cli._args import (
     positive_int,
 )
 from core.engine.params import AnalysisParams
+from core.errors import CoreError
 from core.models.precision import PRECISION_CHOICES
 
 if TYPE_CHECKING:
@@ -50,7 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
     p.add_argument("--channel", default=None, help="channel name or index to analyse (default: the Hoechst/DAPI channel)")
     p.add_argument("--mpp", type=positive_float, nargs=2, metavar=("X", "Y"), default=None,
-                   help="pixel size in µm for a slide that does not record it")
+                   help="pixel size in µm for a slide that does not record it (a recorded one needs --force-mpp)")
+    p.add_argument("--force-mpp", action="store_true",
+                   help="let --mpp replace a pixel size the slide records (the override is kept in summary.json)")
+    p.add_argument("--no-domain-check", action="store_true",
+                   help="skip comparing the slide with the model's training data (warnings)")
     p.add_argument("--no-tissue-detection", action="store_true", help="analyse every tile, glass included")
     p.add_argument("--tissue-min-area", type=non_negative_float, default=d.tissue_min_area_um2, metavar="UM2",
                    help=f"ignore tissue pieces smaller than this, in µm² (default {d.tissue_min_area_um2:g})")
@@ -75,6 +80,17 @@ def _regions(path: Path, mpp: tuple[float, float], size_um: tuple[float, float])
     return area.difference(shapely.union_all(exclude)) if exclude else area
 
 
+def _recorded_mpp(path: Path) -> tuple[float, float] | None:
+    """The pixel size the slide file itself records, or None (errors opening it surface later)."""
+    from core.slides import open_slide
+
+    try:
+        with open_slide(path) as slide:
+            return slide.mpp
+    except CoreError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     # Heavy imports live here so that `python -m core --help` answers at once.
     import torch
@@ -82,10 +98,19 @@ def run(args: argparse.Namespace) -> int:
 
     from core.engine import analyse_slide
     from core.engine.export import write_analysis
+    from core.models.domain import check_slide
     from core.models.runtime import default_model_dir, load_model
     from core.progress import Progress, run_to_completion
     from core.slides import open_slide
 
+    recorded = _recorded_mpp(args.slide) if args.mpp else None
+    same = recorded is not None and all(abs(g - r) <= 1e-3 * r for g, r in zip(args.mpp, recorded, strict=True))
+    if recorded is not None and not same and not args.force_mpp:
+        raise CoreError(
+            f"{args.slide.name} records its pixel size ({recorded[0]:.4g} x {recorded[1]:.4g} µm); --mpp "
+            f"{args.mpp[0]:g} {args.mpp[1]:g} would replace it and change every size and density. Leave out --mpp, "
+            "or add --force-mpp if the recorded value is known to be wrong."
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model or default_model_dir(), device=args.device, precision=args.precision)
@@ -99,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint_dir or (args.out / ".checkpoint")
     with open_slide(args.slide, mpp=tuple(args.mpp) if args.mpp else None) as slide:
         mpp = slide.require_mpp()
+        warnings: list[str] = []
+        if not args.no_domain_check:
+            try:
+                warnings = check_slide(slide, model.card, channel=params.channel if params.channel is not None else "hoechst")
+            except CoreError as err:  # the analysis itself will say what is wrong with the slide, if anything
+                warnings = [f"The slide could not be compared with the model's training data: {err}"]
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
         regions = None
         if args.regions is not None:
             w, h = slide.dimensions
@@ -113,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
 
             job = analyse_slide(slide, model, params, regions_um=regions, checkpoint_dir=checkpoint)
             result = run_to_completion(job, show)
+        result.summary["warnings"] = warnings
+        if args.mpp:
+            result.summary["mpp_override"] = {"recorded": list(recorded) if recorded else None,
+                                              "used": list(args.mpp), "forced": bool(recorded and not same)}
         paths = write_analysis(result, args.out, mpp, model.card.class_colours)
     if args.checkpoint_dir is None:
         shutil.rmtree(checkpoint, ignore_errors=True)

@@ -2,7 +2,9 @@
 
 A card is what the app lists, what the report cites and what builds the network: architecture,
 classes and colours, the pixel size and patch size it was trained at, its normalisation, a summary
-of its training data, its held-out metrics, and the sha256 of its weights. Unknown fields or a
+of its training data (with ``training["data_statistics"]``, the Hoechst intensity, contrast and
+nucleus-size distributions :mod:`core.models.domain` compares slides with; cards written before
+it simply lack the key), its held-out metrics, and the sha256 of its weights. Unknown fields or a
 newer card version are refused, so a card written by a future release is never half-understood.
 """
 
@@ -51,6 +53,12 @@ class ModelCard:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def data_statistics(self) -> dict[str, Any] | None:
+        """Statistics of the training data (see :func:`core.models.domain.summarise`); None on older cards."""
+        stats = self.training.get("data_statistics") if isinstance(self.training, dict) else None
+        return stats if isinstance(stats, dict) and stats else None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -49,4 +49,4 @@ def tiny() -> list[str]:
 
 
 TINY = ["--encoder", "resnet18", "--patch-size", "64", "--overlap", "0", "--batch-size", "4",
-        "--workers", "0", "--eval-batch-size", "32"]
+        "--workers", "0", "--eval-batch-size", "32", "--precision", "fp32"]

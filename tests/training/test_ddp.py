@@ -21,7 +21,8 @@ def test_two_processes_see_disjoint_data_and_end_identical(
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "training.retrain", "--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out),
            *tiny, "--batch-size", "8", "--epochs", "2", "--patches-per-epoch", "16", "--device", "cpu",
-           "--threads", "1", "--debug-record-dir", str(record)]
+           "--threads", "1", "--debug-record-dir", str(record),
+           "--balance", "none"]  # disjoint patches: the plain sampler (weighted draws are with replacement)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

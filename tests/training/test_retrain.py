@@ -60,10 +60,12 @@ def test_end_to_end_export_install_evaluate(
 
     ev = tmp_path / "eval"
     assert evaluate_main(["--model", str(out), "--slides", str(eval_phantom), "--out", str(ev),
-                          "--batch-size", "32"]) == 0
+                          "--batch-size", "32", "--precision", "fp32", "--bootstrap", "100"]) == 0
     metrics = json.loads((ev / "metrics.json").read_text())
     assert metrics["pixel"]["count"] > 0 and metrics["centroid"]["count"] > 0
     assert "mif" in metrics["per_slide"]
+    lo, hi = metrics["centroid_ci"]["hard"]["average"]
+    assert 0 <= lo <= hi <= 1 and metrics["per_slide"]["mif"]["centroid_ci"]["units"] == metrics["centroid"]["count"]
 
 
 def test_resume_continues_exactly(train_phantom: Path, patch_cache: Path, tmp_path: Path, tiny: list[str]) -> None:
