@@ -43,6 +43,9 @@ def case_record(case: Case) -> CaseRecord:
         updated_at=case.updated_at,
         signed_by=case.signed_by,
         signed_at=case.signed_at,
+        patient_name=case.patient_name,
+        patient_birth_date=case.patient_birth_date,
+        signature_meaning=case.signature_meaning,
     )
 
 
@@ -58,6 +61,9 @@ def case_state(case: Case) -> dict[str, Any]:
         "parent_case_id": case.parent_case_id,
         "signed_by": case.signed_by,
         "signed_at": case.signed_at,
+        "patient_name": case.patient_name,
+        "patient_birth_date": case.patient_birth_date,
+        "signature_meaning": case.signature_meaning,
     }
 
 
@@ -180,6 +186,8 @@ def new_version(session: Session, who: str, case_id: int) -> CaseRecord:
     new = Case(
         accession=old.accession,
         patient_id=old.patient_id,
+        patient_name=old.patient_name,
+        patient_birth_date=old.patient_birth_date,
         notes=old.notes,
         is_reference=old.is_reference,
         version=top + 1,
