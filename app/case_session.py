@@ -47,6 +47,7 @@ class CaseSession(QObject):
         self.interrupted: list[int] = []  # analyses found left running by a stopped process, now closed
         self.im_half_width_um = 500.0
         self.cohort_csv: str = ""
+        self.channel: str | None = None  # the nuclear channel the analysis reads; None: the model's role
         self._suspend_save = False
 
     # --- store ----------------------------------------------------------------------------------
@@ -68,15 +69,24 @@ class CaseSession(QObject):
             self._store = None
 
     # --- opening ----------------------------------------------------------------------------------
-    def create_case(self, slide_path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> None:
-        """Open a slide as a new draft case ``accession``."""
+    def create_case(self, slide_path: str | Path, accession: str, mpp: tuple[float, float] | None = None, *,
+                    mpp_source: str = "file", channel: str | None = None) -> None:
+        """Open a slide as a new draft case ``accession``.
+
+        mpp: the pixel size the user gave for an uncalibrated file, ``mpp_source`` how they gave it
+        (kept with the slide as provenance); channel: the nuclear channel chosen by the user.
+        """
         from core.slides import open_slide
 
         slide = open_slide(slide_path, mpp=mpp)
         slide.require_mpp()
+        if channel is not None:
+            slide.channel_index(channel)  # a name the slide does not have fails here, not mid-analysis
         case = self.store.create_case(accession)
-        record = self.store.add_slide(case.id, slide_path, mpp=slide.mpp, channels=slide.channel_names)
+        record = self.store.add_slide(case.id, slide_path, mpp=slide.mpp, channels=slide.channel_names,
+                                      mpp_source=mpp_source if mpp is not None else "file")
         self._show(case, record, slide)
+        self.channel = channel
 
     def open_case(self, case_id: int) -> None:
         """Open a stored case: its first slide, regions, latest finished analysis and scores."""
@@ -112,6 +122,9 @@ class CaseSession(QObject):
             a = max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
             self.set_cells(self.store.load_cells(a.id), {"id": a.id, "model_name": a.model_name,
                                                          "model_sha256": a.model_sha256, "summary": a.summary or {}})
+        analyses = sorted(self.store.list_analyses(case_id), key=lambda a: a.id)
+        channels = [(a.parameters.get("engine") or {}).get("channel") for a in analyses]
+        self.channel = next((c for c in reversed(channels) if isinstance(c, str)), None)
         self.scores_changed.emit()
 
     def _show(self, case: CaseRecord, record: SlideRecord, slide: Any) -> None:
@@ -131,6 +144,7 @@ class CaseSession(QObject):
             self.slide.close()
         self.case = self.slide_record = self.slide = None
         self.cells, self.scores, self.analysis = None, None, {}
+        self.channel = None
         self.regions = RegionSet()
 
     @property
@@ -198,6 +212,15 @@ class CaseSession(QObject):
         self.score_warnings = list(recorded.scores.warnings)
         self.scores = recorded.result
         self.scores_changed.emit()
+
+    def analysis_parameters(self) -> dict[str, Any]:
+        """Provenance the app adds to an analysis record: the pixel size and where it came from,
+        and the nuclear channel read (the engine parameters are added by the job)."""
+        record = self.slide_record
+        mpp = list(self.slide.require_mpp()) if self.slide is not None else None
+        source = (record.mpp_source if record is not None else None) or "file"
+        return {"pixel_size": {"mpp_um": mpp, "source": source},
+                "nuclear_channel": self.channel or "found by name (Hoechst/DAPI)"}
 
     # --- case actions ------------------------------------------------------------------------------
     def sign(self, user: str) -> None:

@@ -107,16 +107,59 @@ class ActionsMixin:
         if ok and accession:
             self.open_slide_file(path, accession)
 
-    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
-        """Open a slide as a new case; asks for the pixel size of an uncalibrated slide."""
-        from core.errors import UncalibratedError
-
+    def exec_dialog(self, dialog: QDialog) -> bool:
+        """Run a modal question; kept as ``self.question`` while open (tests answer it with real clicks)."""
+        self.question = dialog
         try:
-            self.session.create_case(path, accession, mpp)
-        except UncalibratedError:
-            value, ok = QInputDialog.getDouble(self, "Pixel size", "This slide has no pixel size. µm per pixel:",
-                                               0.227, 0.01, 10.0, 4)
-            return ok and self.open_slide_file(path, accession, (value, value))
+            return dialog.exec() == QDialog.DialogCode.Accepted
+        finally:
+            self.question = None
+
+    def choose_channel(self, slide_name: str, names: list[str]) -> str | None | bool:
+        """The nuclear channel of a slide with these channel names: None when the name says it
+        (Hoechst/DAPI, one match), the remembered or chosen name, False when the user cancels."""
+        from app.dialogs.slide_questions import ChannelDialog, channel_set_key, needs_channel_choice
+
+        if not needs_channel_choice(names):
+            return None
+        key = channel_set_key(names)
+        remembered = self.settings.slides.nuclear_channel.get(key)
+        if remembered in names:
+            return remembered
+        dlg = ChannelDialog(slide_name, names, parent=self)
+        if not self.exec_dialog(dlg):
+            return False
+        if dlg.remember.isChecked():
+            self.settings.slides.nuclear_channel[key] = dlg.channel()
+            self.settings_store.save(self.settings)
+        return dlg.channel()
+
+    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
+        """Open a slide as a new case. Asks for the pixel size of an uncalibrated slide (empty, a
+        sidecar's value only suggested) and for the nuclear channel when the names do not say it."""
+        from app.dialogs.slide_questions import PixelSizeDialog, suggested_mpp
+        from core.slides import open_slide
+
+        name = Path(path).name
+        try:
+            with open_slide(path, mpp=mpp) as probe:
+                names, calibrated = list(probe.channel_names), probe.is_calibrated
+        except Exception as exc:
+            self.reporter.report(exc, self, "Opening the slide")
+            return False
+        source = "file"
+        if not calibrated:
+            dlg = PixelSizeDialog(name, suggested_mpp(path), self)
+            if not self.exec_dialog(dlg):
+                return False
+            mpp, source = (dlg.value(), dlg.value()), dlg.source
+        elif mpp is not None:
+            source = "given by the user"
+        channel = self.choose_channel(name, names)
+        if channel is False:
+            return False
+        try:
+            self.session.create_case(path, accession, mpp, mpp_source=source, channel=channel or None)
         except Exception as exc:
             self.reporter.report(exc, self, "Opening the slide")
             return False
@@ -126,6 +169,10 @@ class ActionsMixin:
     def open_case(self, case_id: int) -> bool:
         ok = self._try("Opening the case", self.session.open_case, case_id)
         opened = ok is not None or self.session.case is not None and self.session.case.id == case_id
+        s = self.session
+        if opened and s.channel is None and s.slide is not None and not s.read_only:
+            chosen = self.choose_channel(Path(str(s.slide.path)).name, list(s.slide.channel_names))
+            s.channel = chosen or None
         if opened and self.session.interrupted:
             ids = ", ".join(str(i) for i in self.session.interrupted)
             self.analysis_panel.status.setText(
@@ -352,13 +399,19 @@ class ActionsMixin:
             self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
             return
         store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
+        if s.channel is None:
+            chosen = self.choose_channel(Path(str(slide.path)).name, list(slide.channel_names))
+            if chosen is False:
+                return
+            s.channel = chosen or None
+        channel, provenance = s.channel, s.analysis_parameters()
         model_dir, device, precision = self.model_dir(), self._device(), None
         if self.settings.analysis.precision != "auto":
             precision = self.settings.analysis.precision
 
         def factory(cancel: Any) -> Any:
             return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,
-                                cancel=cancel)
+                                cancel=cancel, channel=channel, provenance=provenance)
         self._show_cells(None)
         self._show_density(None)  # the old cells' map would mislead while new cells come in
         self.start_job(factory, self.on_analysis_finished)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoStack
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
+from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMainWindow, QWidget
 
 from app.case_session import CaseSession
 from app.docks.analysis_dock import AnalysisPanel
@@ -44,6 +44,7 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.runner: JobRunner | None = None
         self.partial_cells: list = []
         self.partial_counts: dict[int, int] = {}  # cells per class of the running analysis so far
+        self.question: QDialog | None = None  # the modal question being asked (see exec_dialog)
         self.view = SlideView(self)
         self.setCentralWidget(self.view)
         self._make_docks()
