@@ -223,9 +223,29 @@ class CaseSession(QObject):
                 "nuclear_channel": self.channel or "found by name (Hoechst/DAPI)"}
 
     # --- case actions ------------------------------------------------------------------------------
-    def sign(self, user: str) -> None:
-        self.case = self.store.sign_case(self.case.id, user)  # type: ignore[union-attr]
+    def sign(self, username: str, secret: str, meaning: str) -> None:
+        """Sign the open case as lab user ``username`` (PIN checked by the store)."""
+        from core.analysis import close_interrupted
+
+        close_interrupted(self.store, self.case.id)  # type: ignore[union-attr]
+        self.case = self.store.sign_as(self.case.id, username, secret, meaning)  # type: ignore[union-attr]
         self.case_changed.emit()
+
+    def update_patient(self, patient_id: str, patient_name: str, birth_date: str) -> None:
+        """Save the patient fields of the open draft (audited)."""
+        self.check_editable()
+        self.case = self.store.update_case(self.case.id, patient_id=patient_id,  # type: ignore[union-attr]
+                                           patient_name=patient_name, patient_birth_date=birth_date)
+        self.case_changed.emit()
+
+    def versions(self) -> list[CaseRecord]:
+        return self.store.case_versions(self.case.id) if self.case is not None else []
+
+    def audit_log(self) -> tuple[list[Any], dict[int, int]]:
+        """Audit rows of every version of the open case, oldest first, and case id -> version."""
+        versions = self.versions()
+        entries = [e for v in versions for e in self.store.audit_entries(v.id)]
+        return sorted(entries, key=lambda e: e.id), {v.id: v.version for v in versions}
 
     def new_version(self) -> None:
         new = self.store.new_version(self.case.id)  # type: ignore[union-attr]

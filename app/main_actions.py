@@ -184,6 +184,7 @@ class ActionsMixin:
         s = self.session
         self.case_panel.show_case(s.case, s.slide_record)
         if s.case is None:
+            self.show_read_only()
             return
         if self.view.slide is not s.slide:
             self.undo.clear()
@@ -195,6 +196,7 @@ class ActionsMixin:
         self.settings.remember("cases", s.case.accession)
         self._fill_recent_menu()
         self.setWindowTitle(f"{s.case.accession} v{s.case.version} — HoechstScore" + (" (signed)" if s.read_only else ""))
+        self.show_read_only()
         self.refresh_case_list(self.case_panel.search.text())
 
     # --- viewer -------------------------------------------------------------------------------------
@@ -277,7 +279,11 @@ class ActionsMixin:
             self.view.cells.set_class_visible(cls, on)
 
     def tool_from_action(self) -> None:
-        self.view.set_tool(ToolMode(self.sender().data()))
+        wanted = ToolMode(self.sender().data())
+        mode = self.guard_tool(wanted)  # a signed case offers a new version before any tool acts
+        if mode is not wanted:
+            self.tool_actions[mode].setChecked(True)
+        self.view.set_tool(mode)
 
     # --- regions --------------------------------------------------------------------------------------
     def on_region_drawn(self, geometry: Any) -> None:
@@ -485,19 +491,6 @@ class ActionsMixin:
             path, _ = QFileDialog.getSaveFileName(self, "Save report", name, "PDF (*.pdf)")
             if path:
                 self._try("Saving the report", self.session.save_report, pdf, path)
-
-    def sign_case(self, user: str | None = None) -> None:
-        if self.session.case is None:
-            return
-        if not user:
-            user, ok = QInputDialog.getText(self, "Sign case", "Your name (the case becomes read-only):",
-                                            text=self.session.store.user)
-            if not ok or not user:
-                return
-        self._try("Signing the case", self.session.sign, user)
-
-    def new_version(self) -> None:
-        self._try("Making a new version", self.session.new_version)
 
     def set_reference(self, flag: bool) -> None:
         self._try("Marking the reference case", self.session.set_reference, flag)

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMainWindow, QWidget
 
+from app.case_actions import CaseActions
 from app.case_session import CaseSession
 from app.docks.analysis_dock import AnalysisPanel
 from app.docks.case_dock import CasePanel
@@ -28,7 +29,7 @@ TOOL_KEYS = {ToolMode.MOVE: "M", ToolMode.SELECT: "S", ToolMode.POLYGON: "P",
              ToolMode.RECTANGLE: "R", ToolMode.BRUSH: "B"}
 
 
-class MainWindow(ActionsMixin, QMainWindow):
+class MainWindow(ActionsMixin, CaseActions, QMainWindow):
     """The HoechstScore window."""
 
     def __init__(self, settings_store: SettingsStore | None = None, reporter: ErrorReporter = REPORTER,
@@ -53,6 +54,7 @@ class MainWindow(ActionsMixin, QMainWindow):
         self._make_status_bar()
         self._connect()
         install_saliency_tools(self)
+        self.show_read_only()
         self.resize(1500, 920)
         geometry, state = self.settings_store.window()
         if geometry is not None:
@@ -124,7 +126,10 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.run_action = a("&Run analysis", self.run_analysis, "Ctrl+R")
         self.cancel_action = a("&Cancel analysis", self.cancel_analysis)
         self.sign_action = a("&Sign case…", self.sign_case)
-        self.version_action = a("&New version", self.new_version)
+        self.version_action = a("&New version…", self.new_version)
+        self.versions_action = a("&Versions…", self.versions_dialog)
+        self.audit_action = a("&Audit log…", self.audit_dialog)
+        self.add_user_action = a("Add lab &user…", self.add_user_dialog)
         self.tool_group = QActionGroup(self)
         self.tool_actions: dict[ToolMode, QAction] = {}
         for mode, key in TOOL_KEYS.items():
@@ -158,8 +163,9 @@ class MainWindow(ActionsMixin, QMainWindow):
         analysis.addAction(self.run_action)
         analysis.addAction(self.cancel_action)
         case = bar.addMenu("&Case")
-        case.addAction(self.sign_action)
-        case.addAction(self.version_action)
+        for act in (self.sign_action, self.version_action, self.versions_action, self.audit_action, None,
+                    self.add_user_action):
+            case.addSeparator() if act is None else case.addAction(act)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("MainToolbar")
         toolbar.setMovable(False)
@@ -222,6 +228,9 @@ class MainWindow(ActionsMixin, QMainWindow):
         cp.sign_requested.connect(self.sign_case)
         cp.new_version_requested.connect(self.new_version)
         cp.reference_toggled.connect(self.set_reference)
+        cp.versions_requested.connect(self.versions_dialog)
+        cp.audit_requested.connect(self.audit_dialog)
+        cp.patient_edited.connect(self.save_patient)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         if self.runner is not None and self.runner.running:

@@ -17,16 +17,21 @@ from PySide6.QtWidgets import QDialogButtonBox, QLabel
 from tests.app.conftest import write_ome_tiff
 
 
-def answer(qtbot, window, act: Callable) -> list:  # noqa: ANN001
-    """Answer the next modal question with ``act(dialog)``; the returned list gets the dialog."""
+def answer(qtbot, window, *acts: Callable) -> list:  # noqa: ANN001
+    """Answer the next modal questions, in order, with ``act(dialog)`` each (a question is new when
+    it is another dialog than the last one answered); the returned list gets the dialogs."""
     seen: list = []
+    pending = list(acts)
 
     def go() -> None:
-        if window.question is None:
+        question = window.question
+        if question is None or (seen and question is seen[-1]):
             QTimer.singleShot(20, go)
             return
-        seen.append(window.question)
-        act(window.question)
+        seen.append(question)
+        pending.pop(0)(question)
+        if pending:
+            QTimer.singleShot(20, go)
     QTimer.singleShot(0, go)
     return seen
 
