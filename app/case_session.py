@@ -83,8 +83,11 @@ class CaseSession(QObject):
         if channel is not None:
             slide.channel_index(channel)  # a name the slide does not have fails here, not mid-analysis
         case = self.store.create_case(accession)
+        from core.report.synthetic import phantom_mark
+
         record = self.store.add_slide(case.id, slide_path, mpp=slide.mpp, channels=slide.channel_names,
-                                      mpp_source=mpp_source if mpp is not None else "file")
+                                      mpp_source=mpp_source if mpp is not None else "file",
+                                      is_synthetic=phantom_mark(slide_path) is not None)
         self._show(case, record, slide)
         self.channel = channel
 

@@ -7,6 +7,7 @@ thin wrappers over methods that take the answer as an argument, so tests drive t
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -473,8 +474,11 @@ class ActionsMixin:
         from core.report import ReportSettings
 
         r = self.settings.report
+        # Printed now, by whoever is logged in to this computer (signing is what needs a lab user).
         return ReportSettings(lab_name=r.lab_name, lab_address=r.lab_address,
-                              logo_path=Path(r.logo_path) if r.logo_path else None, operator=self.session.store.user)
+                              logo_path=Path(r.logo_path) if r.logo_path else None,
+                              operator=f"{self.session.store.user} (computer account)",
+                              printed_at=datetime.now(UTC))
 
     def make_report(self, path: str | Path) -> Path | None:
         pdf = self._try("Making the report", self.session.render_report, self.report_settings())
