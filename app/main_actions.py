@@ -27,7 +27,7 @@ from core.classes import class_index
 from core.engine import BlockDone
 from core.errors import CoreError
 from core.progress import Progress
-from core.regions import Region
+from core.regions import Region, RegionKind
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,14 @@ class ActionsMixin:
         except Exception as exc:  # one place for every error: CoreError shown, others logged too
             self.reporter.report(exc, self, action)
             return None
+
+    def notice(self, title: str, text: str) -> QMessageBox:
+        """Tell the user something without blocking (window-modal, ``open()`` not ``exec()``): an
+        analysis or a queued rescore keeps running; kept as ``last_notice``."""
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self)
+        box.open()
+        self.last_notice = box
+        return box
 
     def model_dir(self) -> Path:
         from core.models.runtime import default_model_dir
@@ -187,6 +195,9 @@ class ActionsMixin:
         if s.case is None:
             self.show_read_only()
             return
+        if getattr(self, "_shown_case_id", None) != s.case.id and not (self.runner is not None and self.runner.running):
+            self.analysis_panel.reset()  # the previous case's "Finished: … cells" is not this one's
+        self._shown_case_id = s.case.id
         if self.view.slide is not s.slide:
             self.undo.clear()
             self.view.open_slide(s.slide)
@@ -325,7 +336,23 @@ class ActionsMixin:
             return warnings
         warnings = self._try("Deriving CT and IM", derive)
         if warnings:
-            QMessageBox.information(self, "CT and IM", "\n".join(warnings))
+            self.notice("CT and IM", "\n".join(warnings))
+
+    def follow_im_width(self) -> None:
+        """The IM half-width changed in Settings: CT and IM derived with the old width are derived
+        again (one undoable step), and scores from the tumour outline are recomputed. A signed case
+        keeps its regions and scores."""
+        from core.regions.regionset import DERIVED_WIDTH_KEY
+
+        s = self.session
+        if s.case is None or s.read_only:
+            return
+        derived = [r for r in s.regions if r.kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
+                   and DERIVED_WIDTH_KEY in r.extra]
+        if derived:
+            self.derive_ct_im()
+        else:
+            self._try("Scoring", s.rescore)
 
     def on_regions_changed(self) -> None:
         self.view.set_regions(list(self.session.regions))
@@ -336,7 +363,7 @@ class ActionsMixin:
         if path:
             warnings = self._try("Importing regions", self.session.import_geojson, path)
             if warnings:
-                QMessageBox.information(self, "Import", "\n".join(warnings))
+                self.notice("Import", "\n".join(warnings))
 
     def export_geojson_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export regions", "regions.geojson", "GeoJSON (*.geojson)")
@@ -501,10 +528,13 @@ class ActionsMixin:
 
     def settings_dialog(self) -> None:
         dlg = SettingsDialog(self.settings, self)
-        if dlg.exec() == QDialog.DialogCode.Accepted:
+        if self.exec_dialog(dlg):
             self.settings = dlg.result_settings()
             self.settings_store.save(self.settings)
+            width_changed = self.session.im_half_width_um != self.settings.analysis.im_half_width_um
             self._apply_settings_to_session()
+            if width_changed:
+                self.follow_im_width()
             if self.settings.store.database_url != self.session.database_url:
                 self.view.close_slide()
                 self.session.set_database_url(self.settings.store.database_url)

@@ -187,7 +187,12 @@ class SaliencyPanel(QWidget):
 
     # --- context and starting -------------------------------------------------------------------
     def set_context(self, slide: Any, model: LoadedModel | str | Path | None, device: str | None = None) -> None:
-        """The slide (a core Slide) and the model (loaded, or a folder loaded on first use) to explain with."""
+        """The slide (a core Slide) and the model (loaded, or a folder loaded on first use) to explain with.
+
+        Another slide clears the maps shown: they belong to the previous case."""
+        if slide is not self.slide and not self._busy:
+            self._clear()
+            self.status.setText("Pick a point on the slide to explain the model's call there.")
         self.slide = slide
         self.model = model if model is None or isinstance(model, LoadedModel) else Path(model)
         self.device = device
