@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from app.viewer.display import DisplaySettings, pack_argb
 from app.viewer.slide_view import BACKGROUND
 from app.viewer.tiles import array_to_qimage
-from core.classes import CLASS_COLOURS, CLASS_NAMES, DEFAULT_MARKER_GROUPS, POSITIVE_CLASSES
+from core.classes import CLASS_COLOURS, CLASS_NAMES, DEFAULT_MARKER_GROUPS, POSITIVE_CLASSES, class_label
 from core.regions import Region, RegionKind
 from core.report.colours import marker_colour
 from core.report.overview import density_rgba
@@ -83,7 +83,7 @@ class LayersPanel(QWidget):
         cl.addWidget(self.cells_box)
         self.class_boxes: dict[int, QCheckBox] = {}
         for c in POSITIVE_CLASSES:
-            box = QCheckBox(CLASS_NAMES[c])
+            box = QCheckBox(class_label(CLASS_NAMES[c]))
             box.setIcon(swatch(CLASS_COLOURS[c]))
             box.setChecked(True)
             box.toggled.connect(self._on_class_box)
@@ -177,7 +177,7 @@ class LayersPanel(QWidget):
 
     def set_counts(self, counts: dict[int, int]) -> None:
         for c, box in self.class_boxes.items():
-            box.setText(f"{CLASS_NAMES[c]}  ({counts.get(c, 0):,})")
+            box.setText(f"{class_label(CLASS_NAMES[c])}  ({counts.get(c, 0):,})")
 
     def set_regions(self, regions: list[Region], selected: str | None) -> None:
         self.region_list.blockSignals(True)
