@@ -60,9 +60,15 @@ def analysis_job(
 
     from app.workers import freeze_long_lived
     from core.analysis import analyse_and_record, jsonable
+    from core.errors import CoreError
+    from core.models import load_card
     from core.models.runtime import load_model
 
-    yield Progress(0, 0, f"Loading the model from {model_dir}")
+    try:
+        name = f" “{load_card(model_dir).name}”"
+    except CoreError:  # load_model below says what is wrong with the folder
+        name = ""
+    yield Progress(0, 0, f"Loading the model{name}…")
     model = load_model(model_dir, device=device, precision=precision)
     freeze_long_lived()  # torch and the model are here for good: keep them out of full GC passes
     cancel.check()

@@ -43,6 +43,17 @@ def _class_counts(cls: np.ndarray) -> dict[int, int]:
     return {int(i): int(n) for i, n in zip(ids, counts, strict=True)}
 
 
+#: Precision names as users read them.
+PRECISION_WORDS = {"fp32": "full precision", "bf16": "half precision (bfloat16)", "fp16": "half precision (float16)"}
+
+
+def run_words(device: object, precision: object) -> str:
+    """Device and precision of a run in words: "CPU, full precision" rather than "cpu (fp32)"."""
+    d = str(device)
+    where = "CPU" if d == "cpu" else ("GPU" if d.startswith("cuda") else d)
+    return f"{where}, {PRECISION_WORDS.get(str(precision), str(precision or 'precision unknown'))}"
+
+
 def _check_quietly(box: Any, on: bool) -> None:
     """Tick a Layers checkbox to match its menu action without it signalling back."""
     box.blockSignals(True)
@@ -183,10 +194,10 @@ class ActionsMixin:
             chosen = self.choose_channel(Path(str(s.slide.path)).name, list(s.slide.channel_names))
             s.channel = chosen or None
         if opened and self.session.interrupted:
-            ids = ", ".join(str(i) for i in self.session.interrupted)
             self.analysis_panel.status.setText(
-                f"Analysis {ids} stopped unfinished when HoechstScore last closed (a crash or a power cut); "
-                "it is marked failed. Run the analysis again: it resumes from the blocks it had finished.")
+                "The last analysis of this case stopped unfinished when HoechstScore last closed (a crash or a "
+                "power cut); it is marked failed. Run the analysis again: it resumes from the blocks it had "
+                "finished.")
         return opened
 
     def on_case_changed(self) -> None:
@@ -392,7 +403,7 @@ class ActionsMixin:
         self._show_density(self.session.cells)
         summary = (self.session.analysis or {}).get("summary") or {}
         if summary.get("device"):  # the shown cells' own run: what made them, not only the setting
-            run = f"{summary['device']} ({summary.get('precision', '?')})"
+            run = run_words(summary["device"], summary.get("precision"))
             self.analysis_panel.set_model(self.session.analysis.get("model_name") or self.model_label(), run)
             self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
 
@@ -474,9 +485,12 @@ class ActionsMixin:
         self.partial_counts = {}
         device = outcome.summary.get("device", "?")
         self.device_label.setText(f"Device: {device}")
-        self.analysis_panel.set_model(outcome.model_name, str(device))
+        self.analysis_panel.set_model(outcome.model_name, run_words(device, outcome.summary.get("precision")))
+        resumed = int(outcome.summary.get("blocks_resumed") or 0)
+        again = (f" Resumed: {resumed} finished block{'s' if resumed != 1 else ''} of the interrupted run "
+                 "were reused." if resumed else "")
         self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
-                                  f"{outcome.summary.get('seconds', 0):.0f} s.")
+                                  f"{outcome.summary.get('seconds', 0):.0f} s.{again}")
         self._try("Scoring", self.session.set_cells, outcome.cells,
                   {"id": outcome.analysis_id, "model_name": outcome.model_name,
                    "model_sha256": outcome.model_sha256, "summary": outcome.summary})

@@ -77,3 +77,15 @@ def test_opening_another_case_resets_the_panels(qtbot, window, slide_path: Path,
     assert window.open_slide_file(other, "STATE-B")
     assert window.analysis_panel.status.text() == "Ready."
     assert window.saliency_tools.panel.info.text() == ""
+
+
+def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
+    from app.main_actions import run_words
+
+    labels = [box.text() for box in window.layers_panel.class_boxes.values()]
+    assert any(t.startswith("CD8+ CD3 low") for t in labels) and not any("_" in t for t in labels)
+    assert run_words("cpu", "bf16") == "CPU, half precision (bfloat16)"
+    window.reporter.report(ValueError("TiffFileError('not a TIFF')"), window, "Opening the slide")
+    box = window.reporter.last_dialog
+    assert "ValueError" not in box.text() + box.informativeText() and "TiffFileError" not in box.informativeText()
+    assert "Opening the slide failed" in box.informativeText() and "TiffFileError" in box.detailedText()

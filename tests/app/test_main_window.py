@@ -98,7 +98,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert len(again.session.regions) == n_regions
     assert again.session.cells is not None and len(again.session.cells) == n_cells
     assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
-    assert "shown cells: cpu (fp32)" in again.device_label.text()  # the device of the stored run
+    assert "shown cells: CPU, full precision" in again.device_label.text()  # the device of the stored run
     again.session.store.add_user("test", "Dr Test", "1234")
     again.session.sign("test", "1234", "Approval")
     assert again.session.read_only
