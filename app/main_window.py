@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoStack
-from PySide6.QtWidgets import QDialog, QDockWidget, QLabel, QMainWindow, QWidget
+from PySide6.QtWidgets import QDialog, QDockWidget, QFrame, QLabel, QMainWindow, QScrollArea, QWidget
 
 from app.case_actions import CaseActions
 from app.case_session import CaseSession
@@ -67,7 +67,13 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title}Dock")
-        dock.setWidget(widget)
+        # Each panel scrolls inside its dock, so the docks' natural heights never push the window
+        # past the screen (the Case and Layers panels together are taller than a 1080-px screen).
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -84,8 +90,8 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.layers_dock = self._dock("Layers", self.layers_panel, left)
         self.results_dock = self._dock("Results", self.score_panel, right)
         self.analysis_dock = self._dock("Analysis", self.analysis_panel, right)
-        self.resizeDocks([self.case_dock, self.results_dock], [280, 520], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.case_dock, self.layers_dock], [300, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.case_dock, self.results_dock], [320, 520], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.case_dock, self.layers_dock], [430, 390], Qt.Orientation.Vertical)
         self.resizeDocks([self.results_dock, self.analysis_dock], [600, 220], Qt.Orientation.Vertical)
         self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
 

@@ -208,7 +208,8 @@ def region_table(data: ReportData, width: float) -> list[Flowable]:
         style.append(("SPAN", (0, 2), (-1, 2)))
     t.setStyle(TableStyle(style))
     note = _p("Densities are cells of each marker group per mm² of the region, exclusions removed. "
-              "CD3+ = CD3, CD8_CD3LO and CD8_CD3HI cells; CD8+ = CD8_CD3LO and CD8_CD3HI; CD20+ = CD20.", SMALL)
+              "CD3+ = CD3+ (CD8−), CD8+ CD3 low and CD8+ CD3 high cells; CD8+ = CD8+ CD3 low and CD8+ CD3 high; "
+              "CD20+ = CD20+ cells.", SMALL)
     return [KeepTogether([_heading("Cell densities by region"), t, Spacer(1, 1.5 * mm), note])]
 
 
