@@ -196,7 +196,27 @@ class CaseSession(QObject):
 
         if self.cells is None:
             raise StoreError("There are no cells yet: run the analysis first.")
-        return write_cells_csv(self.cells, path)
+        path = write_cells_csv(self.cells, path)
+        table = pd.read_csv(path)
+        table["region"] = self.cell_regions()
+        table.to_csv(path, index=False, float_format="%.4f")
+        return path
+
+    def cell_regions(self) -> list[str]:
+        """Per cell, the scored region its centre lies in, in the words of the report: "CT", "IM",
+        "Excluded" (inside an exclusion), "Tumour" (tumour without CT/IM) or "" (none)."""
+        import numpy as np
+        import shapely
+
+        cells = self.cells if self.cells is not None else pd.DataFrame({"x_um": [], "y_um": []})
+        x, y = cells["x_um"].to_numpy(float), cells["y_um"].to_numpy(float)
+        out = np.full(len(cells), "", dtype=object)
+        for kind, label in ((RegionKind.TUMOUR, "Tumour"), (RegionKind.INVASIVE_MARGIN, "IM"),
+                            (RegionKind.TUMOUR_CENTRE, "CT"), (RegionKind.EXCLUSION, "Excluded")):
+            parts = [r.geometry for r in self.regions if r.kind is kind]
+            if parts:  # later kinds win: CT/IM over the whole tumour, exclusions over everything
+                out[shapely.contains_xy(shapely.union_all(parts), x, y)] = label
+        return list(out)
 
     def rescore(self) -> None:
         """Score the cells in the regions against the reference cohort; store when editable."""

@@ -80,6 +80,23 @@ class ActionsMixin:
         self.last_notice = box
         return box
 
+    def export_name(self, what: str) -> str:
+        """A default file name that says which case and version it came from: S24-1-v2-cells.csv."""
+        case = self.session.case
+        return f"{case.accession}-v{case.version}-{what}" if case is not None else what
+
+    def ask_path(self, mode: str, title: str, name: str, filters: str) -> str:
+        """A file dialog that starts in the folder last used (not the program's working folder) and
+        remembers the folder of the answer; "" when cancelled."""
+        folder = self.settings.slides.last_folder
+        start = str(Path(folder) / name) if folder and Path(folder).is_dir() else name
+        ask = QFileDialog.getOpenFileName if mode == "open" else QFileDialog.getSaveFileName
+        path, _ = ask(self, title, start, filters)
+        if path:
+            self.settings.slides.last_folder = str(Path(path).parent)
+            self.settings_store.save(self.settings)
+        return path
+
     def model_dir(self) -> Path:
         from core.models.runtime import default_model_dir
 
@@ -120,7 +137,7 @@ class ActionsMixin:
             self.open_case(case.id)
 
     def open_slide_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
+        path = self.ask_path("open", "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
         if not path:
             return
         accession, ok = QInputDialog.getText(self, "New case", "Accession number:", text=Path(path).name.split(".")[0])
@@ -370,19 +387,19 @@ class ActionsMixin:
         self.layers_panel.set_regions(list(self.session.regions), self.view.regions.selected_id if self.view.regions else None)
 
     def import_geojson_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import regions", "", "GeoJSON (*.geojson *.json)")
+        path = self.ask_path("open", "Import regions", "", "GeoJSON (*.geojson *.json)")
         if path:
             warnings = self._try("Importing regions", self.session.import_geojson, path)
             if warnings:
                 self.notice("Import", "\n".join(warnings))
 
     def export_geojson_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export regions", "regions.geojson", "GeoJSON (*.geojson)")
+        path = self.ask_path("save", "Export regions", self.export_name("regions.geojson"), "GeoJSON (*.geojson)")
         if path:
             self._try("Exporting regions", self.session.export_geojson, path)
 
     def export_csv_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export cells", "cells.csv", "CSV (*.csv)")
+        path = self.ask_path("save", "Export cells", self.export_name("cells.csv"), "CSV (*.csv)")
         if path:
             self._try("Exporting cells", self.session.export_cells_csv, path)
 
@@ -532,8 +549,8 @@ class ActionsMixin:
         summary = self.score_panel.headline.text()
         dlg = self._try("Previewing the report", ReportDialog, pdf, summary, self)
         if dlg is not None and dlg.exec() == QDialog.DialogCode.Accepted:
-            name = f"{self.session.case.accession}-report.pdf"
-            path, _ = QFileDialog.getSaveFileName(self, "Save report", name, "PDF (*.pdf)")
+            name = self.export_name("report.pdf")
+            path = self.ask_path("save", "Save report", name, "PDF (*.pdf)")
             if path:
                 self._try("Saving the report", self.session.save_report, pdf, path)
 

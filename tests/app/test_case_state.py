@@ -89,3 +89,17 @@ def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
     box = window.reporter.last_dialog
     assert "ValueError" not in box.text() + box.informativeText() and "TiffFileError" not in box.informativeText()
     assert "Opening the slide failed" in box.informativeText() and "TiffFileError" in box.detailedText()
+
+
+def test_cells_csv_has_the_region_of_each_cell_and_export_names_say_the_case(scored, tmp_path: Path) -> None:  # noqa: ANN001
+    window = scored
+    window.session.im_half_width_um = 40  # CT 190-310 µm, IM 110-390 µm, the rest outside
+    window.derive_ct_im()
+    assert window.export_name("cells.csv") == "STATE-1-v1-cells.csv"
+    path = window.session.export_cells_csv(tmp_path / window.export_name("cells.csv"))
+    table = pd.read_csv(path, keep_default_na=False)
+    assert set(table["region"]) == {"CT", "IM", ""}
+    centre = table[(table.x_um.between(200, 300)) & (table.y_um.between(200, 300))]
+    assert len(centre) and set(centre["region"]) == {"CT"}
+    far = table[(table.x_um < 100) | (table.y_um < 100)]
+    assert len(far) and set(far["region"]) == {""}
