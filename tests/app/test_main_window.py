@@ -69,6 +69,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     qtbot.mouseMove(vp, _viewport_point(window.view, 600, 600))
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 900, 900))
     assert len(window.session.regions) == 1
+    window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
     window.run_analysis()
     assert window.runner is not None
     with qtbot.waitSignal(window.runner.done, timeout=120000):

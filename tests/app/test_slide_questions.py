@@ -57,6 +57,7 @@ def test_channel_chooser_is_asked_remembered_and_used(qtbot, window, tmp_path: P
     # Same scanner naming: no question the second time.
     assert window.open_slide_file(second, "CH-2")
     assert window.question is None and window.session.channel == "Nuclei 405"
+    window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
     window.run_analysis()
     with qtbot.waitSignal(window.runner.done, timeout=120000):
         pass
