@@ -91,6 +91,18 @@ class CaseActions:
         entries, versions = found
         self.exec_dialog(AuditDialog(self.session.case.accession, entries, versions, self))
 
+    def toggle_hidden(self) -> None:
+        """Take the open case off the case list (all versions), or put a hidden one back. Cases are
+        never deleted: their audit trail and signed versions must stay."""
+        s = self.session
+        if s.case is None:
+            return
+        case = self._try("Hiding the case", s.store.set_hidden, s.case.id, not s.case.is_hidden)
+        if case is not None:
+            s.case = case
+            self.hide_action.setText("Show case in the list" if case.is_hidden else "Hide case from the list")
+            self.refresh_case_list(self.case_panel.search.text())
+
     def save_patient(self, patient_id: str, name: str, birth_date: str) -> None:
         self._try("Saving the patient fields", self.session.update_patient, patient_id, name, birth_date)
 
@@ -103,8 +115,10 @@ class CaseActions:
             action.setEnabled(editable)
         self.sign_action.setEnabled(editable)
         self.version_action.setEnabled(s.case is not None and s.read_only)
-        for action in (self.versions_action, self.audit_action):
+        for action in (self.versions_action, self.audit_action, self.hide_action):
             action.setEnabled(s.case is not None)
+        hidden = s.case is not None and s.case.is_hidden
+        self.hide_action.setText("Show case in the list" if hidden else "Hide case from the list")
         if not editable and self.view.tool_mode in EDITING_TOOLS:
             self.tool_actions[ToolMode.MOVE].setChecked(True)
             self.view.set_tool(ToolMode.MOVE)

@@ -121,9 +121,13 @@ class ActionsMixin:
 
     # --- cases and slides -------------------------------------------------------------------------
     def refresh_case_list(self, text: str = "") -> None:
-        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or ""))
+        hidden = self.case_panel.show_hidden.isChecked()
+        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or "", include_hidden=hidden))
         if cases is not None:
             self.case_panel.table.set_cases(cases)
+
+    def refresh_hidden(self, _on: bool = False) -> None:
+        self.refresh_case_list(self.case_panel.search.text())
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

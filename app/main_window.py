@@ -136,6 +136,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.versions_action = a("&Versions…", self.versions_dialog)
         self.audit_action = a("&Audit log…", self.audit_dialog)
         self.add_user_action = a("Add lab &user…", self.add_user_dialog)
+        self.hide_action = a("Hide case from the list", self.toggle_hidden)
         self.tool_group = QActionGroup(self)
         self.tool_actions: dict[ToolMode, QAction] = {}
         for mode, key in TOOL_KEYS.items():
@@ -170,7 +171,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         analysis.addAction(self.cancel_action)
         case = bar.addMenu("&Case")
         for act in (self.sign_action, self.version_action, self.versions_action, self.audit_action, None,
-                    self.add_user_action):
+                    self.hide_action, self.add_user_action):
             case.addSeparator() if act is None else case.addAction(act)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("MainToolbar")
@@ -230,6 +231,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         sp.report_requested.connect(self.report_dialog)
         cp = self.case_panel
         cp.search_changed.connect(self.refresh_case_list)
+        cp.show_hidden.toggled.connect(self.refresh_hidden)
         cp.table.case_activated.connect(self.open_case)
         cp.sign_requested.connect(self.sign_case)
         cp.new_version_requested.connect(self.new_version)

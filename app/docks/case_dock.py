@@ -36,7 +36,7 @@ class CaseTable(QTableWidget):
     def set_cases(self, cases: list[Any]) -> None:
         self.setRowCount(len(cases))
         for i, c in enumerate(cases):
-            status = str(c.status) + (" · reference" if c.is_reference else "")
+            status = str(c.status) + (" · reference" if c.is_reference else "") + (" · hidden" if c.is_hidden else "")
             for j, v in enumerate((c.accession, str(c.version), status, c.updated_at.strftime("%Y-%m-%d %H:%M"))):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.ItemDataRole.UserRole, c.id)
@@ -132,6 +132,8 @@ class CasePanel(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.search_changed)
         layout.addWidget(self.search)
+        self.show_hidden = QCheckBox("Show hidden cases")
+        layout.addWidget(self.show_hidden)
         self.table = CaseTable()
         layout.addWidget(self.table, 1)
         self.show_case(None, None)

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -104,6 +105,8 @@ class Case(Base):
     patient_name: Mapped[str | None] = mapped_column(String(200))
     patient_birth_date: Mapped[str | None] = mapped_column(String(10))
     signature_meaning: Mapped[str | None] = mapped_column(Text)
+    # 0002: hidden from the case list (cases are never deleted: the audit trail must stay whole).
+    is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Slide(Base):

@@ -49,6 +49,7 @@ class CaseRecord:
     patient_name: str | None = None
     patient_birth_date: str | None = None  # "YYYY-MM-DD" as entered
     signature_meaning: str | None = None
+    is_hidden: bool = False
 
     @property
     def is_signed(self) -> bool:

@@ -148,9 +148,14 @@ class CaseStore:
         """All versions of the case ``case_id`` belongs to, oldest first."""
         return self._read(lambda s: _cases.case_versions(s, case_id))
 
-    def find_cases(self, text: str = "", *, latest_only: bool = True) -> list[CaseRecord]:
-        """Cases whose accession, patient id or notes contain ``text`` (case-insensitive)."""
-        return self._read(lambda s: _cases.find_cases(s, text, latest_only))
+    def find_cases(self, text: str = "", *, latest_only: bool = True, include_hidden: bool = True) -> list[CaseRecord]:
+        """Cases whose accession, patient id or notes contain ``text`` (case-insensitive);
+        ``include_hidden`` False leaves out cases taken off the list (:meth:`set_hidden`)."""
+        return self._read(lambda s: _cases.find_cases(s, text, latest_only, include_hidden))
+
+    def set_hidden(self, case_id: int, hidden: bool) -> CaseRecord:
+        """Hide all versions of a case from the case list (or show them again); audited, nothing deleted."""
+        return self._write(lambda s: _cases.set_hidden(s, self._user, case_id, hidden))
 
     def list_reference_cases(self, *, signed_only: bool = False) -> list[CaseRecord]:
         """The reference cohort: per accession, the newest version flagged as reference."""

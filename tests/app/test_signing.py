@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox, QToolBar
 
 from app.viewer import ToolMode
@@ -106,3 +106,19 @@ def test_patient_fields_saved_and_locked_when_signed(qtbot, window, slide_path: 
     window.session.store.add_user("jdoe", "Dr Jane Doe", "2468")
     _sign(qtbot, window, "2468")
     assert fields.patient_id.isReadOnly()
+
+
+def test_hide_a_case_from_the_list_and_show_it_again(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
+    assert window.open_slide_file(slide_path, "HIDE-1")
+    table = window.case_panel.table
+
+    def listed() -> list[str]:
+        return [table.item(i, 0).text() for i in range(table.rowCount())]
+    assert listed() == ["HIDE-1"]
+    window.hide_action.trigger()
+    assert listed() == [] and window.hide_action.text() == "Show case in the list"
+    box = window.case_panel.show_hidden  # click its tick box (the widget spans the dock, its text does not)
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    assert listed() == ["HIDE-1"] and "hidden" in table.item(0, 2).text()
+    window.hide_action.trigger()
+    assert window.session.store.find_cases(include_hidden=False)[0].accession == "HIDE-1"

@@ -76,3 +76,18 @@ def test_pixel_size_source_is_kept(store: CaseStore, tmp_path: Path) -> None:
     case = store.create_case("S-3")
     slide = store.add_slide(case.id, f, mpp=(0.3, 0.3), mpp_source="entered by the user")
     assert store.list_slides(case.id)[0].mpp_source == "entered by the user" == slide.mpp_source
+
+
+def test_hidden_cases_leave_the_list_but_stay_in_the_store(store: CaseStore) -> None:
+    store.add_user("jdoe", "Dr Jane Doe", "2468")
+    case = store.create_case("H-1")
+    store.sign_as(case.id, "jdoe", "2468", "Final")
+    v2 = store.new_version(case.id)
+    store.create_case("H-2")
+    store.set_hidden(v2.id, True)  # signed v1 included: the list is not case content
+    assert [c.accession for c in store.find_cases(include_hidden=False)] == ["H-2"]
+    assert {c.accession for c in store.find_cases()} == {"H-1", "H-2"}
+    assert store.get_case(case.id).is_hidden and store.get_case(case.id).is_signed
+    assert [e.action for e in store.audit_entries(case.id)][-1] == "hide"
+    store.set_hidden(case.id, False)
+    assert len(store.find_cases(include_hidden=False)) == 2

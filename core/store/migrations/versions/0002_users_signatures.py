@@ -7,6 +7,7 @@ Create Date: 2026-12-02
 - ``users``: named lab users with an argon2 hash of their password or PIN; signing checks it.
 - ``cases.signature_meaning``: the statement the signer agreed to, printed with the signature.
 - ``cases.patient_name``, ``cases.patient_birth_date``: a second and third identifier on the report.
+- ``cases.is_hidden``: a case taken off the case list (never deleted: the audit trail stays whole).
 - ``slides.mpp_source``: "file", or how the user gave the pixel size of an uncalibrated slide.
 
 Self-contained (plain ``sa`` types), like 0001.
@@ -41,6 +42,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("patient_name", sa.String(length=200), nullable=True))
         batch.add_column(sa.Column("patient_birth_date", sa.String(length=10), nullable=True))
         batch.add_column(sa.Column("signature_meaning", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("is_hidden", sa.Boolean(), nullable=False, server_default=sa.false()))
     with op.batch_alter_table("slides") as batch:
         batch.add_column(sa.Column("mpp_source", sa.String(length=200), nullable=True))
 
@@ -49,6 +51,7 @@ def downgrade() -> None:
     with op.batch_alter_table("slides") as batch:
         batch.drop_column("mpp_source")
     with op.batch_alter_table("cases") as batch:
+        batch.drop_column("is_hidden")
         batch.drop_column("signature_meaning")
         batch.drop_column("patient_birth_date")
         batch.drop_column("patient_name")
