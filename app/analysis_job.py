@@ -35,30 +35,46 @@ def checkpoint_dir() -> Path:
     return Path(platformdirs.user_cache_dir("HoechstScore", appauthor=False)) / "checkpoints"
 
 
-def engine_params() -> Any:
-    """The engine parameters the app analyses with.
+def engine_params(channel: str | None = None) -> Any:
+    """The engine parameters the app analyses with; ``channel``: the nuclear channel the user chose
+    (None: the model card's role, found by name).
 
     One core is left to the event loop: with every core busy in torch the UI stalled for 0.7 s.
     """
     from core.engine import AnalysisParams
 
-    return AnalysisParams(torch_threads=max(1, (os.cpu_count() or 2) - 1))
+    return AnalysisParams(torch_threads=max(1, (os.cpu_count() or 2) - 1), channel=channel)
 
 
 def analysis_job(
     store: Any, case_id: int, slide_id: int, slide: Any, model_dir: Path, *, device: str | None,
-    precision: str | None, cancel: CancelToken,
+    precision: str | None, cancel: CancelToken, channel: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Generator[Progress, None, AnalysisOutcome]:
-    """Analyse ``slide`` (an open core Slide) with the model in ``model_dir`` and store the result."""
+    """Analyse ``slide`` (an open core Slide) with the model in ``model_dir`` and store the result.
+
+    channel: the nuclear channel to read; provenance: recorded beside the engine parameters
+    (pixel size and its source, see ``CaseSession.analysis_parameters``).
+    """
+    import dataclasses
+
     from app.workers import freeze_long_lived
     from core.analysis import analyse_and_record, jsonable
+    from core.errors import CoreError
+    from core.models import load_card
     from core.models.runtime import load_model
 
-    yield Progress(0, 0, f"Loading the model from {model_dir}")
+    try:
+        name = f" “{load_card(model_dir).name}”"
+    except CoreError:  # load_model below says what is wrong with the folder
+        name = ""
+    yield Progress(0, 0, f"Loading the model{name}…")
     model = load_model(model_dir, device=device, precision=precision)
     freeze_long_lived()  # torch and the model are here for good: keep them out of full GC passes
     cancel.check()
-    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, engine_params(),
+    params = engine_params(channel)
+    parameters = {"engine": jsonable(dataclasses.asdict(params)), **(provenance or {})}
+    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, params, parameters=parameters,
                                              cancel=cancel, checkpoint_dir=checkpoint_dir())
     card = model.card
     summary = jsonable(dict(recorded.result.summary))

@@ -46,6 +46,7 @@ class CaseSession(QObject):
         self.im_half_width_um = 500.0
         self.cohort_csv: str = ""   # the lab's imported cohort table; "" = the store's reference cases
         self.cohort: Any = None      # the ReferenceCohort the shown scores used (None: none yet)
+        self.channel: str | None = None  # the nuclear channel the analysis reads; None: the model's role
         self._suspend_save = False
 
     # --- store ----------------------------------------------------------------------------------
@@ -67,15 +68,27 @@ class CaseSession(QObject):
             self._store = None
 
     # --- opening ----------------------------------------------------------------------------------
-    def create_case(self, slide_path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> None:
-        """Open a slide as a new draft case ``accession``."""
+    def create_case(self, slide_path: str | Path, accession: str, mpp: tuple[float, float] | None = None, *,
+                    mpp_source: str = "file", channel: str | None = None) -> None:
+        """Open a slide as a new draft case ``accession``.
+
+        mpp: the pixel size the user gave for an uncalibrated file, ``mpp_source`` how they gave it
+        (kept with the slide as provenance); channel: the nuclear channel chosen by the user.
+        """
         from core.slides import open_slide
 
         slide = open_slide(slide_path, mpp=mpp)
         slide.require_mpp()
+        if channel is not None:
+            slide.channel_index(channel)  # a name the slide does not have fails here, not mid-analysis
         case = self.store.create_case(accession)
-        record = self.store.add_slide(case.id, slide_path, mpp=slide.mpp, channels=slide.channel_names)
+        from core.report.synthetic import phantom_mark
+
+        record = self.store.add_slide(case.id, slide_path, mpp=slide.mpp, channels=slide.channel_names,
+                                      mpp_source=mpp_source if mpp is not None else "file",
+                                      is_synthetic=phantom_mark(slide_path) is not None)
         self._show(case, record, slide)
+        self.channel = channel
 
     def open_case(self, case_id: int) -> None:
         """Open a stored case: its first slide, regions, latest finished analysis and scores."""
@@ -111,6 +124,9 @@ class CaseSession(QObject):
             a = max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
             self.set_cells(self.store.load_cells(a.id), {"id": a.id, "model_name": a.model_name,
                                                          "model_sha256": a.model_sha256, "summary": a.summary or {}})
+        analyses = sorted(self.store.list_analyses(case_id), key=lambda a: a.id)
+        channels = [(a.parameters.get("engine") or {}).get("channel") for a in analyses]
+        self.channel = next((c for c in reversed(channels) if isinstance(c, str)), None)
         self.scores_changed.emit()
 
     def _show(self, case: CaseRecord, record: SlideRecord, slide: Any) -> None:
@@ -130,6 +146,7 @@ class CaseSession(QObject):
             self.slide.close()
         self.case = self.slide_record = self.slide = None
         self.cells, self.scores, self.analysis, self.cohort = None, None, {}, None
+        self.channel = None
         self.regions = RegionSet()
 
     @property
@@ -185,7 +202,27 @@ class CaseSession(QObject):
 
         if self.cells is None:
             raise StoreError("There are no cells yet: run the analysis first.")
-        return write_cells_csv(self.cells, path)
+        path = write_cells_csv(self.cells, path)
+        table = pd.read_csv(path)
+        table["region"] = self.cell_regions()
+        table.to_csv(path, index=False, float_format="%.4f")
+        return path
+
+    def cell_regions(self) -> list[str]:
+        """Per cell, the scored region its centre lies in, in the words of the report: "CT", "IM",
+        "Excluded" (inside an exclusion), "Tumour" (tumour without CT/IM) or "" (none)."""
+        import numpy as np
+        import shapely
+
+        cells = self.cells if self.cells is not None else pd.DataFrame({"x_um": [], "y_um": []})
+        x, y = cells["x_um"].to_numpy(float), cells["y_um"].to_numpy(float)
+        out = np.full(len(cells), "", dtype=object)
+        for kind, label in ((RegionKind.TUMOUR, "Tumour"), (RegionKind.INVASIVE_MARGIN, "IM"),
+                            (RegionKind.TUMOUR_CENTRE, "CT"), (RegionKind.EXCLUSION, "Excluded")):
+            parts = [r.geometry for r in self.regions if r.kind is kind]
+            if parts:  # later kinds win: CT/IM over the whole tumour, exclusions over everything
+                out[shapely.contains_xy(shapely.union_all(parts), x, y)] = label
+        return list(out)
 
     def reference_cohort(self) -> Any:
         """The cohort the open case is scored against, read afresh (flags may change at any time).
@@ -220,10 +257,39 @@ class CaseSession(QObject):
         self.scores = recorded.result
         self.scores_changed.emit()
 
+    def analysis_parameters(self) -> dict[str, Any]:
+        """Provenance the app adds to an analysis record: the pixel size and where it came from,
+        and the nuclear channel read (the engine parameters are added by the job)."""
+        record = self.slide_record
+        mpp = list(self.slide.require_mpp()) if self.slide is not None else None
+        source = (record.mpp_source if record is not None else None) or "file"
+        return {"pixel_size": {"mpp_um": mpp, "source": source},
+                "nuclear_channel": self.channel or "found by name (Hoechst/DAPI)"}
+
     # --- case actions ------------------------------------------------------------------------------
-    def sign(self, user: str) -> None:
-        self.case = self.store.sign_case(self.case.id, user)  # type: ignore[union-attr]
+    def sign(self, username: str, secret: str, meaning: str) -> None:
+        """Sign the open case as lab user ``username`` (PIN checked by the store)."""
+        from core.analysis import close_interrupted
+
+        close_interrupted(self.store, self.case.id)  # type: ignore[union-attr]
+        self.case = self.store.sign_as(self.case.id, username, secret, meaning)  # type: ignore[union-attr]
         self.case_changed.emit()
+
+    def update_patient(self, patient_id: str, patient_name: str, birth_date: str) -> None:
+        """Save the patient fields of the open draft (audited)."""
+        self.check_editable()
+        self.case = self.store.update_case(self.case.id, patient_id=patient_id,  # type: ignore[union-attr]
+                                           patient_name=patient_name, patient_birth_date=birth_date)
+        self.case_changed.emit()
+
+    def versions(self) -> list[CaseRecord]:
+        return self.store.case_versions(self.case.id) if self.case is not None else []
+
+    def audit_log(self) -> tuple[list[Any], dict[int, int]]:
+        """Audit rows of every version of the open case, oldest first, and case id -> version."""
+        versions = self.versions()
+        entries = [e for v in versions for e in self.store.audit_entries(v.id)]
+        return sorted(entries, key=lambda e: e.id), {v.id: v.version for v in versions}
 
     def new_version(self) -> None:
         new = self.store.new_version(self.case.id)  # type: ignore[union-attr]

@@ -63,7 +63,9 @@ class ErrorReporter:
             box = QMessageBox(QMessageBox.Icon.Critical, "HoechstScore",
                               "Something went wrong inside HoechstScore. Your work is saved; you can go on.",
                               parent=parent)
-            box.setInformativeText(f"{type(exc).__name__}: {exc}\n\nDetails are in the log: {log_file()}")
+            what = f"{action} failed. " if action else ""
+            box.setInformativeText(f"{what}Details for whoever maintains HoechstScore are in the log: {log_file()} "
+                                   "(or press Copy details).")
             box.setDetailedText(details)
             copy = box.addButton("Copy details", QMessageBox.ButtonRole.ActionRole)
             copy.clicked.disconnect()

@@ -7,6 +7,7 @@ thin wrappers over methods that take the answer as an argument, so tests drive t
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from core.classes import class_index
 from core.engine import BlockDone
 from core.errors import CoreError
 from core.progress import Progress
-from core.regions import Region
+from core.regions import Region, RegionKind
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,17 @@ def _class_counts(cls: np.ndarray) -> dict[int, int]:
     """Cells per class index, for the Layers dock."""
     ids, counts = np.unique(cls, return_counts=True)
     return {int(i): int(n) for i, n in zip(ids, counts, strict=True)}
+
+
+#: Precision names as users read them.
+PRECISION_WORDS = {"fp32": "full precision", "bf16": "half precision (bfloat16)", "fp16": "half precision (float16)"}
+
+
+def run_words(device: object, precision: object) -> str:
+    """Device and precision of a run in words: "CPU, full precision" rather than "cpu (fp32)"."""
+    d = str(device)
+    where = "CPU" if d == "cpu" else ("GPU" if d.startswith("cuda") else d)
+    return f"{where}, {PRECISION_WORDS.get(str(precision), str(precision or 'precision unknown'))}"
 
 
 def _check_quietly(box: Any, on: bool) -> None:
@@ -59,6 +71,31 @@ class ActionsMixin:
         except Exception as exc:  # one place for every error: CoreError shown, others logged too
             self.reporter.report(exc, self, action)
             return None
+
+    def notice(self, title: str, text: str) -> QMessageBox:
+        """Tell the user something without blocking (window-modal, ``open()`` not ``exec()``): an
+        analysis or a queued rescore keeps running; kept as ``last_notice``."""
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self)
+        box.open()
+        self.last_notice = box
+        return box
+
+    def export_name(self, what: str) -> str:
+        """A default file name that says which case and version it came from: S24-1-v2-cells.csv."""
+        case = self.session.case
+        return f"{case.accession}-v{case.version}-{what}" if case is not None else what
+
+    def ask_path(self, mode: str, title: str, name: str, filters: str) -> str:
+        """A file dialog that starts in the folder last used (not the program's working folder) and
+        remembers the folder of the answer; "" when cancelled."""
+        folder = self.settings.slides.last_folder
+        start = str(Path(folder) / name) if folder and Path(folder).is_dir() else name
+        ask = QFileDialog.getOpenFileName if mode == "open" else QFileDialog.getSaveFileName
+        path, _ = ask(self, title, start, filters)
+        if path:
+            self.settings.slides.last_folder = str(Path(path).parent)
+            self.settings_store.save(self.settings)
+        return path
 
     def model_dir(self) -> Path:
         from core.models.runtime import default_model_dir
@@ -85,9 +122,13 @@ class ActionsMixin:
 
     # --- cases and slides -------------------------------------------------------------------------
     def refresh_case_list(self, text: str = "") -> None:
-        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or ""))
+        hidden = self.case_panel.show_hidden.isChecked()
+        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or "", include_hidden=hidden))
         if cases is not None:
             self.case_panel.table.set_cases(cases)
+
+    def refresh_hidden(self, _on: bool = False) -> None:
+        self.refresh_case_list(self.case_panel.search.text())
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -101,23 +142,66 @@ class ActionsMixin:
             self.open_case(case.id)
 
     def open_slide_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
+        path = self.ask_path("open", "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
         if not path:
             return
         accession, ok = QInputDialog.getText(self, "New case", "Accession number:", text=Path(path).name.split(".")[0])
         if ok and accession:
             self.open_slide_file(path, accession)
 
-    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
-        """Open a slide as a new case; asks for the pixel size of an uncalibrated slide."""
-        from core.errors import UncalibratedError
-
+    def exec_dialog(self, dialog: QDialog) -> bool:
+        """Run a modal question; kept as ``self.question`` while open (tests answer it with real clicks)."""
+        self.question = dialog
         try:
-            self.session.create_case(path, accession, mpp)
-        except UncalibratedError:
-            value, ok = QInputDialog.getDouble(self, "Pixel size", "This slide has no pixel size. µm per pixel:",
-                                               0.227, 0.01, 10.0, 4)
-            return ok and self.open_slide_file(path, accession, (value, value))
+            return dialog.exec() == QDialog.DialogCode.Accepted
+        finally:
+            self.question = None
+
+    def choose_channel(self, slide_name: str, names: list[str]) -> str | None | bool:
+        """The nuclear channel of a slide with these channel names: None when the name says it
+        (Hoechst/DAPI, one match), the remembered or chosen name, False when the user cancels."""
+        from app.dialogs.slide_questions import ChannelDialog, channel_set_key, needs_channel_choice
+
+        if not needs_channel_choice(names):
+            return None
+        key = channel_set_key(names)
+        remembered = self.settings.slides.nuclear_channel.get(key)
+        if remembered in names:
+            return remembered
+        dlg = ChannelDialog(slide_name, names, parent=self)
+        if not self.exec_dialog(dlg):
+            return False
+        if dlg.remember.isChecked():
+            self.settings.slides.nuclear_channel[key] = dlg.channel()
+            self.settings_store.save(self.settings)
+        return dlg.channel()
+
+    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
+        """Open a slide as a new case. Asks for the pixel size of an uncalibrated slide (empty, a
+        sidecar's value only suggested) and for the nuclear channel when the names do not say it."""
+        from app.dialogs.slide_questions import PixelSizeDialog, suggested_mpp
+        from core.slides import open_slide
+
+        name = Path(path).name
+        try:
+            with open_slide(path, mpp=mpp) as probe:
+                names, calibrated = list(probe.channel_names), probe.is_calibrated
+        except Exception as exc:
+            self.reporter.report(exc, self, "Opening the slide")
+            return False
+        source = "file"
+        if not calibrated:
+            dlg = PixelSizeDialog(name, suggested_mpp(path), self)
+            if not self.exec_dialog(dlg):
+                return False
+            mpp, source = (dlg.value(), dlg.value()), dlg.source
+        elif mpp is not None:
+            source = "given by the user"
+        channel = self.choose_channel(name, names)
+        if channel is False:
+            return False
+        try:
+            self.session.create_case(path, accession, mpp, mpp_source=source, channel=channel or None)
         except Exception as exc:
             self.reporter.report(exc, self, "Opening the slide")
             return False
@@ -127,18 +211,26 @@ class ActionsMixin:
     def open_case(self, case_id: int) -> bool:
         ok = self._try("Opening the case", self.session.open_case, case_id)
         opened = ok is not None or self.session.case is not None and self.session.case.id == case_id
+        s = self.session
+        if opened and s.channel is None and s.slide is not None and not s.read_only:
+            chosen = self.choose_channel(Path(str(s.slide.path)).name, list(s.slide.channel_names))
+            s.channel = chosen or None
         if opened and self.session.interrupted:
-            ids = ", ".join(str(i) for i in self.session.interrupted)
             self.analysis_panel.status.setText(
-                f"Analysis {ids} stopped unfinished when HoechstScore last closed (a crash or a power cut); "
-                "it is marked failed. Run the analysis again: it resumes from the blocks it had finished.")
+                "The last analysis of this case stopped unfinished when HoechstScore last closed (a crash or a "
+                "power cut); it is marked failed. Run the analysis again: it resumes from the blocks it had "
+                "finished.")
         return opened
 
     def on_case_changed(self) -> None:
         s = self.session
         self.case_panel.show_case(s.case, s.slide_record)
         if s.case is None:
+            self.show_read_only()
             return
+        if getattr(self, "_shown_case_id", None) != s.case.id and not (self.runner is not None and self.runner.running):
+            self.analysis_panel.reset()  # the previous case's "Finished: … cells" is not this one's
+        self._shown_case_id = s.case.id
         if self.view.slide is not s.slide:
             self.undo.clear()
             self.view.open_slide(s.slide)
@@ -149,6 +241,7 @@ class ActionsMixin:
         self.settings.remember("cases", s.case.accession)
         self._fill_recent_menu()
         self.setWindowTitle(f"{s.case.accession} v{s.case.version} — HoechstScore" + (" (signed)" if s.read_only else ""))
+        self.show_read_only()
         self.refresh_case_list(self.case_panel.search.text())
 
     # --- viewer -------------------------------------------------------------------------------------
@@ -231,7 +324,11 @@ class ActionsMixin:
             self.view.cells.set_class_visible(cls, on)
 
     def tool_from_action(self) -> None:
-        self.view.set_tool(ToolMode(self.sender().data()))
+        wanted = ToolMode(self.sender().data())
+        mode = self.guard_tool(wanted)  # a signed case offers a new version before any tool acts
+        if mode is not wanted:
+            self.tool_actions[mode].setChecked(True)
+        self.view.set_tool(mode)
 
     # --- regions --------------------------------------------------------------------------------------
     def on_region_drawn(self, geometry: Any) -> None:
@@ -272,26 +369,42 @@ class ActionsMixin:
             return warnings
         warnings = self._try("Deriving CT and IM", derive)
         if warnings:
-            QMessageBox.information(self, "CT and IM", "\n".join(warnings))
+            self.notice("CT and IM", "\n".join(warnings))
+
+    def follow_im_width(self) -> None:
+        """The IM half-width changed in Settings: CT and IM derived with the old width are derived
+        again (one undoable step), and scores from the tumour outline are recomputed. A signed case
+        keeps its regions and scores."""
+        from core.regions.regionset import DERIVED_WIDTH_KEY
+
+        s = self.session
+        if s.case is None or s.read_only:
+            return
+        derived = [r for r in s.regions if r.kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
+                   and DERIVED_WIDTH_KEY in r.extra]
+        if derived:
+            self.derive_ct_im()
+        else:
+            self._try("Scoring", s.rescore)
 
     def on_regions_changed(self) -> None:
         self.view.set_regions(list(self.session.regions))
         self.layers_panel.set_regions(list(self.session.regions), self.view.regions.selected_id if self.view.regions else None)
 
     def import_geojson_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import regions", "", "GeoJSON (*.geojson *.json)")
+        path = self.ask_path("open", "Import regions", "", "GeoJSON (*.geojson *.json)")
         if path:
             warnings = self._try("Importing regions", self.session.import_geojson, path)
             if warnings:
-                QMessageBox.information(self, "Import", "\n".join(warnings))
+                self.notice("Import", "\n".join(warnings))
 
     def export_geojson_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export regions", "regions.geojson", "GeoJSON (*.geojson)")
+        path = self.ask_path("save", "Export regions", self.export_name("regions.geojson"), "GeoJSON (*.geojson)")
         if path:
             self._try("Exporting regions", self.session.export_geojson, path)
 
     def export_csv_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export cells", "cells.csv", "CSV (*.csv)")
+        path = self.ask_path("save", "Export cells", self.export_name("cells.csv"), "CSV (*.csv)")
         if path:
             self._try("Exporting cells", self.session.export_cells_csv, path)
 
@@ -312,7 +425,7 @@ class ActionsMixin:
         self._show_density(self.session.cells)
         summary = (self.session.analysis or {}).get("summary") or {}
         if summary.get("device"):  # the shown cells' own run: what made them, not only the setting
-            run = f"{summary['device']} ({summary.get('precision', '?')})"
+            run = run_words(summary["device"], summary.get("precision"))
             self.analysis_panel.set_model(self.session.analysis.get("model_name") or self.model_label(), run)
             self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
 
@@ -348,11 +461,17 @@ class ActionsMixin:
             self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
             return
         store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
+        if s.channel is None:
+            chosen = self.choose_channel(Path(str(slide.path)).name, list(slide.channel_names))
+            if chosen is False:
+                return
+            s.channel = chosen or None
+        channel, provenance = s.channel, s.analysis_parameters()
         model_dir, device, precision = self.model_dir(), self._device(), self.settings.analysis.precision
 
         def factory(cancel: Any) -> Any:
             return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,
-                                cancel=cancel)
+                                cancel=cancel, channel=channel, provenance=provenance)
         self._show_cells(None)
         self._show_density(None)  # the old cells' map would mislead while new cells come in
         self.start_job(factory, self.on_analysis_finished)
@@ -381,9 +500,12 @@ class ActionsMixin:
         self.partial_counts = {}
         device = outcome.summary.get("device", "?")
         self.device_label.setText(f"Device: {device}")
-        self.analysis_panel.set_model(outcome.model_name, str(device))
+        self.analysis_panel.set_model(outcome.model_name, run_words(device, outcome.summary.get("precision")))
+        resumed = int(outcome.summary.get("blocks_resumed") or 0)
+        again = (f" Resumed: {resumed} finished block{'s' if resumed != 1 else ''} of the interrupted run "
+                 "were reused." if resumed else "")
         self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
-                                  f"{outcome.summary.get('seconds', 0):.0f} s.")
+                                  f"{outcome.summary.get('seconds', 0):.0f} s.{again}")
         self._try("Scoring", self.session.set_cells, outcome.cells,
                   {"id": outcome.analysis_id, "model_name": outcome.model_name,
                    "model_sha256": outcome.model_sha256, "summary": outcome.summary})
@@ -408,8 +530,11 @@ class ActionsMixin:
         from core.report import ReportSettings
 
         r = self.settings.report
+        # Printed now, by whoever is logged in to this computer (signing is what needs a lab user).
         return ReportSettings(lab_name=r.lab_name, lab_address=r.lab_address,
-                              logo_path=Path(r.logo_path) if r.logo_path else None, operator=self.session.store.user)
+                              logo_path=Path(r.logo_path) if r.logo_path else None,
+                              operator=f"{self.session.store.user} (computer account)",
+                              printed_at=datetime.now(UTC))
 
     def make_report(self, path: str | Path) -> Path | None:
         pdf = self._try("Making the report", self.session.render_report, self.report_settings())
@@ -422,33 +547,23 @@ class ActionsMixin:
         summary = self.score_panel.headline.text()
         dlg = self._try("Previewing the report", ReportDialog, pdf, summary, self)
         if dlg is not None and dlg.exec() == QDialog.DialogCode.Accepted:
-            name = f"{self.session.case.accession}-report.pdf"
-            path, _ = QFileDialog.getSaveFileName(self, "Save report", name, "PDF (*.pdf)")
+            name = self.export_name("report.pdf")
+            path = self.ask_path("save", "Save report", name, "PDF (*.pdf)")
             if path:
                 self._try("Saving the report", self.session.save_report, pdf, path)
-
-    def sign_case(self, user: str | None = None) -> None:
-        if self.session.case is None:
-            return
-        if not user:
-            user, ok = QInputDialog.getText(self, "Sign case", "Your name (the case becomes read-only):",
-                                            text=self.session.store.user)
-            if not ok or not user:
-                return
-        self._try("Signing the case", self.session.sign, user)
-
-    def new_version(self) -> None:
-        self._try("Making a new version", self.session.new_version)
 
     def set_reference(self, flag: bool) -> None:
         self._try("Marking the reference case", self.session.set_reference, flag)
 
     def settings_dialog(self) -> None:
         dlg = SettingsDialog(self.settings, self)
-        if dlg.exec() == QDialog.DialogCode.Accepted:
+        if self.exec_dialog(dlg):
             self.settings = dlg.result_settings()
             self.settings_store.save(self.settings)
+            width_changed = self.session.im_half_width_um != self.settings.analysis.im_half_width_um
             self._apply_settings_to_session()
+            if width_changed:
+                self.follow_im_width()
             if self.settings.store.database_url != self.session.database_url:
                 self.view.close_slide()
                 self.session.set_database_url(self.settings.store.database_url)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QUndoStack
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
+from PySide6.QtWidgets import QDialog, QDockWidget, QFrame, QLabel, QMainWindow, QScrollArea, QWidget
 
+from app.case_actions import CaseActions
 from app.case_session import CaseSession
 from app.docks.analysis_dock import AnalysisPanel
 from app.docks.case_dock import CasePanel
@@ -28,7 +29,7 @@ TOOL_KEYS = {ToolMode.MOVE: "M", ToolMode.SELECT: "S", ToolMode.POLYGON: "P",
              ToolMode.RECTANGLE: "R", ToolMode.BRUSH: "B"}
 
 
-class MainWindow(ActionsMixin, QMainWindow):
+class MainWindow(ActionsMixin, CaseActions, QMainWindow):
     """The HoechstScore window."""
 
     def __init__(self, settings_store: SettingsStore | None = None, reporter: ErrorReporter = REPORTER,
@@ -44,6 +45,7 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.runner: JobRunner | None = None
         self.partial_cells: list = []
         self.partial_counts: dict[int, int] = {}  # cells per class of the running analysis so far
+        self.question: QDialog | None = None  # the modal question being asked (see exec_dialog)
         self.view = SlideView(self)
         self.setCentralWidget(self.view)
         self._make_docks()
@@ -52,6 +54,7 @@ class MainWindow(ActionsMixin, QMainWindow):
         self._make_status_bar()
         self._connect()
         install_saliency_tools(self)
+        self.show_read_only()
         self.resize(1500, 920)
         geometry, state = self.settings_store.window()
         if geometry is not None:
@@ -64,7 +67,13 @@ class MainWindow(ActionsMixin, QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title}Dock")
-        dock.setWidget(widget)
+        # Each panel scrolls inside its dock, so the docks' natural heights never push the window
+        # past the screen (the Case and Layers panels together are taller than a 1080-px screen).
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -81,8 +90,8 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.layers_dock = self._dock("Layers", self.layers_panel, left)
         self.results_dock = self._dock("Results", self.score_panel, right)
         self.analysis_dock = self._dock("Analysis", self.analysis_panel, right)
-        self.resizeDocks([self.case_dock, self.results_dock], [280, 520], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.case_dock, self.layers_dock], [300, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.case_dock, self.results_dock], [320, 520], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.case_dock, self.layers_dock], [430, 390], Qt.Orientation.Vertical)
         self.resizeDocks([self.results_dock, self.analysis_dock], [600, 220], Qt.Orientation.Vertical)
         self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
 
@@ -123,7 +132,11 @@ class MainWindow(ActionsMixin, QMainWindow):
         self.run_action = a("&Run analysis", self.run_analysis, "Ctrl+R")
         self.cancel_action = a("&Cancel analysis", self.cancel_analysis)
         self.sign_action = a("&Sign case…", self.sign_case)
-        self.version_action = a("&New version", self.new_version)
+        self.version_action = a("&New version…", self.new_version)
+        self.versions_action = a("&Versions…", self.versions_dialog)
+        self.audit_action = a("&Audit log…", self.audit_dialog)
+        self.add_user_action = a("Add lab &user…", self.add_user_dialog)
+        self.hide_action = a("Hide case from the list", self.toggle_hidden)
         self.tool_group = QActionGroup(self)
         self.tool_actions: dict[ToolMode, QAction] = {}
         for mode, key in TOOL_KEYS.items():
@@ -157,8 +170,9 @@ class MainWindow(ActionsMixin, QMainWindow):
         analysis.addAction(self.run_action)
         analysis.addAction(self.cancel_action)
         case = bar.addMenu("&Case")
-        case.addAction(self.sign_action)
-        case.addAction(self.version_action)
+        for act in (self.sign_action, self.version_action, self.versions_action, self.audit_action, None,
+                    self.hide_action, self.add_user_action):
+            case.addSeparator() if act is None else case.addAction(act)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("MainToolbar")
         toolbar.setMovable(False)
@@ -217,10 +231,14 @@ class MainWindow(ActionsMixin, QMainWindow):
         sp.report_requested.connect(self.report_dialog)
         cp = self.case_panel
         cp.search_changed.connect(self.refresh_case_list)
+        cp.show_hidden.toggled.connect(self.refresh_hidden)
         cp.table.case_activated.connect(self.open_case)
         cp.sign_requested.connect(self.sign_case)
         cp.new_version_requested.connect(self.new_version)
         cp.reference_toggled.connect(self.set_reference)
+        cp.versions_requested.connect(self.versions_dialog)
+        cp.audit_requested.connect(self.audit_dialog)
+        cp.patient_edited.connect(self.save_patient)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         if self.runner is not None and self.runner.running:

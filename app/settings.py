@@ -47,6 +47,15 @@ class ReportSection:
 
 
 @dataclass
+class SlidesSection:
+    """nuclear_channel: channel-name set (``channel_set_key``) -> the channel chosen as Hoechst/DAPI;
+    last_folder: where file dialogs open next."""
+
+    nuclear_channel: dict[str, str] = field(default_factory=dict)
+    last_folder: str = ""
+
+
+@dataclass
 class RecentSection:
     cases: list[str] = field(default_factory=list)   # accession numbers, newest first
     slides: list[str] = field(default_factory=list)  # paths, newest first
@@ -61,6 +70,7 @@ class AppSettings:
     store: StoreSection = field(default_factory=StoreSection)
     report: ReportSection = field(default_factory=ReportSection)
     recent: RecentSection = field(default_factory=RecentSection)
+    slides: SlidesSection = field(default_factory=SlidesSection)
 
     def remember(self, kind: str, value: str) -> None:
         """Put ``value`` first in the recent ``kind`` list ("cases" or "slides")."""

@@ -1,21 +1,27 @@
-"""ContrastDialog: per-channel display window over a histogram of the overview (pyqtgraph)."""
+"""ContrastDialog: per-channel display window over a histogram of the overview (pyqtgraph), with the
+numbers (min, max, gamma) and the channel's colour editable as in QuPath's Brightness & Contrast:
+a lab looking at its mIF channels beside the calls sets them exactly, not only by dragging."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QColorDialog,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app.viewer.display import DisplaySettings, auto_window
+from app.viewer.display import ChannelDisplay, DisplaySettings, auto_window
 
 
 class ContrastDialog(QDialog):
@@ -45,6 +51,20 @@ class ContrastDialog(QDialog):
         layout.addWidget(self.plot)
         self.band = pg.LinearRegionItem(brush=(255, 212, 0, 40))
         self.band.sigRegionChanged.connect(self._on_band)
+        numbers = QHBoxLayout()
+        self.low, self.high, self.gamma = QDoubleSpinBox(), QDoubleSpinBox(), QDoubleSpinBox()
+        for label, box in (("Min", self.low), ("Max", self.high), ("Gamma", self.gamma)):
+            box.setDecimals(0 if box is not self.gamma else 2)
+            box.setRange(0.0, 1e9) if box is not self.gamma else box.setRange(0.1, 5.0)
+            box.setSingleStep(1.0 if box is not self.gamma else 0.05)
+            box.setKeyboardTracking(False)
+            box.valueChanged.connect(self._on_numbers)
+            numbers.addWidget(QLabel(label))
+            numbers.addWidget(box, 1)
+        self.colour_button = QPushButton("Colour…")
+        self.colour_button.clicked.connect(self._pick_colour)
+        numbers.addWidget(self.colour_button)
+        layout.addLayout(numbers)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -64,11 +84,42 @@ class ContrastDialog(QDialog):
         self.band.setRegion((ch.low, ch.high))
         self.band.blockSignals(False)
         self.plot.addItem(self.band)
+        self._show_numbers(ch)
+
+    def _show_numbers(self, ch: ChannelDisplay) -> None:
+        for box, value in ((self.low, ch.low), (self.high, ch.high), (self.gamma, ch.gamma)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+        self.colour_button.setStyleSheet(f"background-color: rgb{tuple(ch.colour)};")
+
+    def _on_numbers(self, _v: float = 0.0) -> None:
+        i = self.channel.currentIndex()
+        lo, hi = self.low.value(), max(self.high.value(), self.low.value() + 1)
+        self.display = self.display.with_channel(i, low=lo, high=hi, gamma=self.gamma.value())
+        self.band.blockSignals(True)
+        self.band.setRegion((lo, hi))
+        self.band.blockSignals(False)
+        self.display_changed.emit(self.display)
+
+    def set_colour(self, colour: QColor) -> None:
+        """Show the current channel in ``colour`` (what the colour picker sets)."""
+        i = self.channel.currentIndex()
+        self.display = self.display.with_channel(i, colour=(colour.red(), colour.green(), colour.blue()))
+        self._show_numbers(self.display.channels[i])
+        self.display_changed.emit(self.display)
+
+    def _pick_colour(self) -> None:
+        ch = self.display.channels[self.channel.currentIndex()]
+        colour = QColorDialog.getColor(QColor(*ch.colour), self, f"Colour of {ch.name}")
+        if colour.isValid():
+            self.set_colour(colour)
 
     def _on_band(self) -> None:
         lo, hi = self.band.getRegion()
         i = self.channel.currentIndex()
         self.display = self.display.with_channel(i, low=float(lo), high=float(max(hi, lo + 1)))
+        self._show_numbers(self.display.channels[i])
         self.display_changed.emit(self.display)
 
     def _auto(self) -> None:

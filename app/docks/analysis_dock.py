@@ -59,6 +59,14 @@ class AnalysisPanel(QWidget):
         self.model_label.setText(name)
         self.device_label.setText(device)
 
+    def reset(self) -> None:
+        """Another case was opened: nothing shown here belongs to it yet."""
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("Ready.")
+
     def started(self) -> None:
         self._eta = Eta()
         self.run_button.setEnabled(False)

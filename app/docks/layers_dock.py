@@ -168,7 +168,9 @@ class LayersPanel(QWidget):
         self.density_legend.setText(f"0 – {format_density(vmax)} {marker} cells/mm²{smoothing}")
 
     def set_channels(self, display: DisplaySettings) -> None:
-        for box in self.channel_boxes:
+        for box in self.channel_boxes:  # out of the layout now: deleteLater waits for the event loop
+            self.channel_layout.removeWidget(box)
+            box.hide()
             box.deleteLater()
         self.channel_boxes = []
         for i, ch in enumerate(display.channels):

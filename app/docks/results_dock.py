@@ -137,7 +137,7 @@ class ScorePanel(QWidget):
             + tb_rows + "</table>" + warn)
 
     def _plot_densities(self, densities: Any) -> None:
-        plot = self.density_plot
+        plot = self.density_plot.getPlotItem()
         plot.clear()
         regions, groups = densities.regions, list(densities.marker_groups)
         if not regions or not groups:
@@ -146,10 +146,12 @@ class ScorePanel(QWidget):
         for gi, g in enumerate(groups):
             xs = np.arange(len(regions)) + (gi - (len(groups) - 1) / 2) * width
             ys = [r.densities[g] or 0.0 for r in regions]
-            plot.addItem(pg.BarGraphItem(x=xs, height=ys, width=width * 0.9, brush=marker_colour(g),
-                                         name=g))
+            plot.addItem(pg.BarGraphItem(x=xs, height=ys, width=width * 0.9, brush=marker_colour(g)))
         plot.getAxis("bottom").setTicks([[(i, r.region) for i, r in enumerate(regions)]])
-        legend = plot.addLegend(offset=(5, 5))
+        # One legend, refilled: clear() keeps the plot's legend, and a new one per redraw (or named
+        # bars, which add themselves) grew it by three entries at every rescore.
+        legend = plot.legend if plot.legend is not None else plot.addLegend(offset=(5, 5))
+        legend.clear()
         for g in groups:
             legend.addItem(pg.BarGraphItem(x=[0], height=[0], width=1, brush=marker_colour(g)), g)
 

@@ -28,7 +28,8 @@ AUTO_PERCENTILES = (0.5, 99.8)
 
 @dataclass(frozen=True)
 class ChannelDisplay:
-    """Display of one channel; ``low``/``high`` in the slide's raw intensity units."""
+    """Display of one channel; ``low``/``high`` in the slide's raw intensity units; ``gamma`` bends
+    the window as in QuPath's Brightness & Contrast (shown = scaled ** (1/gamma); 1 = linear)."""
 
     name: str
     colour: tuple[int, int, int]
@@ -36,6 +37,7 @@ class ChannelDisplay:
     high: float
     visible: bool = True
     role: str = ""
+    gamma: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class DisplaySettings:
     version: int = 0
 
     def with_channel(self, index: int, **changes: object) -> DisplaySettings:
-        """A copy with channel ``index`` changed (``visible``, ``low``, ``high``, ``colour``)."""
+        """A copy with channel ``index`` changed (``visible``, ``low``, ``high``, ``colour``, ``gamma``)."""
         chans = list(self.channels)
         chans[index] = replace(chans[index], **changes)  # type: ignore[arg-type]
         return DisplaySettings(tuple(chans), self.version + 1)
@@ -98,6 +100,8 @@ def compose_rgb32(data: np.ndarray, display: DisplaySettings) -> np.ndarray:
         scale = 1.0 / max(ch.high - ch.low, 1e-6)
         v = (data[i].astype(np.float32) - ch.low) * scale
         np.clip(v, 0.0, 1.0, out=v)
+        if ch.gamma != 1.0:
+            np.power(v, 1.0 / max(ch.gamma, 1e-3), out=v)
         for k in range(3):
             if ch.colour[k]:
                 acc[..., k] += v * ch.colour[k]

@@ -79,6 +79,7 @@ class SlideView(QGraphicsView):
         self._refresh.timeout.connect(self._on_view_moved)
         self.tool: Tool = Tool(self)
         self.tool_mode = ToolMode.MOVE
+        self.read_only = False  # a signed case: the select tool selects but never drags a vertex
         self.set_tool(ToolMode.MOVE)
 
     # --- slide ------------------------------------------------------------------------------------

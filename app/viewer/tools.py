@@ -202,7 +202,7 @@ class SelectTool(Tool):
         self._drag: tuple[str, int, Coords, list[Coords]] | None = None  # id, vertex, outline, holes
 
     def press(self, pos: QPointF) -> None:
-        hit = self._vertex_at(pos)
+        hit = None if self.view.read_only else self._vertex_at(pos)
         if hit is not None:
             self._drag = hit
             return

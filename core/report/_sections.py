@@ -65,19 +65,23 @@ def _marker(marker: str) -> str:
 def identification(data: ReportData, settings: ReportSettings, width: float) -> list[Flowable]:
     """Who, what, when: case and slide identifiers, dates, people, signature state."""
     status = (f"Signed by {esc(data.signature.signed_by)}" if data.signature else "Not signed")
+    patient = ", ".join(esc(v) for v in (data.patient_name, f"born {data.patient_birth_date}"
+                                         if data.patient_birth_date else "") if v)
     left = [
         ("Case", f"<b>{esc(data.case_id)}</b>" + (f" – {esc(data.case_label)}" if data.case_label else "")),
         ("Patient ID", esc(data.patient_id) if data.patient_id else "–"),
+        ("Patient", patient or "–"),
         ("Slide", esc(data.slide_name)),
         ("Slide ID", esc(data.slide_id) if data.slide_id else "–"),
         ("Analysed by", esc(data.operator) if data.operator else "–"),
     ]
     right = [
-        ("Report date", esc(fmt_date(data.report_date))),
+        ("Printed", esc(fmt_date(settings.printed_at))),
+        ("Printed by", esc(settings.operator) if settings.operator else "–"),
+        ("Results of", esc(fmt_date(data.report_date))),
         ("Case created", esc(fmt_date(data.created_at))),
         ("Analysed", esc(fmt_date(data.analysed_at))),
-        ("Status", status + (f", {esc(fmt_date(data.signature.signed_at, with_time=False))}" if data.signature else "")),
-        ("Printed by", esc(settings.operator) if settings.operator else "–"),
+        ("Status", status + (f", {esc(fmt_date(data.signature.signed_at))}" if data.signature else "")),
     ]
     rows = [[_p(a, LABEL), _p(b), _p(c, LABEL), _p(d)] for (a, b), (c, d) in zip(left, right, strict=True)]
     t = Table(rows, colWidths=[22 * mm, width / 2 - 22 * mm, 24 * mm, width / 2 - 24 * mm])
@@ -204,7 +208,8 @@ def region_table(data: ReportData, width: float) -> list[Flowable]:
         style.append(("SPAN", (0, 2), (-1, 2)))
     t.setStyle(TableStyle(style))
     note = _p("Densities are cells of each marker group per mm² of the region, exclusions removed. "
-              "CD3+ = CD3, CD8_CD3LO and CD8_CD3HI cells; CD8+ = CD8_CD3LO and CD8_CD3HI; CD20+ = CD20.", SMALL)
+              "CD3+ = CD3+ (CD8−), CD8+ CD3 low and CD8+ CD3 high cells; CD8+ = CD8+ CD3 low and CD8+ CD3 high; "
+              "CD20+ = CD20+ cells.", SMALL)
     return [KeepTogether([_heading("Cell densities by region"), t, Spacer(1, 1.5 * mm), note])]
 
 
@@ -279,6 +284,8 @@ def quality(data: ReportData, width: float) -> list[Flowable]:
     for label, frac in q.region_fractions.items():
         rows.append((f"{label} analysed", fmt_fraction(frac)))
     rows += [(k, esc(v)) for k, v in q.items]
+    if data.synthetic_reasons:
+        rows.append(("Synthetic data", esc("; ".join(data.synthetic_reasons))))
     out: list[Flowable] = [_heading("Quality control"), _kv_table(rows, width, 48 * mm)]
     for w in q.warnings:
         out += [Spacer(1, 1 * mm), _p(f"Warning: {esc(w)}", WARN)]
@@ -291,11 +298,13 @@ def method(data: ReportData) -> list[Flowable]:
     """How the numbers were made, in a few sentences a reader can check against the paper."""
     band = (f"a band of {data.im_half_width_um:g} µm on each side of the tumour border"
             if data.im_half_width_um else "a band centred on the tumour border")
+    done = " ".join(esc(s) for s in data.method_steps)
+    regions = (f"The invasive margin (IM) is {band}; the tumour centre (CT) is the tumour minus the IM. "
+               if not data.method_steps else "")
     text = (
         "Cells were detected and classified from the Hoechst (DNA) channel alone by a U-Net into CD3, "
-        "CD8_CD3LO, CD8_CD3HI, CD20 and other cells (after <i>Hoechst is all you need</i>). "
-        f"The invasive margin (IM) is {band}, clipped to tissue; the tumour centre (CT) is the tumour "
-        "minus the IM. <b>Immunoscore-like:</b> the CD3+ and CD8+ densities in CT and IM are ranked against "
+        "CD8+ CD3 low, CD8+ CD3 high, CD20 and other cells (after <i>Hoechst is all you need</i>). "
+        f"{done + ' ' if done else ''}{regions}<b>Immunoscore-like:</b> the CD3+ and CD8+ densities in CT and IM are ranked against "
         "the reference cohort; the mean of the four percentiles gives IS0 (0–10), IS1 (10–25), "
         "IS2 (25–70), IS3 (70–95) or IS4 (95–100), reported as Low (up to 25), Intermediate (up to 70) "
         "or High. It is a research re-implementation, not a vendor assay. <b>T-and-B score:</b> CD8+ and "
@@ -309,6 +318,7 @@ def signature(data: ReportData, width: float) -> list[Flowable]:
     """Signature lines, filled in when the case is signed."""
     sig = data.signature
     name = esc(sig.signed_by) if sig else ""
+    meaning = [Spacer(1, 1.5 * mm), _p(f"Meaning of the signature: {esc(sig.meaning)}", SMALL)] if sig and sig.meaning else []
     when = esc(fmt_date(sig.signed_at)) if sig else ""
     rows = [[_p(name), "", _p(when), "", _p("")],
             [_p("Reviewed and signed by", LABEL), "", _p("Date", LABEL), "", _p("Signature", LABEL)]]
@@ -323,4 +333,4 @@ def signature(data: ReportData, width: float) -> list[Flowable]:
     ]))
     state = ("This case was signed in HoechstScore; the record cannot be changed after signing."
              if sig else "This case is not signed; results may still change.")
-    return [KeepTogether([_heading("Signature"), t, Spacer(1, 2 * mm), _p(state, SMALL)])]
+    return [KeepTogether([_heading("Signature"), t, *meaning, Spacer(1, 2 * mm), _p(state, SMALL)])]

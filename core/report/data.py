@@ -46,13 +46,16 @@ class ReportSettings:
 
     lab_name: printed in the header; logo_path: a PNG/JPEG shown left of it (None: the HoechstScore
     mark from ``resources/branding``; a missing file is an error, not silently skipped);
-    operator: who prints the report ("Printed by"); lab_address: optional second header line.
+    operator: who prints the report ("Printed by"); lab_address: optional second header line;
+    printed_at: when it is printed (aware datetime; the app passes now). None prints "–" so that
+    a re-print from the command line stays byte-identical.
     """
 
     lab_name: str = "Research laboratory"
     logo_path: Path | None = None
     operator: str = ""
     lab_address: str = ""
+    printed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class Signature:
 
     signed_by: str
     signed_at: datetime
+    meaning: str = ""  # what the signer approved, as stated when signing
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,11 @@ class ReportData:
 
     thumbnail: the slide seen small: (h, w) or (1, h, w) Hoechst intensities of any dtype, or
     (h, w, 3) uint8 RGB; thumbnail_downsample: level-0 pixels per thumbnail pixel.
-    report_date: the date printed as the report's date and written as the PDF's creation date
-    (never "now", so a re-print is byte-identical).
+    report_date: the date of the results (last change or signing), printed as "Results of" and
+    written as the PDF's creation date (never "now", so a re-print is byte-identical); the print
+    time is ``ReportSettings.printed_at``. synthetic_reasons: why the SYNTHETIC banner is shown
+    ("slide", "model", "cohort" with the evidence); method_steps: sentences saying what was done
+    for this case (channel, pixel size, model, precision, regions, cohort), printed in the method.
     """
 
     case_id: str
@@ -218,3 +225,7 @@ class ReportData:
     im_half_width_um: float | None = None
     software_version: str = ""
     notes: str = ""
+    patient_name: str = ""
+    patient_birth_date: str = ""
+    synthetic_reasons: Sequence[str] = ()
+    method_steps: Sequence[str] = ()

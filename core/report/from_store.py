@@ -35,6 +35,7 @@ from core.report.data import (
     TBSummary,
 )
 from core.report.qc import summarise_metrics
+from core.report.synthetic import synthetic_reasons
 from core.scores import CaseScores, DensityTable, ImmunoscoreLikeResult, TAndBResult
 from core.tissue_mask import decode_mask, fraction_in_mask
 
@@ -58,13 +59,16 @@ def latest_finished_analysis(store: Any, case_id: int) -> Any:
     return max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
 
 
-def _thumbnail(path: str, mpp: tuple[float, float], size: int) -> tuple[np.ndarray, float, tuple[int, int]] | None:
-    """(Hoechst thumbnail, level-0 px per thumbnail px, level-0 size) or None if unreadable."""
+def _thumbnail(path: str, mpp: tuple[float, float], size: int,
+               channel: str | int = "hoechst") -> tuple[np.ndarray, float, tuple[int, int]] | None:
+    """(nuclear-channel thumbnail, level-0 px per thumbnail px, level-0 size) or None if unreadable.
+
+    channel: the channel the analysis read (the user's choice on a multichannel slide)."""
     from core.slides import open_slide  # slide readers load lazily: only when a report is made
 
     try:
         with open_slide(path, mpp=mpp) as slide:
-            thumb = slide.thumbnail(max_size=size, channels=[slide.channel_index("hoechst")])
+            thumb = slide.thumbnail(max_size=size, channels=[slide.channel_index(channel)])
             dims = slide.dimensions
     except (SlideError, OSError):
         return None
@@ -192,9 +196,11 @@ def _model(analysis: Any) -> ModelSummary:
     )
 
 
-def _operator(store: Any, case_id: int, analysis_id: int) -> str:
-    for entry in store.audit_entries(case_id):
-        if entry.entity == "analysis" and entry.entity_id == analysis_id and entry.action == "start":
+def _operator(store: Any, analysis: Any) -> str:
+    """Who started the analysis: its audit row is under the case version it was started in, which
+    for a later version is an earlier case id (analyses are shared, not copied)."""
+    for entry in store.audit_entries(analysis.case_id):
+        if entry.entity == "analysis" and entry.entity_id == analysis.id and entry.action == "start":
             return entry.who
     return ""
 
@@ -218,6 +224,35 @@ def _qc(analysis: Any, mpp: tuple[float, float], regions: list[Region], warnings
         items.append(("Analysis time", f"{summary['seconds']:.0f} s"))
     return QCSummary(mpp=mpp, tissue_area_mm2=summary.get("tissue_area_mm2"), region_fractions=fractions,
                      items=items, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def _method_steps(analysis: Any, slide: Any, provenance: Mapping[str, Any], model: ModelSummary,
+                  cohort: CohortSummary | None) -> list[str]:
+    """What was done for this case, in sentences, from the stored records (not from defaults)."""
+    params = analysis.parameters or {}
+    channel = (analysis.summary or {}).get("channel") or (params.get("engine") or {}).get("channel") or "Hoechst"
+    pixel = params.get("pixel_size") or {}
+    source = pixel.get("source") or getattr(slide, "mpp_source", None) or "read from the slide file"
+    source = "read from the slide file" if source == "file" else source
+    steps = [f"The model read the channel “{channel}” of the slide, at a pixel size {source}.",
+             f"Model {model.name}" + (f" (weights sha256 {model.sha256_short})" if model.sha256_short else "")
+             + f" ran on {analysis.device} in {analysis.precision} precision."]
+    kinds = {r.get("kind") for r in provenance.get("regions", []) if isinstance(r, Mapping)}
+    width = provenance.get("im_half_width_um")
+    source_regions = str(provenance.get("region_source") or "")
+    if source_regions.startswith("derived") and width:
+        clip = ("clipped to the tissue region and the slide" if "tissue" in kinds
+                else "clipped to the slide only (no tissue region was present)")
+        steps.append(f"The invasive margin (IM) was derived from the tumour outline as a band of {width:g} µm on "
+                     f"each side of the border, {clip}; the tumour centre (CT) is the tumour minus the IM.")
+    elif source_regions:
+        steps.append("The tumour centre (CT) and invasive margin (IM) were drawn by hand.")
+    if "exclusion" in kinds:
+        steps.append("Exclusion regions were removed from every scored region.")
+    if cohort is not None:
+        steps.append(f"Percentiles and cut-offs refer to the reference cohort “{cohort.name}” (n = {cohort.n}"
+                     + (", synthetic" if cohort.synthetic else "") + ").")
+    return steps
 
 
 def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 1024,
@@ -244,7 +279,9 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
     if last is not None and last.analysis_id not in (None, analysis.id):
         warnings.append(f"The scores were computed from analysis {last.analysis_id}, not from the latest "
                         f"analysis {analysis.id}: score the case again.")
-    thumb = _thumbnail(slide.path, mpp, thumbnail_size)
+    warnings += [str(w) for w in (analysis.summary or {}).get("warnings", []) or []]  # the slide-vs-model check
+    channel = (analysis.summary or {}).get("channel") or (analysis.parameters.get("engine") or {}).get("channel")
+    thumb = _thumbnail(slide.path, mpp, thumbnail_size, channel if isinstance(channel, str) else "hoechst")
     if thumb is None:
         warnings.append(f"The slide file {slide.path} cannot be read: the overview is drawn without the slide.")
         extent = _extent_um(cells, regions)
@@ -257,16 +294,23 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
     dates = [d for d in (analysis.finished_at, last.created_at if last else None,
                          *(r.updated_at for r in store.load_regions(case_id))) if d is not None]
     report_date: datetime = case.signed_at if case.is_signed and case.signed_at else max(dates)
+    model = _model(analysis)
+    cohort = _cohort(typed)
+    reasons = synthetic_reasons(slide.path, bool(slide.is_synthetic), model.synthetic,
+                                bool(provenance.get("cohort_synthetic")))
     return ReportData(
         case_id=case.accession + (f" (version {case.version})" if case.version > 1 else ""),
         patient_id=case.patient_id or "", slide_name=Path(slide.path).name, slide_id=f"sha256 {slide.fingerprint[:16]}",
         report_date=report_date, created_at=case.created_at, analysed_at=analysis.finished_at,
-        operator=_operator(store, case_id, analysis.id), thumbnail=thumbnail, thumbnail_downsample=ds, mpp=mpp,
+        operator=_operator(store, analysis), thumbnail=thumbnail, thumbnail_downsample=ds, mpp=mpp,
         regions=regions, density=analysed_density(cells, extent, mpp, density_marker, analysis.summary or {}),
         region_stats=_region_stats(typed.densities if typed else None),
         immunoscore=_immunoscore(typed.immunoscore_like if typed else None),
-        tb_score=_tb(typed.t_and_b if typed else None), cohort=_cohort(typed), model=_model(analysis),
-        qc=_qc(analysis, mpp, regions, warnings), synthetic=bool(slide.is_synthetic),
-        signature=Signature(case.signed_by or "", case.signed_at) if case.is_signed and case.signed_at else None,
+        tb_score=_tb(typed.t_and_b if typed else None), cohort=cohort, model=model,
+        qc=_qc(analysis, mpp, regions, warnings), synthetic=bool(reasons), synthetic_reasons=reasons,
+        signature=Signature(case.signed_by or "", case.signed_at, case.signature_meaning or "")
+        if case.is_signed and case.signed_at else None,
         im_half_width_um=provenance.get("im_half_width_um"), software_version=__version__, notes=case.notes or "",
+        patient_name=case.patient_name or "", patient_birth_date=case.patient_birth_date or "",
+        method_steps=_method_steps(analysis, slide, provenance, model, cohort),
     )

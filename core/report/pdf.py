@@ -84,7 +84,8 @@ def _page_furniture(c: Canvas, data: ReportData, settings: ReportSettings, logo:
     c.drawRightString(right, top - 5.2 * mm, TITLE)
     c.setFont(FONT, 8)
     c.setFillColor(colors.HexColor(MUTED))
-    c.drawRightString(right, top - 9.6 * mm, f"Case {data.case_id} · {fmt_date(data.report_date, with_time=False)}")
+    c.drawRightString(right, top - 9.6 * mm, f"Case {data.case_id} · printed {fmt_date(settings.printed_at)}"
+                      if settings.printed_at else f"Case {data.case_id} · {fmt_date(data.report_date, with_time=False)}")
     rule_y = PAGE_H - HEADER_H
     c.setStrokeColor(colors.HexColor(BRAND))
     c.setLineWidth(1.2)

@@ -32,6 +32,7 @@ from core.store.records import (
     ReportRecord,
     ScoreRecord,
     SlideRecord,
+    UserRecord,
 )
 from core.store.store import CaseStore
 
@@ -47,6 +48,7 @@ __all__ = [
     "ReportRecord",
     "ScoreRecord",
     "SlideRecord",
+    "UserRecord",
     "default_url",
     "slide_fingerprint",
 ]

@@ -35,6 +35,7 @@ def slide_record(slide: Slide) -> SlideRecord:
     return SlideRecord(
         id=slide.id, path=slide.path, fingerprint=slide.fingerprint, size_bytes=slide.size_bytes, mpp=mpp,
         channels=tuple(slide.channels), is_synthetic=slide.is_synthetic, added_at=slide.added_at,
+        mpp_source=slide.mpp_source,
     )
 
 
@@ -54,7 +55,7 @@ def _check_mpp(mpp: tuple[float, float] | None, path: str) -> None:
 
 def add_slide(
     session: Session, who: str, case_id: int, path: str, fingerprint: str, size_bytes: int,
-    mpp: tuple[float, float] | None, channels: list[str], is_synthetic: bool,
+    mpp: tuple[float, float] | None, channels: list[str], is_synthetic: bool, mpp_source: str | None = None,
 ) -> SlideRecord:
     case = load_case(session, case_id, for_update=True)
     require_draft(case, f"adding slide {Path(path).name}")
@@ -69,7 +70,7 @@ def add_slide(
     if slide is None:
         slide = Slide(
             path=path, fingerprint=fingerprint, size_bytes=size_bytes, mpp_x=mpp_x, mpp_y=mpp_y,
-            channels=channels, is_synthetic=is_synthetic, added_at=utcnow(),
+            channels=channels, is_synthetic=is_synthetic, added_at=utcnow(), mpp_source=mpp_source,
         )
         session.add(slide)
         session.flush()

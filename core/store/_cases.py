@@ -43,6 +43,10 @@ def case_record(case: Case) -> CaseRecord:
         updated_at=case.updated_at,
         signed_by=case.signed_by,
         signed_at=case.signed_at,
+        patient_name=case.patient_name,
+        patient_birth_date=case.patient_birth_date,
+        signature_meaning=case.signature_meaning,
+        is_hidden=bool(case.is_hidden),
     )
 
 
@@ -58,6 +62,9 @@ def case_state(case: Case) -> dict[str, Any]:
         "parent_case_id": case.parent_case_id,
         "signed_by": case.signed_by,
         "signed_at": case.signed_at,
+        "patient_name": case.patient_name,
+        "patient_birth_date": case.patient_birth_date,
+        "signature_meaning": case.signature_meaning,
     }
 
 
@@ -162,6 +169,18 @@ def sign_case(session: Session, who: str, case_id: int, user: str) -> CaseRecord
     return case_record(case)
 
 
+def set_hidden(session: Session, who: str, case_id: int, hidden: bool) -> CaseRecord:
+    """Take every version of a case off the case list, or put it back; allowed on signed cases
+    (the list is not case content). Nothing is deleted."""
+    case = load_case(session, case_id, for_update=True)
+    for version in session.scalars(select(Case).where(Case.accession == case.accession)):
+        if bool(version.is_hidden) != hidden:
+            version.is_hidden = hidden
+            audit.record(session, who, "hide" if hidden else "unhide", "case", version.id, version.id, None,
+                         {"is_hidden": hidden})
+    return case_record(case)
+
+
 def _is_latest() -> ColumnElement[bool]:
     """True for a case version that has no newer version."""
     child = aliased(Case)
@@ -180,6 +199,8 @@ def new_version(session: Session, who: str, case_id: int) -> CaseRecord:
     new = Case(
         accession=old.accession,
         patient_id=old.patient_id,
+        patient_name=old.patient_name,
+        patient_birth_date=old.patient_birth_date,
         notes=old.notes,
         is_reference=old.is_reference,
         version=top + 1,
@@ -248,8 +269,8 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def find_cases(session: Session, text: str, latest_only: bool) -> list[CaseRecord]:
-    query = select(Case)
+def find_cases(session: Session, text: str, latest_only: bool, include_hidden: bool = True) -> list[CaseRecord]:
+    query = select(Case) if include_hidden else select(Case).where(Case.is_hidden.is_(False))
     if text.strip():
         pattern = _like(text.strip())
         query = query.where(

@@ -37,6 +37,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -100,6 +101,12 @@ class Case(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     signed_by: Mapped[str | None] = mapped_column(String(128))
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # 0002: identify the patient on the report beside the accession; what the signature means.
+    patient_name: Mapped[str | None] = mapped_column(String(200))
+    patient_birth_date: Mapped[str | None] = mapped_column(String(10))
+    signature_meaning: Mapped[str | None] = mapped_column(Text)
+    # 0002: hidden from the case list (cases are never deleted: the audit trail must stay whole).
+    is_hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Slide(Base):
@@ -116,6 +123,8 @@ class Slide(Base):
     channels: Mapped[list[str]] = mapped_column(JSON)
     is_synthetic: Mapped[bool] = mapped_column(Boolean)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # 0002: where the pixel size came from ("file", or how the user gave it); None before 0002.
+    mpp_source: Mapped[str | None] = mapped_column(String(200))
 
 
 class CaseSlide(Base):
@@ -229,3 +238,18 @@ class AuditLog(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class User(Base):
+    """A lab user who can sign cases: a login name, the name printed on reports, an argon2 hash of
+    the password or PIN (never the secret itself). Added by migration 0002."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -46,6 +46,10 @@ class CaseRecord:
     updated_at: datetime
     signed_by: str | None
     signed_at: datetime | None
+    patient_name: str | None = None
+    patient_birth_date: str | None = None  # "YYYY-MM-DD" as entered
+    signature_meaning: str | None = None
+    is_hidden: bool = False
 
     @property
     def is_signed(self) -> bool:
@@ -64,6 +68,7 @@ class SlideRecord:
     channels: tuple[str, ...]
     is_synthetic: bool
     added_at: datetime
+    mpp_source: str | None = None  # "file", or how the user gave it; None: not recorded (before 0002)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +169,14 @@ class AuditEntry:
     case_id: int | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A lab user who can sign: ``username`` to log in, ``display_name`` printed on reports."""
+
+    id: int
+    username: str
+    display_name: str
+    is_active: bool
+    created_at: datetime

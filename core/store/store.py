@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.errors import StoreError
-from core.store import _analyses, _cases, _results, cells_codec
+from core.store import _analyses, _cases, _results, _users, cells_codec
 from core.store.audit import os_user
 from core.store.engine import SQLITE_BEGIN, default_url, make_engine, upgrade_to_head
 from core.store.records import (
@@ -37,6 +37,7 @@ from core.store.records import (
     ReportRecord,
     ScoreRecord,
     SlideRecord,
+    UserRecord,
 )
 
 T = TypeVar("T")
@@ -147,21 +148,29 @@ class CaseStore:
         """All versions of the case ``case_id`` belongs to, oldest first."""
         return self._read(lambda s: _cases.case_versions(s, case_id))
 
-    def find_cases(self, text: str = "", *, latest_only: bool = True) -> list[CaseRecord]:
-        """Cases whose accession, patient id or notes contain ``text`` (case-insensitive)."""
-        return self._read(lambda s: _cases.find_cases(s, text, latest_only))
+    def find_cases(self, text: str = "", *, latest_only: bool = True, include_hidden: bool = True) -> list[CaseRecord]:
+        """Cases whose accession, patient id or notes contain ``text`` (case-insensitive);
+        ``include_hidden`` False leaves out cases taken off the list (:meth:`set_hidden`)."""
+        return self._read(lambda s: _cases.find_cases(s, text, latest_only, include_hidden))
+
+    def set_hidden(self, case_id: int, hidden: bool) -> CaseRecord:
+        """Hide all versions of a case from the case list (or show them again); audited, nothing deleted."""
+        return self._write(lambda s: _cases.set_hidden(s, self._user, case_id, hidden))
 
     def list_reference_cases(self, *, signed_only: bool = False) -> list[CaseRecord]:
         """The reference cohort: per accession, the newest version flagged as reference."""
         return self._read(lambda s: _cases.list_reference_cases(s, signed_only))
 
-    def update_case(self, case_id: int, *, notes: str | None = None, patient_id: str | None = None) -> CaseRecord:
-        """Changes the given fields of a draft (None: unchanged; "" clears the patient id)."""
+    def update_case(self, case_id: int, *, notes: str | None = None, patient_id: str | None = None,
+                    patient_name: str | None = None, patient_birth_date: str | None = None) -> CaseRecord:
+        """Changes the given fields of a draft (None: unchanged; "" clears a patient field)."""
         fields: dict[str, Any] = {}
         if notes is not None:
             fields["notes"] = notes
-        if patient_id is not None:
-            fields["patient_id"] = patient_id or None
+        for name, value in (("patient_id", patient_id), ("patient_name", patient_name),
+                            ("patient_birth_date", patient_birth_date)):
+            if value is not None:
+                fields[name] = value.strip() or None
         return self._write(lambda s: _cases.update_case(s, self._user, case_id, fields))
 
     def set_reference(self, case_id: int, is_reference: bool) -> CaseRecord:
@@ -171,6 +180,27 @@ class CaseStore:
     def sign_case(self, case_id: int, user: str) -> CaseRecord:
         """Signs off a draft: from then on it is final (see :meth:`new_version`)."""
         return self._write(lambda s: _cases.sign_case(s, self._user, case_id, user))
+
+    def sign_as(self, case_id: int, username: str, secret: str, meaning: str = _users.DEFAULT_MEANING) -> CaseRecord:
+        """Signs off a draft as the lab user ``username`` after checking their password or PIN.
+
+        ``meaning``: the statement the signer approves, stored with the signature and printed.
+        StoreError (one message for unknown user and wrong secret) when the check fails.
+        """
+        return self._write(lambda s: _users.sign_as(s, case_id, username, secret, meaning))
+
+    def add_user(self, username: str, display_name: str, secret: str) -> UserRecord:
+        """Adds a lab user who can sign; ``secret`` (password or PIN, 4+ characters) is stored as an
+        argon2 hash only."""
+        return self._write(lambda s: _users.add_user(s, self._user, username, display_name, secret))
+
+    def list_users(self) -> list[UserRecord]:
+        """The active lab users, by login name."""
+        return self._read(_users.list_users)
+
+    def check_user(self, username: str, secret: str) -> UserRecord:
+        """The user if ``secret`` is their password or PIN; StoreError otherwise."""
+        return self._write(lambda s: _users.user_record(_users.check(s, username, secret)))
 
     def new_version(self, case_id: int) -> CaseRecord:
         """A new draft of a signed case: shares its slides and analyses, copies regions and scores."""
@@ -192,11 +222,13 @@ class CaseStore:
         is_synthetic: bool = False,
         fingerprint: str | None = None,
         size_bytes: int | None = None,
+        mpp_source: str | None = None,
     ) -> SlideRecord:
         """Adds a slide file to a draft case; a slide already in the case is returned as it is.
 
         mpp: (x, y) µm per level-0 pixel, None when uncalibrated. fingerprint/size_bytes: give both
-        to skip reading the file (default: :func:`slide_fingerprint` of the file).
+        to skip reading the file (default: :func:`slide_fingerprint` of the file). mpp_source: where
+        the pixel size came from ("file", or e.g. "entered by the user"), kept as provenance.
         """
         path = Path(path).expanduser().absolute()
         if fingerprint is None or size_bytes is None:
@@ -204,7 +236,7 @@ class CaseStore:
         names = [str(c) for c in channels]
         return self._write(
             lambda s: _analyses.add_slide(
-                s, self._user, case_id, str(path), fingerprint, size_bytes, mpp, names, is_synthetic
+                s, self._user, case_id, str(path), fingerprint, size_bytes, mpp, names, is_synthetic, mpp_source
             )
         )
 

@@ -69,6 +69,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     qtbot.mouseMove(vp, _viewport_point(window.view, 600, 600))
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 900, 900))
     assert len(window.session.regions) == 1
+    window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
     window.run_analysis()
     assert window.runner is not None
     with qtbot.waitSignal(window.runner.done, timeout=120000):
@@ -98,8 +99,9 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert len(again.session.regions) == n_regions
     assert again.session.cells is not None and len(again.session.cells) == n_cells
     assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
-    assert "shown cells: cpu (fp32)" in again.device_label.text()  # the device of the stored run
-    again.sign_case("Dr Test")
+    assert "shown cells: CPU, full precision" in again.device_label.text()  # the device of the stored run
+    again.session.store.add_user("test", "Dr Test", "1234")
+    again.session.sign("test", "1234", "Approval")
     assert again.session.read_only
     again.on_region_drawn(next(iter(again.session.regions)).geometry)
     assert isinstance(again.reporter.last_error, StoreError)
@@ -134,7 +136,8 @@ def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window,
     assert again.session.interrupted == [stale.id]
     assert "stopped unfinished" in again.analysis_panel.status.text()
     assert str(again.session.store.get_analysis(stale.id).status) == "failed"
-    again.sign_case("Dr Test")
+    again.session.store.add_user("test", "Dr Test", "1234")
+    again.session.sign("test", "1234", "Approval")
     assert again.session.read_only and again.reporter.last_error is None
     again.close()
 

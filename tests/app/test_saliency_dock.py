@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDockWidget
 
 from app.errors import ErrorReporter
 from app.feature_vis import FeatureVisDialog
-from app.saliency_dock import SaliencyPanel
+from app.saliency_dock import ALL_POSITIVE, PREDICTED_ONLY, SaliencyPanel
 from core.models import ModelCard
 from core.models.runtime import LoadedModel
 from core.slides import open_slide
@@ -68,7 +68,7 @@ def panel(qtbot, disc_slide):  # noqa: ANN001, ANN201
 
 
 def test_dock_computes_and_shows_every_positive_class_with_a_depth_slider(qtbot, panel, tmp_path):  # noqa: ANN001
-    panel.classes_box.setCurrentIndex(0)  # all positive classes
+    panel.classes_box.setCurrentText(ALL_POSITIVE)
     with qtbot.waitSignal(panel.explained, timeout=60000):
         assert panel.explain_at(64, 64, cell=False)
     expl = panel.explanation
@@ -88,7 +88,7 @@ def test_dock_computes_and_shows_every_positive_class_with_a_depth_slider(qtbot,
 
 
 def test_dock_explains_the_cell_then_cancels(qtbot, panel):  # noqa: ANN001
-    panel.classes_box.setCurrentIndex(1)  # predicted class only
+    panel.classes_box.setCurrentText(PREDICTED_ONLY)
     with qtbot.waitSignal(panel.explained, timeout=60000):
         panel.explain_at(64, 64, cell=True)
     ctx = panel.explanation.context
@@ -101,7 +101,7 @@ def test_dock_explains_the_cell_then_cancels(qtbot, panel):  # noqa: ANN001
 
 
 def test_dock_reports_a_point_without_a_cell(qtbot, panel):  # noqa: ANN001
-    panel.classes_box.setCurrentIndex(1)
+    panel.classes_box.setCurrentText(PREDICTED_ONLY)
     panel.explain_at(20, 110, cell=True)
     qtbot.waitUntil(lambda: not panel.running, timeout=30000)
     assert panel.status.text().startswith("Failed") and "No cell" in str(panel.reporter.last_error)
@@ -153,3 +153,15 @@ def test_feature_vis_runs_a_few_steps_and_saves_a_png(qtbot, tmp_path):  # noqa:
     assert path == tmp_path / "features.png"
     with Image.open(path) as im:
         assert im.size == (32, 32) and im.mode == "L"
+
+
+def test_dock_scrolls_and_defaults_to_the_predicted_class(qtbot, window) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QScrollArea
+
+    tools = window.saliency_tools
+    assert tools.panel.classes_box.currentText() == PREDICTED_ONLY
+    assert isinstance(tools.dock.widget(), QScrollArea)
+    height = window.height()
+    tools.dock.show()
+    qtbot.wait(50)
+    assert window.height() == height  # the panel scrolls; the window does not grow to fit it

@@ -25,13 +25,13 @@ pytest_plugins = ["store_fixtures"]  # store, store_url, slide_file, pg_server
 
 TABLES = {
     "alembic_version", "analyses", "audit_log", "case_analyses", "case_slides", "cases", "cell_chunks",
-    "regions", "reports", "scores", "slides",
+    "regions", "reports", "scores", "slides", "users",
 }
 
 
 def test_open_migrates_a_new_database_to_head(store: CaseStore) -> None:
-    assert head_revision() == "0001"
-    assert current_revision(store.engine) == "0001"
+    assert head_revision() == "0002"
+    assert current_revision(store.engine) == "0002"
     assert set(inspect(store.engine).get_table_names()) == TABLES
 
 
@@ -94,6 +94,7 @@ def test_migrations_work_from_an_installed_wheel(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "core/store/migrations/env.py" in names
     assert "core/store/migrations/versions/0001_initial.py" in names
+    assert "core/store/migrations/versions/0002_users_signatures.py" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     script = (
@@ -107,4 +108,4 @@ def test_migrations_work_from_an_installed_wheel(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "0001"
+    assert run.stdout.strip() == "0002"
