@@ -64,6 +64,8 @@ class Split:
     min_px: int = 0
     round_px: int = 0
     elongation: float = 1.3
+    #: A split is kept only if every part is at least this big (a nucleus, not a ragged edge).
+    min_part_px: int = 0
 
 
 @dataclass
@@ -162,6 +164,8 @@ def nuclei(
         if n_peaks < 2:
             continue
         parts = watershed(-dist, peaks, mask=mask)[1:-1, 1:-1]
+        if split.min_part_px and np.bincount(parts.ravel(), minlength=n_peaks + 1)[1:].min() < split.min_part_px:
+            continue  # a part too small for a nucleus: the component's outline is ragged, not two nuclei
         inside = window == i
         for k in range(2, n_peaks + 1):  # part 1 keeps the component's id
             window[inside & (parts == k)] = next_id

@@ -35,6 +35,8 @@ SPLIT_MIN_AREA_UM2 = 2 * np.pi * 2.25**2
 #: A round component larger than this (a 4.4 µm-radius disc; lymphocyte nuclei are 20–60 µm²)
 #: is examined for a split even when it is not elongated.
 SPLIT_ROUND_AREA_UM2 = 60.0
+#: Each part of a split must be at least a 2.25 µm-radius disc (~16 µm²; lymphocyte nuclei are 20–60).
+SPLIT_MIN_PART_UM2 = np.pi * 2.25**2
 #: Bump when a change makes old checkpoints invalid.
 ENGINE_VERSION = 2  # 2: cells are nucleus instances with a confidence
 
@@ -156,7 +158,7 @@ def analyse_slide(
     min_px = max(1, int(np.ceil(params.min_cell_area_um2 / card.mpp**2)))
     max_px = int(params.max_cell_area_um2 / card.mpp**2)
     split = Split(params.split_depth_um / card.mpp, int(SPLIT_MIN_AREA_UM2 / card.mpp**2),
-                  int(SPLIT_ROUND_AREA_UM2 / card.mpp**2))
+                  int(SPLIT_ROUND_AREA_UM2 / card.mpp**2), min_part_px=int(SPLIT_MIN_PART_UM2 / card.mpp**2))
     outputs: TileOutputs = {}
     timing = {"model": 0.0, "wait": 0.0}
     batch_size = params.batch_size
