@@ -7,10 +7,18 @@ most ``depth`` tiles wait) and the order is the submission order, so results are
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from core.engine._grid import TileGrid
+from core.slides._resample import input_span, resample
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,6 +78,183 @@ class Prefetcher(Generic[T, R]):
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Prefetcher[T, R]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: Side (level px) of the chunks the block reader decodes: a multiple of common TIFF tile sizes
+#: (64–512), so chunk reads stay aligned to the file's tiles and every file tile is decoded once.
+CHUNK = 512
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Tiles (row, cols[0]..cols[-1]) read as one rectangle; where it lies in the level read."""
+
+    row: int
+    cols: list[int]
+    level_box: tuple[int, int, int, int]  # x0, y0, x1, y1 in level px (may reach outside the level)
+    start: tuple[float, float]  # output's top-left corner in the box, box px (resampling only)
+    size: tuple[int, int]  # output (w, h) model px
+
+
+class BlockReader:
+    """Model tiles of one row of tiles (a block) at a time, each slide pixel decoded once.
+
+    The level the slide is read at is cut into ``CHUNK``² chunks aligned to the file's tiles;
+    ``workers`` threads decode the chunks the next ``ahead`` rows need (tifffile/imagecodecs
+    release the GIL while decoding) and a chunk is dropped once no later row needs it, so memory
+    holds a few chunk rows (≈ 3 × 512 × slide width px) whatever the slide's size. Each block's
+    contiguous tiles are assembled as one rectangle, resampled once if the slide's pixel size is
+    not the model's (exactly as :meth:`Slide.read_region_at_mpp` does for one tile), and tiles are
+    cut from memory. ``workers=0`` decodes in the calling thread.
+    """
+
+    def __init__(
+        self, slide: Any, grid: TileGrid, channel: int, cols_by_row: dict[int, list[int]], workers: int = 1, ahead: int = 2
+    ) -> None:
+        self._slide = slide
+        self._grid = grid
+        self._channel = channel
+        mx, my = slide.require_mpp()
+        fx, fy = grid.model_mpp / mx, grid.model_mpp / my
+        self._level = slide.best_level_for_downsample(min(fx, fy))
+        self._ds = float(slide.level_downsamples[self._level])
+        self._k = (fx / self._ds, fy / self._ds)  # level px per model px
+        self._level_size = slide.level_dimensions[self._level]
+        self._rows = sorted(cols_by_row)
+        self._runs = {r: self._row_runs(r, cols_by_row[r]) for r in self._rows}
+        self._ahead = max(1, ahead)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk-reader") if workers > 0 else None
+        self._chunks: dict[tuple[int, int], Future[np.ndarray] | np.ndarray] = {}
+        self._next = 0  # index in self._rows of the next row to read
+        self.decode_seconds = 0.0  # summed over the reader threads
+        self._lock = threading.Lock()
+
+    # --- geometry ------------------------------------------------------------------------------
+    def _row_runs(self, row: int, cols: list[int]) -> list[_Run]:
+        runs: list[list[int]] = []
+        for c in sorted(cols):
+            if runs and c == runs[-1][-1] + 1:
+                runs[-1].append(c)
+            else:
+                runs.append([c])
+        return [self._run(row, run) for run in runs]
+
+    def _run(self, row: int, cols: list[int]) -> _Run:
+        g = self._grid
+        lx, ly = g.read_location(row, cols[0])
+        ax, ay = lx / self._ds, ly / self._ds
+        w, h = len(cols) * g.keep + 2 * g.context, g.patch
+        kx, ky = self._k
+        if self.identity and ax == int(ax) and ay == int(ay):
+            x0, y0 = int(ax), int(ay)
+            return _Run(row, cols, (x0, y0, x0 + w, y0 + h), (0.0, 0.0), (w, h))
+        ix0, ix1 = input_span(ax, kx, w)
+        iy0, iy1 = input_span(ay, ky, h)
+        return _Run(row, cols, (ix0, iy0, ix1, iy1), (ax - ix0, ay - iy0), (w, h))
+
+    @property
+    def identity(self) -> bool:
+        """The level's pixels are the model's pixels: no resampling."""
+        return self._k == (1.0, 1.0)
+
+    def _chunk_keys(self, row: int) -> list[tuple[int, int]]:
+        lw, lh = self._level_size
+        keys: list[tuple[int, int]] = []
+        for run in self._runs[row]:
+            x0, y0, x1, y1 = run.level_box
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, lw), min(y1, lh)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            keys += [(cy, cx) for cy in range(y0 // CHUNK, (y1 - 1) // CHUNK + 1) for cx in range(x0 // CHUNK, (x1 - 1) // CHUNK + 1)]
+        return keys
+
+    # --- reading -------------------------------------------------------------------------------
+    def _decode(self, key: tuple[int, int]) -> np.ndarray:
+        t0 = time.perf_counter()
+        cy, cx = key
+        # +0.5 px: the level-0 location maps back to exactly this level px despite rounding.
+        loc = ((cx * CHUNK + 0.5) * self._ds, (cy * CHUNK + 0.5) * self._ds)
+        out = self._slide.read_region(loc, self._level, (CHUNK, CHUNK), [self._channel])[0]
+        with self._lock:
+            self.decode_seconds += time.perf_counter() - t0
+        return out
+
+    def _request(self, upto: int) -> None:
+        """Start decoding the chunks of rows ``self._next .. upto`` (indices in ``self._rows``)."""
+        for i in range(self._next, min(upto + 1, len(self._rows))):
+            for key in self._chunk_keys(self._rows[i]):
+                if key not in self._chunks:
+                    self._chunks[key] = self._pool.submit(self._decode, key) if self._pool else self._decode(key)
+
+    def _get(self, key: tuple[int, int]) -> np.ndarray:
+        got = self._chunks[key]
+        if isinstance(got, Future):
+            got = got.result()
+            self._chunks[key] = got
+        return got
+
+    def _box(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Level pixels of ``box`` from the chunks (zero outside the level)."""
+        x0, y0, x1, y1 = box
+        out = np.zeros((y1 - y0, x1 - x0), dtype=self._slide.dtype)
+        lw, lh = self._level_size
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, lw), min(y1, lh)
+        for cy in range(cy0 // CHUNK, (cy1 - 1) // CHUNK + 1) if cy1 > cy0 and cx1 > cx0 else ():
+            for cx in range(cx0 // CHUNK, (cx1 - 1) // CHUNK + 1):
+                chunk = self._get((cy, cx))
+                ya, yb = max(cy0, cy * CHUNK), min(cy1, (cy + 1) * CHUNK)
+                xa, xb = max(cx0, cx * CHUNK), min(cx1, (cx + 1) * CHUNK)
+                out[ya - y0 : yb - y0, xa - x0 : xb - x0] = chunk[ya - cy * CHUNK : yb - cy * CHUNK, xa - cx * CHUNK : xb - cx * CHUNK]
+        return out
+
+    def read_row(self, row: int) -> tuple[list[int], np.ndarray]:
+        """(cols, float32 (n, 1, P, P)): the raw (not normalised) input patches of ``row``'s tiles.
+
+        Rows must be read in ascending order."""
+        i = self._rows.index(row, self._next)
+        self._next = i
+        self._request(i + self._ahead)
+        g = self._grid
+        cols: list[int] = []
+        parts: list[np.ndarray] = []
+        for run in self._runs[row]:
+            box = self._box(run.level_box)
+            if self.identity and run.start == (0.0, 0.0):
+                band = box.astype(np.float32)
+            else:
+                band = resample(box[None], run.start, self._k, run.size)[0]
+            idx = np.arange(len(run.cols)) * g.keep
+            # (n, P, P) views cut from the band, side by side every K px.
+            parts.append(np.lib.stride_tricks.sliding_window_view(band, g.patch, axis=1)[:, idx].transpose(1, 0, 2))
+            cols += run.cols
+        self._next = i + 1
+        self._evict()
+        return cols, np.ascontiguousarray(np.concatenate(parts)[:, None])
+
+    def _evict(self) -> None:
+        """Drop chunks above every row still to be read."""
+        if self._next >= len(self._rows):
+            self._chunks.clear()
+            return
+        keep_from = min((key[0] for key in self._chunk_keys(self._rows[self._next])), default=None)
+        if keep_from is None:
+            return
+        for key in [k for k in self._chunks if k[0] < keep_from]:
+            del self._chunks[key]
+
+    def close(self) -> None:
+        for got in self._chunks.values():
+            if isinstance(got, Future):
+                got.cancel()
+        self._chunks.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> BlockReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

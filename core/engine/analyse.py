@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import defaultdict, deque
 from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,20 +20,23 @@ from shapely import unary_union
 from shapely.geometry.base import BaseGeometry
 
 from core.cells import concat_cell_tables, count_by_class
-from core.engine._batching import predict_with_backoff
+from core.engine._batching import batch_class_raster, predict_with_backoff
 from core.engine._checkpoint import Checkpoint, slide_fingerprint
-from core.engine._extract import TileOutputs, extract_block, tile_class_raster
+from core.engine._extract import RawCells, TileOutputs, extract_block
 from core.engine._grid import TileGrid, check_region
-from core.engine._reader import Prefetcher
+from core.engine._reader import BlockReader
 from core.engine._results import cell_table, density_raster, mask_area_mm2, region_mask
 from core.engine._tissue import detect_tissue, read_overview
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
-from core.models.runtime import LoadedModel
-from core.normalise import normalise_patch
+from core.models.runtime import LoadedModel, classes_from_logits
+from core.normalise import normalise_batch_tensor
 from core.progress import CancelToken, Progress
 
 #: Bump when a change makes old checkpoints invalid.
 ENGINE_VERSION = 1
+#: Per-stage times in ``summary["stage_ms_per_tile"]`` (ms per computed tile, summed over threads:
+#: stages that overlap add up to more than the wall time per tile).
+STAGES = ("decode", "assemble", "normalise", "model", "post-processing", "extraction", "cell table", "writing")
 
 
 @dataclass
@@ -58,6 +63,19 @@ def _plan(selected: np.ndarray, done: set[int]) -> _Plan:
     tiles = [(r, int(c)) for r in compute for c in np.flatnonzero(selected[r])]
     left = {r: int(selected[r].sum()) for r in compute}
     return _Plan(selected, rows, resumed, tiles, left)
+
+
+@contextmanager
+def _extract_pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """Threads extracting finished blocks; None = extract in the model's thread."""
+    if workers <= 0:
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cell-extractor")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager
@@ -151,51 +169,119 @@ def analyse_slide(
     min_px = max(1, int(np.ceil(params.min_cell_area_um2 / card.mpp**2)))
     max_px = int(params.max_cell_area_um2 / card.mpp**2)
     outputs: TileOutputs = {}
-    timing = {"model": 0.0, "wait": 0.0}
+    stage = dict.fromkeys(STAGES, 0.0)  # seconds per stage, summed over the threads doing it
     batch_size = params.batch_size
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
 
-    def read_tile(tile: tuple[int, int]) -> np.ndarray:
-        x = slide.read_region_at_mpp(location=grid.read_location(*tile), size=(patch, patch), mpp=card.mpp, channels=[channel])
-        return normalise_patch(x)
+    def infer(x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Normalise, model, argmax + probability, crop and class raster on the model's device;
+        copies back only the kept centres and the raster."""
+        t0 = time.perf_counter()
+        xt = normalise_batch_tensor(model.to_device(x))
+        sync()
+        t1 = time.perf_counter()
+        logits = model.logits(xt, grid.context)
+        sync()
+        t2 = time.perf_counter()
+        cls, prob = classes_from_logits(logits)
+        raster = batch_class_raster(cls, grid.factor, n_classes)
+        out = (cls.cpu().numpy(), prob.cpu().numpy(), raster.cpu().numpy())
+        stage["normalise"] += t1 - t0
+        stage["model"] += t2 - t1
+        stage["post-processing"] += time.perf_counter() - t2
+        return out
+
+    def extract(r: int, tiles: TileOutputs) -> tuple[RawCells, pd.DataFrame, float, float]:
+        t0 = time.perf_counter()
+        raw = extract_block(tiles, r, grid.shape, grid.keep, min_px, max_px)
+        t1 = time.perf_counter()
+        return raw, cell_table(raw, grid, card.classes, region), t1 - t0, time.perf_counter() - t1
 
     def ready(r: int) -> bool:
         return plan.left.get(r, 0) == 0 and plan.left.get(r + 1, 0) == 0
 
-    def finalise(r: int) -> BlockDone:
-        raw = extract_block(outputs, r, grid.shape, grid.keep, min_px, max_px)
-        ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
-        tables[r] = cell_table(raw, grid, card.classes, region)
-        return BlockDone(done, total, f"Tile {done} of {total}", cells=tables[r].copy(), block=r)
+    jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame, float, float]]]] = deque()
 
-    depth = (params.prefetch_batches + 1) * batch_size
+    def submit(r: int, pool: ThreadPoolExecutor | None) -> None:
+        need = {key: v for key, v in outputs.items() if r - 1 <= key[0] <= r + 1}
+        if pool is not None:
+            jobs.append((r, pool.submit(extract, r, need)))
+            return
+        fut: Future[tuple[RawCells, pd.DataFrame, float, float]] = Future()
+        fut.set_result(extract(r, need))
+        jobs.append((r, fut))
+
+    def collect(limit: int) -> Iterator[BlockDone]:
+        """Finished blocks in order; waits while more than ``limit`` are in flight."""
+        while jobs and (len(jobs) > limit or jobs[0][1].done()):
+            r, fut = jobs.popleft()
+            raw, table, t_extract, t_table = fut.result()
+            t0 = time.perf_counter()
+            ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
+            tables[r] = table
+            done_msg = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
+            stage["extraction"] += t_extract
+            stage["cell table"] += t_table
+            stage["writing"] += time.perf_counter() - t0
+            yield done_msg
+
+    cols_by_row: dict[int, list[int]] = defaultdict(list)
+    for r, c in plan.tiles:
+        cols_by_row[r].append(c)
+    queue: deque[tuple[list[tuple[int, int]], np.ndarray]] = deque()  # tiles read, not yet run
+
+    def take(n: int) -> tuple[list[tuple[int, int]], np.ndarray]:
+        keys: list[tuple[int, int]] = []
+        parts: list[np.ndarray] = []
+        while len(keys) < n and queue:
+            ks, xs = queue[0]
+            m = min(n - len(keys), len(ks))
+            keys += ks[:m]
+            parts.append(xs[:m])
+            if m == len(ks):
+                queue.popleft()
+            else:
+                queue[0] = (ks[m:], xs[m:])
+        return keys, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     threads_before = torch.get_num_threads()
     if params.torch_threads:
         torch.set_num_threads(params.torch_threads)
-    with _restore_threads(threads_before), Prefetcher(read_tile, plan.tiles, params.reader_threads, depth) as reader:
-        i = 0
-        while i < len(plan.tiles):
+    max_jobs = 2 * params.extract_workers + 1
+    with (
+        _restore_threads(threads_before),
+        BlockReader(slide, grid, channel, cols_by_row, params.reader_threads, params.prefetch_rows) as reader,
+        _extract_pool(params.extract_workers) as pool,
+    ):
+        rows_to_read = iter(sorted(cols_by_row))
+        queued = 0
+        while True:
+            while queued < batch_size and (r := next(rows_to_read, None)) is not None:
+                tw = time.perf_counter()
+                cols, x_row = reader.read_row(r)
+                stage["assemble"] += time.perf_counter() - tw
+                queue.append(([(r, c) for c in cols], x_row))
+                queued += len(cols)
+            if queued == 0:
+                break
             cancel.check()
-            group = plan.tiles[i : i + batch_size]
-            tw = time.perf_counter()
-            x = np.stack(reader.take(len(group)))
-            tm = time.perf_counter()
-            (labels, probs), batch_size = predict_with_backoff(
-                lambda b: model.predict_classes(b, crop=grid.context), x, batch_size
-            )
-            timing["wait"] += tm - tw
-            timing["model"] += time.perf_counter() - tm
-            for (r, c), lab, pr in zip(group, labels, probs, strict=True):
+            group, x = take(batch_size)
+            queued -= len(group)
+            (labels, probs, rasters), batch_size = predict_with_backoff(infer, x, batch_size)
+            for (r, c), lab, pr, ras in zip(group, labels, probs, rasters, strict=True):
                 outputs[(r, c)] = (lab, pr)
-                class_map[r * k_r : (r + 1) * k_r, c * k_r : (c + 1) * k_r] = tile_class_raster(lab, grid.factor, n_classes)
+                class_map[r * k_r : (r + 1) * k_r, c * k_r : (c + 1) * k_r] = ras
                 plan.left[r] -= 1
-            i += len(group)
             done += len(group)
             yield Progress(done, total, f"Tile {done} of {total}")
             while to_finalise and ready(to_finalise[0]):
-                yield finalise(to_finalise.pop(0))
+                submit(to_finalise.pop(0), pool)
                 keep_from = (to_finalise[0] - 1) if to_finalise else rows_total
                 for key in [key for key in outputs if key[0] < keep_from]:
                     del outputs[key]
+            yield from collect(max_jobs)
+        yield from collect(0)
+        stage["decode"] = reader.decode_seconds
     assert not to_finalise, f"blocks {to_finalise} were never finished"
 
     cells = concat_cell_tables(tables[r] for r in sorted(tables))
@@ -228,8 +314,9 @@ def analyse_slide(
         "tile_px": patch,
         "context_px": grid.context,
         "seconds": seconds,
-        "seconds_model": timing["model"],
-        "seconds_waiting_for_tiles": timing["wait"],
+        "seconds_model": stage["model"],
+        "seconds_waiting_for_tiles": stage["assemble"],
+        "stage_ms_per_tile": {k: 1000 * v / max(1, len(plan.tiles)) for k, v in stage.items()},
         "checkpoint_key": ckpt.key,
     }
     return AnalysisResult(
