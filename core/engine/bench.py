@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,8 @@ class BenchResult:
     s_per_mm2: float
     cells: int
     peak_rss_mb: float
+    #: Busy time per stage (ms per computed tile, summed over threads); empty for engines without it.
+    stage_ms_per_tile: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         return (
@@ -56,6 +58,8 @@ class BenchResult:
             f"{self.tiles_analysed} tiles analysed, {self.tiles_skipped_background} skipped as background | "
             f"{self.s_per_mm2:.1f} s/mm² tissue ({self.tissue_area_mm2:.2f} mm², {self.cells} cells) | "
             f"peak RSS {self.peak_rss_mb:.0f} MB"
+            + ("\n  stages (ms/tile): " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms_per_tile.items())
+               + f" | wall {1000 / self.pipeline_tiles_per_s:.2f}" if self.stage_ms_per_tile and self.pipeline_tiles_per_s else "")
         )
 
 
@@ -140,4 +144,5 @@ def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tile
         s_per_mm2=s["seconds"] / result.tissue_area_mm2 if result.tissue_area_mm2 > 0 else float("nan"),
         cells=s["total_cells"],
         peak_rss_mb=peak_rss_mb(),
+        stage_ms_per_tile=dict(s.get("stage_ms_per_tile", {})),
     )

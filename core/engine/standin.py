@@ -87,9 +87,14 @@ class StandInNet(torch.nn.Module):
         if self.repeats:
             # Repeats were calibrated on 4 tiles; scale to this batch so the cost stays per tile.
             x = x + 0.0 * self._busy(x, max(1, round(self.repeats * n / 4)))
-        x = x.float()
-        background = torch.full((n, 1, h, w), THRESHOLD, device=x.device)
-        return torch.cat([background, x + self._bias(h, w, x.device)], dim=1)
+        threads = torch.get_num_threads()
+        if x.device.type == "cpu":  # the output itself is a few memory-bound ops: one thread,
+            torch.set_num_threads(1)  # no barrier waiting for a busy core (see analyse._one_thread)
+        try:
+            background = torch.full((n, 1, h, w), THRESHOLD, device=x.device)
+            return torch.cat([background, x.float() + self._bias(h, w, x.device)], dim=1)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def standin_model(card: ModelCard, kind: str = "instant", ms_per_tile: float = 0.0) -> LoadedModel:
