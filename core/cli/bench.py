@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-tiles", type=int, default=48, help="tiles for the model-only measurement")
     p.add_argument("--cache", type=Path, default=None, help="where phantoms are kept (default: user cache dir)")
     p.add_argument("--slide", type=Path, default=None, help="benchmark this slide instead of a phantom")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="torch",
+                   help="CPU inference runtime for fp32 (default torch; auto: ONNX Runtime when installed)")
     p.add_argument("--stand-in", choices=KINDS, default=None, dest="stand_in",
                    help="replace the model by a stand-in of the same output shape (fp32, CPU): 'instant' "
                    "measures the pipeline's own ceiling; 'sleep' and 'compute' cost --stand-in-ms per tile")
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from core.engine.bench import benchmark
     from core.errors import ModelLoadError
     from core.models import ModelCard, build_model, save_model
+    from core.models.onnx_runtime import with_runtime
     from core.models.runtime import default_model_dir, load_model, resolve_device
     from core.slides import open_slide
 
@@ -116,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             for precision in ["fp32"] if args.stand_in else _precisions(args.precision, device):
                 try:
                     model = auto if precision == auto.precision else load_model(model_dir, device, precision)
+                    if args.stand_in is None:
+                        model = with_runtime(model, args.runtime)
                 except ModelLoadError as err:
                     print(f"{device.type} {precision}: skipped ({err})")
                     continue

@@ -49,10 +49,12 @@ class BenchResult:
     peak_rss_mb: float
     #: Busy time per stage (ms per computed tile, summed over threads); empty for engines without it.
     stage_ms_per_tile: dict[str, float] = field(default_factory=dict)
+    #: What ran the network: "torch" or "onnxruntime".
+    runtime: str = "torch"
 
     def line(self) -> str:
         return (
-            f"{self.device} {self.precision}: model {self.model_tiles_per_s:.2f} tiles/s | pipeline "
+            f"{self.device} {self.precision} ({self.runtime}): model {self.model_tiles_per_s:.2f} tiles/s | pipeline "
             f"{self.pipeline_tiles_per_s:.2f} tiles/s | efficiency {self.efficiency:.2f} "
             f"(CPU time: {self.cpu_efficiency:.2f}) | "
             f"{self.tiles_analysed} tiles analysed, {self.tiles_skipped_background} skipped as background | "
@@ -145,4 +147,5 @@ def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tile
         cells=s["total_cells"],
         peak_rss_mb=peak_rss_mb(),
         stage_ms_per_tile=dict(s.get("stage_ms_per_tile", {})),
+        runtime=model.runtime,
     )

@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import platformdirs
@@ -47,6 +48,8 @@ class LoadedModel:
     precision: str = "fp32"
     precision_reason: str = ""
     directory: Path | None = None
+    #: What runs the network (subclasses: "onnxruntime"); part of the engine's checkpoint key.
+    runtime: ClassVar[str] = "torch"
 
     def to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
         """A float32 batch on the model's device. On CUDA the host copy is pinned and the transfer
