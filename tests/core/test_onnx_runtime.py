@@ -6,27 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from core.engine import AnalysisParams, analyse_slide
 from core.errors import ModelLoadError
-from core.models import ModelCard, build_model, save_model
 from core.models.onnx_runtime import onnxruntime_version, with_runtime
 from core.models.runtime import LoadedModel, load_model
 from core.progress import run_to_completion
 from core.slides import open_slide
+from tests.core import test_engine_run
 from tests.core._engine_support import paint_blobs, seam_centres, write_slide
 
+unet_dir = test_engine_run.unet_dir  # the tiny random U-Net fixture, shared
 needs_ort = pytest.mark.skipif(onnxruntime_version() is None, reason="ONNX Runtime extra not installed")
-
-
-@pytest.fixture(scope="module")
-def unet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    card = ModelCard(name="tiny-unet", encoder="resnet18", mpp=0.5, patch_size=64, synthetic=True)
-    out = tmp_path_factory.mktemp("unet")
-    save_model(build_model(card).eval(), card, out)
-    return out
 
 
 @needs_ort
