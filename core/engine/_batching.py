@@ -65,3 +65,32 @@ def batch_class_raster(labels: torch.Tensor, factor: int, n_classes: int) -> tor
     counts = [torch.zeros((n, k, k), dtype=torch.int32, device=labels.device)]
     counts += [(blocks == c).sum(dim=(2, 4), dtype=torch.int32) for c in range(1, n_classes)]
     return torch.stack(counts, dim=1).argmax(dim=1).to(torch.uint8)
+
+
+def cpu_classes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`core.models.runtime.classes_from_logits` in numpy, for the CPU path's worker thread
+    (numpy runs single-threaded and releases the GIL; torch ops there would share the model's
+    OpenMP threads). One pass per class over contiguous planes; ties: the lowest class."""
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    top = logits[:, 0].copy()
+    cls = np.zeros(top.shape, dtype=np.uint8)
+    for c in range(1, logits.shape[1]):
+        np.copyto(cls, np.uint8(c), where=logits[:, c] > top)
+        np.maximum(top, logits[:, c], out=top)
+    total = np.zeros_like(top)
+    for c in range(logits.shape[1]):
+        total += np.exp(logits[:, c] - top)
+    return cls, np.reciprocal(total, out=total)
+
+
+def cpu_class_raster(labels: np.ndarray, factor: int, n_classes: int) -> np.ndarray:
+    """:func:`batch_class_raster` in numpy: uint8 (N, K/f, K/f)."""
+    n, k = labels.shape[0], labels.shape[1] // factor
+    blocks = labels[:, : k * factor, : k * factor].reshape(n, k, factor, k, factor)
+    best = np.zeros((n, k, k), dtype=np.uint8)
+    best_count = np.zeros((n, k, k), dtype=np.int32)
+    for c in range(1, n_classes):
+        count = (blocks == c).sum(axis=(2, 4), dtype=np.int32)
+        np.copyto(best, np.uint8(c), where=count > best_count)
+        np.maximum(best_count, count, out=best_count)
+    return best

@@ -1,16 +1,17 @@
-"""Read tiles ahead of the model on a small thread pool, in order, with a bounded look-ahead.
+"""Reading ahead of the model: slide blocks decoded once by threads, batches prepared in a thread.
 
-Reading, decoding and normalising a tile takes milliseconds, a model call on a CPU a tenth of a
-second per tile: one or two reader threads keep the model fed. The look-ahead bounds memory (at
-most ``depth`` tiles wait) and the order is the submission order, so results are deterministic.
+:class:`BlockReader` turns rows of tiles into input patches, each slide pixel decoded once;
+:class:`Ahead` runs the batch preparation (reading, cutting, normalising) in its own thread, a
+bounded number of batches ahead, so the model's thread only runs the model. Order is kept, so
+results are deterministic.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -21,63 +22,73 @@ from core.engine._grid import TileGrid
 from core.slides._resample import input_span, resample
 
 T = TypeVar("T")
-R = TypeVar("R")
+_END = object()
 
 
-class Prefetcher(Generic[T, R]):
-    """Iterate ``fn(item)`` over ``items`` computed by ``workers`` threads, ``depth`` items ahead.
+class Ahead(Generic[T]):
+    """Iterate ``items`` (a generator) computed in a thread, at most ``depth`` items ahead.
 
-    ``workers=0`` computes each item in the calling thread when it is taken (no look-ahead, no
-    extra thread competing with the model for the CPU). Use as a context manager: leaving it (also
-    through an exception or a cancel) drops the pending reads and lets the threads finish.
+    ``depth=0`` computes each item in the calling thread when it is taken. An exception in the
+    generator is raised to the consumer. Use as a context manager: leaving it (also through an
+    exception or a cancel) stops the thread at its next item.
     """
 
-    def __init__(self, fn: Callable[[T], R], items: Iterable[T], workers: int = 1, depth: int = 16) -> None:
-        self._fn = fn
-        self._items = iter(items)
-        self._depth = max(1, depth)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tile-reader") if workers > 0 else None
-        self._pending: deque[Future[R]] = deque()
-        self._fill()
+    def __init__(self, items: Iterator[T], depth: int = 2) -> None:
+        self._items = items
+        self._depth = depth
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if depth > 0:
+            self._thread = threading.Thread(target=self._run, name="batch-reader", daemon=True)
+            self._thread.start()
 
-    def _fill(self) -> None:
-        while self._pool is not None and len(self._pending) < self._depth:
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
             try:
-                item = next(self._items)
-            except StopIteration:
-                return
-            self._pending.append(self._pool.submit(self._fn, item))
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
-    def __iter__(self) -> Iterator[R]:
-        while True:
-            got = self.take(1)
-            if not got:
-                return
-            yield got[0]
-
-    def take(self, n: int) -> list[R]:
-        """The next ``n`` results (fewer at the end)."""
-        out: list[R] = []
-        if self._pool is None:
+    def _run(self) -> None:
+        try:
             for item in self._items:
-                out.append(self._fn(item))
-                if len(out) == n:
-                    break
-            return out
-        while len(out) < n and self._pending:
-            fut = self._pending.popleft()
-            self._fill()
-            out.append(fut.result())
-        return out
+                if not self._put((item, None)):
+                    self._close_items()  # stopped: let the generator clean up in its own thread
+                    return
+        except BaseException as err:  # handed to the consumer, which raises it
+            self._put((None, err))
+            return
+        self._put(_END)
+
+    def _close_items(self) -> None:
+        close = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+    def __iter__(self) -> Iterator[T]:
+        if self._thread is None:
+            yield from self._items
+            return
+        while True:
+            got = self._queue.get()
+            if got is _END:
+                return
+            item, err = got
+            if err is not None:
+                raise err
+            yield item
 
     def close(self) -> None:
-        for fut in self._pending:
-            fut.cancel()
-        self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        else:
+            self._close_items()
 
-    def __enter__(self) -> Prefetcher[T, R]:
+    def __enter__(self) -> Ahead[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict, deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,22 +20,23 @@ from shapely import unary_union
 from shapely.geometry.base import BaseGeometry
 
 from core.cells import concat_cell_tables, count_by_class
-from core.engine._batching import batch_class_raster, predict_with_backoff
+from core.engine._batching import batch_class_raster, cpu_class_raster, cpu_classes, predict_with_backoff
 from core.engine._checkpoint import Checkpoint, slide_fingerprint
 from core.engine._extract import RawCells, TileOutputs, extract_block
 from core.engine._grid import TileGrid, check_region
-from core.engine._reader import BlockReader
+from core.engine._reader import Ahead, BlockReader
 from core.engine._results import cell_table, density_raster, mask_area_mm2, region_mask
 from core.engine._tissue import detect_tissue, read_overview
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
 from core.models.runtime import LoadedModel, classes_from_logits
-from core.normalise import normalise_batch_tensor
+from core.normalise import normalise_batch, normalise_batch_tensor
 from core.progress import CancelToken, Progress
 
 #: Bump when a change makes old checkpoints invalid.
 ENGINE_VERSION = 1
 #: Per-stage times in ``summary["stage_ms_per_tile"]`` (ms per computed tile, summed over threads:
 #: stages that overlap add up to more than the wall time per tile).
+R = TypeVar("R")
 STAGES = ("decode", "assemble", "normalise", "model", "post-processing", "extraction", "cell table", "writing")
 
 
@@ -66,32 +67,43 @@ def _plan(selected: np.ndarray, done: set[int]) -> _Plan:
 
 
 @contextmanager
-def _extract_pool(workers: int) -> Iterator[ThreadPoolExecutor | None]:
-    """Threads extracting finished blocks; None = extract in the model's thread."""
+def _pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor | None]:
+    """A thread pool; None (work in the model's thread) for 0 workers."""
     if workers <= 0:
         yield None
         return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cell-extractor")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One PyTorch thread for the small per-batch tensor ops on a CPU (normalise, argmax, raster).
+def _done(value: R) -> Future[R]:
+    fut: Future[R] = Future()
+    fut.set_result(value)
+    return fut
 
-    They are memory-bound, a fraction of a ms per tile, and gain nothing from a second thread, but
-    each parallel op ends in a barrier that waits for every thread: with the decoder and extractor
-    threads (and other programs) on the cores, that wait made them 5-20x slower (measured on 2
-    shared cores: 21 vs 120 tiles/s with the instant stand-in)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+
+def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., R], *args: Any) -> Future[R]:
+    """``fn(*args)`` on ``pool``, or at once in this thread without one."""
+    return pool.submit(fn, *args) if pool is not None else _done(fn(*args))
+
+
+def _take(pending: deque[tuple[list[Any], np.ndarray]], n: int) -> tuple[list[Any], np.ndarray]:
+    """The first ``n`` (key, patch) pairs of the queued rows, as one batch."""
+    keys: list[Any] = []
+    parts: list[np.ndarray] = []
+    while len(keys) < n and pending:
+        ks, xs = pending[0]
+        m = min(n - len(keys), len(ks))
+        keys += ks[:m]
+        parts.append(xs[:m])
+        if m == len(ks):
+            pending.popleft()
+        else:
+            pending[0] = (ks[m:], xs[m:])
+    return keys, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 @contextmanager
@@ -188,24 +200,61 @@ def analyse_slide(
     outputs: TileOutputs = {}
     stage = dict.fromkeys(STAGES, 0.0)  # seconds per stage, summed over the threads doing it
     batch_size = params.batch_size
-    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
-    small_ops = _one_thread if model.device.type == "cpu" else nullcontext
+    on_cpu = model.device.type == "cpu"
+    crop = grid.context
 
-    def infer(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Normalise, model, argmax + probability, crop and class raster on the model's device;
-        copies back only the kept centres and the raster."""
+    def prepare() -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
+        """Batches (tile keys, input patches) in raster order; runs in the batch-reader thread.
+        On the CPU the patches are normalised here; on a GPU where the model runs."""
+        cols_by_row: dict[int, list[int]] = defaultdict(list)
+        for r, c in plan.tiles:
+            cols_by_row[r].append(c)
+        pending: deque[tuple[list[tuple[int, int]], np.ndarray]] = deque()
+        queued = 0
+        with BlockReader(slide, grid, channel, cols_by_row, params.reader_threads, params.prefetch_rows) as reader:
+            for r in sorted(cols_by_row):
+                t0 = time.perf_counter()
+                cols, x_row = reader.read_row(r)
+                stage["assemble"] += time.perf_counter() - t0
+                pending.append(([(r, c) for c in cols], x_row))
+                queued += len(cols)
+                while queued >= params.batch_size or (queued and r == plan.tiles[-1][0]):
+                    keys, x = _take(pending, params.batch_size)
+                    queued -= len(keys)
+                    if on_cpu:
+                        t0 = time.perf_counter()
+                        x = normalise_batch(x)
+                        stage["normalise"] += time.perf_counter() - t0
+                    yield keys, x
+            stage["decode"] = reader.decode_seconds
+
+    def post_cpu(logits: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Argmax, probability and class raster in numpy (a worker thread, beside the model)."""
         t0 = time.perf_counter()
-        with small_ops():
-            xt = normalise_batch_tensor(model.to_device(x))
-        sync()
+        cls, prob = cpu_classes(logits)
+        out = (cls, prob, cpu_class_raster(cls, grid.factor, n_classes))
+        stage["post-processing"] += time.perf_counter() - t0
+        return out
+
+    def run_cpu(x: np.ndarray) -> tuple[np.ndarray, ...]:
+        t0 = time.perf_counter()
+        logits = model.logits(torch.from_numpy(x), crop).numpy()
+        stage["model"] += time.perf_counter() - t0
+        return (logits,)
+
+    def run_device(x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Normalise, model, argmax + probability, crop and class raster on the GPU; copies back
+        only the kept centres and the raster."""
+        t0 = time.perf_counter()
+        xt = normalise_batch_tensor(model.to_device(x))
+        torch.cuda.synchronize(model.device)  # for the stage times only: the ops queue anyway
         t1 = time.perf_counter()
-        logits = model.logits(xt, grid.context)
-        sync()
+        logits = model.logits(xt, crop)
+        torch.cuda.synchronize(model.device)
         t2 = time.perf_counter()
-        with small_ops():
-            cls, prob = classes_from_logits(logits)
-            raster = batch_class_raster(cls, grid.factor, n_classes)
-            out = (cls.cpu().numpy(), prob.cpu().numpy(), raster.cpu().numpy())
+        cls, prob = classes_from_logits(logits)
+        raster = batch_class_raster(cls, grid.factor, n_classes)
+        out = (cls.cpu().numpy(), prob.cpu().numpy(), raster.cpu().numpy())
         stage["normalise"] += t1 - t0
         stage["model"] += t2 - t1
         stage["post-processing"] += time.perf_counter() - t2
@@ -220,16 +269,8 @@ def analyse_slide(
     def ready(r: int) -> bool:
         return plan.left.get(r, 0) == 0 and plan.left.get(r + 1, 0) == 0
 
+    posts: deque[tuple[list[tuple[int, int]], Future[tuple[np.ndarray, ...]]]] = deque()
     jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame, float, float]]]] = deque()
-
-    def submit(r: int, pool: ThreadPoolExecutor | None) -> None:
-        need = {key: v for key, v in outputs.items() if r - 1 <= key[0] <= r + 1}
-        if pool is not None:
-            jobs.append((r, pool.submit(extract, r, need)))
-            return
-        fut: Future[tuple[RawCells, pd.DataFrame, float, float]] = Future()
-        fut.set_result(extract(r, need))
-        jobs.append((r, fut))
 
     def collect(limit: int) -> Iterator[BlockDone]:
         """Finished blocks in order; waits while more than ``limit`` are in flight."""
@@ -239,55 +280,19 @@ def analyse_slide(
             t0 = time.perf_counter()
             ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
             tables[r] = table
-            done_msg = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
+            block_done = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
             stage["extraction"] += t_extract
             stage["cell table"] += t_table
             stage["writing"] += time.perf_counter() - t0
-            yield done_msg
+            yield block_done
 
-    cols_by_row: dict[int, list[int]] = defaultdict(list)
-    for r, c in plan.tiles:
-        cols_by_row[r].append(c)
-    queue: deque[tuple[list[tuple[int, int]], np.ndarray]] = deque()  # tiles read, not yet run
-
-    def take(n: int) -> tuple[list[tuple[int, int]], np.ndarray]:
-        keys: list[tuple[int, int]] = []
-        parts: list[np.ndarray] = []
-        while len(keys) < n and queue:
-            ks, xs = queue[0]
-            m = min(n - len(keys), len(ks))
-            keys += ks[:m]
-            parts.append(xs[:m])
-            if m == len(ks):
-                queue.popleft()
-            else:
-                queue[0] = (ks[m:], xs[m:])
-        return keys, parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    threads_before = torch.get_num_threads()
-    if params.torch_threads:
-        torch.set_num_threads(params.torch_threads)
-    max_jobs = 2 * params.extract_workers + 1
-    with (
-        _restore_threads(threads_before),
-        BlockReader(slide, grid, channel, cols_by_row, params.reader_threads, params.prefetch_rows) as reader,
-        _extract_pool(params.extract_workers) as pool,
-    ):
-        rows_to_read = iter(sorted(cols_by_row))
-        queued = 0
-        while True:
-            while queued < batch_size and (r := next(rows_to_read, None)) is not None:
-                tw = time.perf_counter()
-                cols, x_row = reader.read_row(r)
-                stage["assemble"] += time.perf_counter() - tw
-                queue.append(([(r, c) for c in cols], x_row))
-                queued += len(cols)
-            if queued == 0:
-                break
-            cancel.check()
-            group, x = take(batch_size)
-            queued -= len(group)
-            (labels, probs, rasters), batch_size = predict_with_backoff(infer, x, batch_size)
+    def apply(limit: int, pool: ThreadPoolExecutor | None) -> Iterator[Progress]:
+        """Store finished batches in order (waiting while more than ``limit`` are in flight), then
+        hand every block whose neighbours are done to the extraction pool."""
+        nonlocal done
+        while posts and (len(posts) > limit or posts[0][1].done()):
+            group, fut = posts.popleft()
+            labels, probs, rasters = fut.result()
             for (r, c), lab, pr, ras in zip(group, labels, probs, rasters, strict=True):
                 outputs[(r, c)] = (lab, pr)
                 class_map[r * k_r : (r + 1) * k_r, c * k_r : (c + 1) * k_r] = ras
@@ -295,13 +300,31 @@ def analyse_slide(
             done += len(group)
             yield Progress(done, total, f"Tile {done} of {total}")
             while to_finalise and ready(to_finalise[0]):
-                submit(to_finalise.pop(0), pool)
+                r = to_finalise.pop(0)
+                need = {key: v for key, v in outputs.items() if r - 1 <= key[0] <= r + 1}
+                jobs.append((r, _submit(pool, extract, r, need)))
                 keep_from = (to_finalise[0] - 1) if to_finalise else rows_total
                 for key in [key for key in outputs if key[0] < keep_from]:
                     del outputs[key]
-            yield from collect(max_jobs)
+            yield from collect(2 * params.extract_workers + 1)
+
+    threads_before = torch.get_num_threads()
+    if params.torch_threads:
+        torch.set_num_threads(params.torch_threads)
+    parallel = params.extract_workers > 0
+    with (
+        _restore_threads(threads_before),
+        Ahead(prepare(), depth=2 if params.reader_threads > 0 else 0) as batches,
+        _pool(params.extract_workers, "cell-extractor") as pool,
+        _pool(1 if parallel and on_cpu else 0, "post-processing") as post_pool,
+    ):
+        for group, x in batches:
+            cancel.check()
+            outs, batch_size = predict_with_backoff(run_cpu if on_cpu else run_device, x, batch_size)
+            posts.append((group, _submit(post_pool, post_cpu, outs[0]) if on_cpu else _done(outs)))
+            yield from apply(1, pool)
+        yield from apply(0, pool)
         yield from collect(0)
-        stage["decode"] = reader.decode_seconds
     assert not to_finalise, f"blocks {to_finalise} were never finished"
 
     cells = concat_cell_tables(tables[r] for r in sorted(tables))

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from core.engine import AnalysisParams, analyse_slide
-from core.engine._batching import batch_class_raster
+from core.engine._batching import batch_class_raster, cpu_class_raster, cpu_classes
 from core.engine._extract import tile_class_raster
 from core.engine._grid import TileGrid
 from core.engine._reader import CHUNK, BlockReader
@@ -132,3 +132,15 @@ def test_sleep_standin_costs_its_time_per_tile() -> None:
     cls, _ = model.predict_classes(x, crop=8)
     assert time.perf_counter() - t0 >= 0.08 and cls.shape == (4, 48, 48)
     assert set(np.unique(cls)) - {0}  # bright pixels become a positive class
+
+
+def test_cpu_post_processing_equals_the_device_version() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (3, 5, 24, 24)).astype(np.float32)
+    logits[0, 2] = logits[0, 1]  # exact ties: the lowest class wins in both
+    cls, prob = cpu_classes(logits)
+    cls_t, prob_t = classes_from_logits(torch.from_numpy(logits))
+    np.testing.assert_array_equal(cls, cls_t.numpy())
+    np.testing.assert_allclose(prob, prob_t.numpy(), rtol=1e-6)
+    labels = rng.integers(0, 5, (4, 48, 48)).astype(np.uint8)
+    np.testing.assert_array_equal(cpu_class_raster(labels, 4, 5), batch_class_raster(torch.from_numpy(labels), 4, 5).numpy())
