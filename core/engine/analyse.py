@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -104,6 +105,19 @@ def _take(pending: deque[tuple[list[Any], np.ndarray]], n: int) -> tuple[list[An
         else:
             pending[0] = (ks[m:], xs[m:])
     return keys, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+@contextmanager
+def _quick_gil_handoff() -> Iterator[None]:
+    """A 1 ms GIL switch interval for the run (restored after): the model's thread gets the GIL
+    back from the reader, post-processing and extraction threads sooner after each model call
+    (measured +6% tiles/s with the 13 ms stand-in; the app already runs jobs at 1 ms)."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, 0.001))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 @contextmanager
@@ -314,6 +328,7 @@ def analyse_slide(
     parallel = params.extract_workers > 0
     with (
         _restore_threads(threads_before),
+        _quick_gil_handoff(),
         Ahead(prepare(), depth=2 if params.reader_threads > 0 else 0) as batches,
         _pool(params.extract_workers, "cell-extractor") as pool,
         _pool(1 if parallel and on_cpu else 0, "post-processing") as post_pool,
