@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.engine.params import AnalysisParams
-from core.engine.standin import KINDS
 from core.models.card import PRECISIONS
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--slide", type=Path, default=None, help="benchmark this slide instead of a phantom")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="torch",
                    help="CPU inference runtime for fp32 (default torch; auto: ONNX Runtime when installed)")
-    p.add_argument("--stand-in", choices=KINDS, default=None, dest="stand_in",
+    p.add_argument("--stand-in", choices=("instant", "sleep", "compute"), default=None, dest="stand_in",
                    help="replace the model by a stand-in of the same output shape (fp32, CPU): 'instant' "
                    "measures the pipeline's own ceiling; 'sleep' and 'compute' cost --stand-in-ms per tile")
     p.add_argument("--stand-in-ms", type=float, default=13.0, dest="stand_in_ms",
