@@ -102,13 +102,16 @@ CHUNK = 512
 
 @dataclass(frozen=True)
 class _Run:
-    """Tiles (row, cols[0]..cols[-1]) read as one rectangle; where it lies in the level read."""
+    """Tiles (row, cols[0]..cols[-1]) read as one rectangle of level px, and where each tile lies in it."""
 
     row: int
     cols: list[int]
     level_box: tuple[int, int, int, int]  # x0, y0, x1, y1 in level px (may reach outside the level)
-    start: tuple[float, float]  # output's top-left corner in the box, box px (resampling only)
-    size: tuple[int, int]  # output (w, h) model px
+    #: Per tile, its input in the box: (x0, x1, start x) box px; a tile is the box columns
+    #: [x0, x1) as they are (x1 − x0 = patch) when ``direct``, else resampled from ``start``.
+    tiles: list[tuple[int, int, float]]
+    start_y: float  # output's top edge in the box (box px)
+    direct: bool
 
 
 class BlockReader:
@@ -155,22 +158,28 @@ class BlockReader:
         return [self._run(row, run) for run in runs]
 
     def _run(self, row: int, cols: list[int]) -> _Run:
+        """The level box of a run of tiles and each tile's place in it, by the arithmetic of
+        :meth:`Slide.read_region_at_mpp` for that tile alone (so no position drifts along a row,
+        and a resample stays one tile wide: its weight matrices grow with the width squared)."""
         g = self._grid
-        lx, ly = g.read_location(row, cols[0])
-        ax, ay = lx / self._ds, ly / self._ds
-        w, h = len(cols) * g.keep + 2 * g.context, g.patch
         kx, ky = self._k
-        if self.identity and ax == int(ax) and ay == int(ay):
-            x0, y0 = int(ax), int(ay)
-            return _Run(row, cols, (x0, y0, x0 + w, y0 + h), (0.0, 0.0), (w, h))
-        ix0, ix1 = input_span(ax, kx, w)
-        iy0, iy1 = input_span(ay, ky, h)
-        return _Run(row, cols, (ix0, iy0, ix1, iy1), (ax - ix0, ay - iy0), (w, h))
+        ay = g.read_location(row, cols[0])[1] / self._ds
+        axs = [g.read_location(row, c)[0] / self._ds for c in cols]
+        p = g.patch
+        if self.identity and _integral(ay) and all(_integral(a) for a in axs):
+            xs = [round(a) for a in axs]
+            y0 = round(ay)
+            return _Run(row, cols, (xs[0], y0, xs[-1] + p, y0 + p), [(x - xs[0], x - xs[0] + p, 0.0) for x in xs], 0.0, True)
+        spans = [input_span(a, kx, p) for a in axs]
+        iy0, iy1 = input_span(ay, ky, p)
+        x0 = spans[0][0]
+        tiles = [(i0 - x0, i1 - x0, a - i0) for a, (i0, i1) in zip(axs, spans, strict=True)]
+        return _Run(row, cols, (x0, iy0, spans[-1][1], iy1), tiles, ay - iy0, False)
 
     @property
     def identity(self) -> bool:
-        """The level's pixels are the model's pixels: no resampling."""
-        return self._k == (1.0, 1.0)
+        """The level's pixels are the model's pixels (within 0.01%, as ``read_region_at_mpp``)."""
+        return abs(self._k[0] - 1) < 1e-4 and abs(self._k[1] - 1) < 1e-4
 
     def _chunk_keys(self, row: int) -> list[tuple[int, int]]:
         lw, lh = self._level_size
@@ -229,18 +238,20 @@ class BlockReader:
         i = self._rows.index(row, self._next)
         self._next = i
         self._request(i + self._ahead)
-        g = self._grid
         cols: list[int] = []
         parts: list[np.ndarray] = []
+        p = self._grid.patch
         for run in self._runs[row]:
             box = self._box(run.level_box)
-            if self.identity and run.start == (0.0, 0.0):
+            if run.direct:
                 band = box.astype(np.float32)
+                starts = [x0 for x0, _, _ in run.tiles]
+                # (n, P, P) views cut from the band at each tile's column.
+                parts.append(np.lib.stride_tricks.sliding_window_view(band, p, axis=1)[:, starts].transpose(1, 0, 2))
             else:
-                band = resample(box[None], run.start, self._k, run.size)[0]
-            idx = np.arange(len(run.cols)) * g.keep
-            # (n, P, P) views cut from the band, side by side every K px.
-            parts.append(np.lib.stride_tricks.sliding_window_view(band, g.patch, axis=1)[:, idx].transpose(1, 0, 2))
+                parts.append(np.stack([
+                    resample(box[None, :, x0:x1], (sx, run.start_y), self._k, (p, p))[0] for x0, x1, sx in run.tiles
+                ]))  # fmt: skip
             cols += run.cols
         self._next = i + 1
         self._evict()
@@ -270,3 +281,8 @@ class BlockReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _integral(v: float) -> bool:
+    """A level coordinate that is a whole pixel but for float rounding (mx · mpp / mpp)."""
+    return abs(v - round(v)) < 1e-6

@@ -59,11 +59,12 @@ class _CountingSlide:
         return getattr(self._slide, name)
 
 
-@pytest.mark.parametrize(("slide_mpp", "workers"), [(0.5, 2), (0.5, 0), (0.37, 1)])
-def test_block_reader_cuts_the_tiles_a_per_tile_read_gives(tmp_path: Path, slide_mpp: float, workers: int) -> None:
+@pytest.mark.parametrize(("slide_mpp", "model_mpp", "workers"), [(0.5, 0.5, 2), (0.5, 0.5, 0), (0.37, 0.5, 1), (0.227, 0.227, 1)])
+def test_block_reader_cuts_the_tiles_a_per_tile_read_gives(tmp_path: Path, slide_mpp: float, model_mpp: float, workers: int) -> None:
+    """Exactly, resampled or not (0.227/0.227: positions with float noise are still whole pixels)."""
     path = _slide_with_gaps(tmp_path, slide_mpp)
     with open_slide(path) as slide:
-        grid = TileGrid.build(slide.dimensions, slide.require_mpp(), 0.5, 64, 8, 4.0)
+        grid = TileGrid.build(slide.dimensions, slide.require_mpp(), model_mpp, 64, 8, 4.0)
         rows, cols = grid.shape
         # Rows with gaps between runs of tiles, the slide's edges (zero-filled) and a skipped row.
         wanted = {r: [c for c in range(cols) if (c + r) % 5 != 2] for r in range(rows) if r != 3}
@@ -73,12 +74,9 @@ def test_block_reader_cuts_the_tiles_a_per_tile_read_gives(tmp_path: Path, slide
                 got_cols, got = reader.read_row(r)
                 assert got_cols == wanted[r] and got.shape == (len(got_cols), 1, 64, 64)
                 for c, tile in zip(got_cols, got, strict=True):
-                    want = slide.read_region_at_mpp(grid.read_location(r, c), (64, 64), 0.5, [0])
-                    if reader.identity:
-                        np.testing.assert_array_equal(tile, want)
-                    else:  # resampled once per run of tiles instead of per tile: rounding only
-                        np.testing.assert_allclose(tile, want, rtol=1e-4, atol=0.05)
-        assert reader.identity == (slide_mpp == 0.5)
+                    want = slide.read_region_at_mpp(grid.read_location(r, c), (64, 64), model_mpp, [0])
+                    np.testing.assert_array_equal(tile, want)
+        assert reader.identity == (slide_mpp == model_mpp)
         # Every chunk (hence every file tile, which chunks align to) is decoded once.
         decoded = len(counting.reads)
         lw, lh = slide.level_dimensions[counting.reads[0][0]]
