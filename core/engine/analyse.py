@@ -333,7 +333,15 @@ def analyse_slide(
         _pool(params.extract_workers, "cell-extractor") as pool,
         _pool(1 if parallel and on_cpu else 0, "post-processing") as post_pool,
     ):
-        for group, x in batches:
+        waiting = 0.0  # the model's thread waiting for the next batch
+        items = iter(batches)
+        while True:
+            tw = time.perf_counter()
+            item = next(items, None)
+            waiting += time.perf_counter() - tw
+            if item is None:
+                break
+            group, x = item
             cancel.check()
             outs, batch_size = predict_with_backoff(run_cpu if on_cpu else run_device, x, batch_size)
             posts.append((group, _submit(post_pool, post_cpu, outs[0]) if on_cpu else _done(outs)))
@@ -374,7 +382,7 @@ def analyse_slide(
         "context_px": grid.context,
         "seconds": seconds,
         "seconds_model": stage["model"],
-        "seconds_waiting_for_tiles": stage["assemble"],
+        "seconds_waiting_for_tiles": waiting,
         "stage_ms_per_tile": {k: 1000 * v / max(1, len(plan.tiles)) for k, v in stage.items()},
         "checkpoint_key": ckpt.key,
     }
