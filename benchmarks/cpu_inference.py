@@ -31,18 +31,18 @@ import torch
 
 from core.engine.bench import tissue_tiles_in_memory
 from core.engine.params import AnalysisParams
-from core.models.runtime import default_model_dir, load_model
+from core.models.runtime import cpu_bf16_support, default_model_dir, load_model
 
 Runner = Callable[[np.ndarray], np.ndarray]  # normalised batch (N,1,P,P) float32 -> logits (N,C,P,P)
 
 
-def eager(module: torch.nn.Module, channels_last: bool) -> Runner:
+def eager(module: torch.nn.Module, channels_last: bool, bf16: bool = False) -> Runner:
     m = module.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     def run(x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(x)
         t = t.contiguous(memory_format=torch.channels_last) if channels_last else t
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             return m(t).float().contiguous().numpy()
 
     return run
@@ -103,6 +103,8 @@ def main() -> None:
         "torch eager fp32 contiguous": eager(module, channels_last=False),
         "torch eager fp32 channels_last (engine)": eager(module, channels_last=True),
     }
+    if cpu_bf16_support()[0]:  # emulated bf16 is several times slower: only where it is native
+        options["torch eager bf16 autocast channels_last"] = eager(module, channels_last=True, bf16=True)
     setup: dict[str, float] = {}
     skipped: dict[str, str] = {}
     if args.compile:
