@@ -5,7 +5,7 @@ full-width band of nucleus-like texture, so the engine holds its widest rows of 
 a few hundred tiles need the model. Then runs ``analyse_slide`` with the default-architecture
 U-Net (random weights; memory and speed do not depend on them) and prints peak RSS.
 
-Run: .venv/bin/python benchmarks/memory_40k.py [--out /tmp/engine_dev/big] [--band 384]
+Run: .venv/bin/python benchmarks/memory_40k.py [--out /tmp/engine_dev/big] [--band 384] [--stand-in instant]
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "hoechstscore-big")
     ap.add_argument("--band", type=int, default=384, help="height of the tissue band in px")
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--stand-in", choices=("instant", "sleep", "compute"), default=None, dest="stand_in",
+                    help="a stand-in model instead of the U-Net: wide tissue bands in minutes")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     band = (SIZE // 2, SIZE // 2 + args.band)
@@ -78,7 +80,11 @@ def main() -> None:
     card = ModelCard(name="random-unet-resnet34", synthetic=True)
     with tempfile.TemporaryDirectory() as tmp:
         save_model(build_model(card), card, tmp)
-        model = load_model(tmp, device="cpu")
+        model = load_model(tmp, device="cpu", precision="fp32")
+        if args.stand_in:
+            from core.engine.standin import standin_model
+
+            model = standin_model(card, args.stand_in)
         reset_peak_rss()
         base = peak_rss_mb()
         with open_slide(slide_path) as slide:
@@ -91,6 +97,8 @@ def main() -> None:
         "tissue_area_mm2": round(result.tissue_area_mm2, 3), "seconds": round(seconds, 1),
         "rss_before_mb": round(base), "peak_rss_mb": round(peak_rss_mb()),
         "class_map_shape": list(result.class_map.shape), "density_mb": round(result.density.nbytes / 1e6),
+        "cells": len(result.cells), "tiles_per_s": round(s["tiles_analysed"] / seconds, 1),
+        "stage_ms_per_tile": {k: round(v, 2) for k, v in s.get("stage_ms_per_tile", {}).items()},
     }))  # fmt: skip
 
 

@@ -5,7 +5,12 @@ Keeping a single implementation is what makes a model trained here behave the sa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 NORMALISATION = "per-patch min-max to [0, 1]"
 
@@ -33,3 +38,17 @@ def normalise_batch(batch: np.ndarray) -> np.ndarray:
     out = (flat - lo[:, None]) / span[:, None]
     out[hi <= lo] = 0.0
     return out.reshape(a.shape)
+
+
+def normalise_batch_tensor(batch: torch.Tensor) -> torch.Tensor:
+    """:func:`normalise_batch` for a float32 tensor, on its device (the engine normalises where the
+    model runs). The same float32 operations, so the result equals :func:`normalise_batch` exactly."""
+    import torch
+
+    flat = batch.reshape(batch.shape[0], -1)
+    lo = flat.amin(dim=1)
+    hi = flat.amax(dim=1)
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    out = (flat - lo[:, None]) / span[:, None]
+    out[hi <= lo] = 0.0
+    return out.reshape(batch.shape)

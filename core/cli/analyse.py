@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tissue-min-area", type=non_negative_float, default=d.tissue_min_area_um2, metavar="UM2",
                    help=f"ignore tissue pieces smaller than this, in µm² (default {d.tissue_min_area_um2:g})")
     p.add_argument("--threads", type=positive_int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="CPU inference runtime (default auto: ONNX Runtime at fp32 when installed, else PyTorch)")
     p.add_argument("--checkpoint-dir", type=output_dir, default=None,
                    help="where finished blocks are kept for resuming (default: OUT/.checkpoint, removed on success)")
     p.set_defaults(func=run)
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from core.engine import analyse_slide
     from core.engine.export import write_analysis
     from core.models.domain import check_slide
+    from core.models.onnx_runtime import with_runtime
     from core.models.runtime import default_model_dir, load_model
     from core.progress import Progress, run_to_completion
     from core.slides import open_slide
@@ -114,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_model(args.model or default_model_dir(), device=args.device, precision=args.precision)
+    model = with_runtime(model, args.runtime)
     print(f"model {model.card.name} on {model.device} ({model.precision_reason})", file=sys.stderr)
     params = AnalysisParams(
         batch_size=args.batch_size,

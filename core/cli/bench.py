@@ -10,12 +10,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.cli._args import existing_dir, existing_file, non_negative_int, output_dir, positive_int
+from core.cli._args import (
+    existing_dir,
+    existing_file,
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from core.engine.params import AnalysisParams
 from core.models.card import PRECISIONS
 
@@ -44,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-tiles", type=positive_int, default=48, help="tiles for the model-only measurement")
     p.add_argument("--cache", type=output_dir, default=None, help="where phantoms are kept (default: user cache dir)")
     p.add_argument("--slide", type=existing_file, default=None, help="benchmark this slide instead of a phantom")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="torch",
+                   help="CPU inference runtime for fp32 (default torch; auto: ONNX Runtime when installed)")
+    p.add_argument("--stand-in", choices=("instant", "sleep", "compute"), default=None, dest="stand_in",
+                   help="replace the model by a stand-in of the same output shape (fp32, CPU): 'instant' "
+                   "measures the pipeline's own ceiling; 'sleep' and 'compute' cost --stand-in-ms per tile")
+    p.add_argument("--stand-in-ms", type=positive_float, default=13.0, dest="stand_in_ms",
+                   help="ms per tile of the 'sleep'/'compute' stand-in (default 13)")
     p.set_defaults(func=run)
 
 
@@ -79,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from core.engine.bench import benchmark
     from core.errors import ModelLoadError
     from core.models import ModelCard, build_model, save_model
+    from core.models.onnx_runtime import with_runtime
     from core.models.runtime import default_model_dir, load_model, resolve_device
     from core.slides import open_slide
 
@@ -95,15 +111,23 @@ def run(args: argparse.Namespace) -> int:
             card = ModelCard(name="random-unet-resnet34", synthetic=True, description="benchmark only")
             save_model(build_model(card), card, tmp)
             model_dir, weights = Path(tmp), "random (no demo model installed; speed only)"
-        auto = load_model(model_dir, device=device, precision=None)
+        auto = load_model(model_dir, device=device, precision=None if args.stand_in is None else "fp32")
+        if args.stand_in is not None:
+            from core.engine.standin import standin_model
+
+            auto = standin_model(auto.card, args.stand_in, args.stand_in_ms)
+            weights = auto.precision_reason
         print(f"slide {slide_path} | model {auto.card.name} ({weights}) | torch threads "
-              f"{torch.get_num_threads()} | automatic precision: {auto.precision_reason}")
+              f"{torch.get_num_threads()} | automatic precision: {auto.precision_reason} | "
+              f"load average {os.getloadavg()[0]:.2f}")
         params = AnalysisParams(batch_size=args.batch_size, reader_threads=args.reader_threads)
         results = []
         with open_slide(slide_path) as slide:
-            for precision in _precisions(args.precision, device):
+            for precision in ["fp32"] if args.stand_in else _precisions(args.precision, device):
                 try:
                     model = auto if precision == auto.precision else load_model(model_dir, device, precision)
+                    if args.stand_in is None:
+                        model = with_runtime(model, args.runtime)
                 except ModelLoadError as err:
                     print(f"{device.type} {precision}: skipped ({err})")
                     continue
@@ -117,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         **dataclasses.asdict(main),
         "threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "reader_threads": args.reader_threads,
         "slide": str(slide_path),
         "runs": [dataclasses.asdict(r) for r in results],

@@ -17,9 +17,13 @@ How it works, in order:
    cleaned of debris; tiles without tissue never reach the model. With ``regions_um`` (slide µm)
    only tiles within half a tile of a region are read and only cells centred inside are kept, so
    the time scales with the tissue (and region) area.
-3. **Pipeline.** Reader threads read and normalise tiles (:mod:`core.normalise`, as in training)
-   ``prefetch_batches`` batches ahead of the model (bounded queue); the model runs batches of
+3. **Pipeline.** Reader threads decode the slide in 512-px chunks aligned to the file's tiles,
+   each pixel once, ``prefetch_rows`` rows of tiles ahead of the model; a row's tiles are cut from
+   memory. Normalisation (:mod:`core.normalise`, as in training), the model, argmax and winner
+   probability, context crop and class raster run batched on the model's device, in batches of
    ``batch_size`` (halved on GPU out-of-memory); ``cancel.check()`` runs before every batch.
+   Finished blocks are extracted by ``extract_workers`` threads while the model runs on; the cell
+   table is the serial one. ``summary["stage_ms_per_tile"]`` says where the time went.
 4. **Cells, exactly once.** A *block* is one row of tiles. When the rows above and below are
    done, the block's cells are the connected components of each positive class of the argmax
    map, owned by the block holding their centroid (rule in :mod:`core.engine._extract`). Memory

@@ -1,4 +1,4 @@
-"""Batches that survive a full GPU: halve the batch on out-of-memory and carry on.
+"""Batches that survive a full GPU (halve the batch on out-of-memory), and the batched class raster.
 
 The halving is a small pure function of a ``predict`` callable, so it is tested on the CPU with a
 callable that raises the same error a GPU would.
@@ -13,7 +13,7 @@ import torch
 
 from core.errors import CoreError
 
-Outputs = tuple[np.ndarray, np.ndarray]
+Outputs = tuple[np.ndarray, ...]
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -53,4 +53,44 @@ def predict_with_backoff(
                 size //= 2
     if len(done) == 1:
         return done[0], size
-    return (np.concatenate([d[0] for d in done]), np.concatenate([d[1] for d in done])), size
+    return tuple(np.concatenate([d[i] for d in done]) for i in range(len(done[0]))), size
+
+
+def batch_class_raster(labels: torch.Tensor, factor: int, n_classes: int) -> torch.Tensor:
+    """:func:`core.engine._extract.tile_class_raster` for a whole batch (N, K, K) on its device:
+    per ``factor``² block the most frequent positive class, 0 where there is none (ties: the
+    lowest class), uint8 (N, K/f, K/f). One pass per class over the batch, not per tile."""
+    n, k = labels.shape[0], labels.shape[1] // factor
+    blocks = labels[:, : k * factor, : k * factor].reshape(n, k, factor, k, factor)
+    counts = [torch.zeros((n, k, k), dtype=torch.int32, device=labels.device)]
+    counts += [(blocks == c).sum(dim=(2, 4), dtype=torch.int32) for c in range(1, n_classes)]
+    return torch.stack(counts, dim=1).argmax(dim=1).to(torch.uint8)
+
+
+def cpu_classes(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`core.models.runtime.classes_from_logits` in numpy, for the CPU path's worker thread
+    (numpy runs single-threaded and releases the GIL; torch ops there would share the model's
+    OpenMP threads). One pass per class over contiguous planes; ties: the lowest class."""
+    logits = np.ascontiguousarray(logits, dtype=np.float32)
+    top = logits[:, 0].copy()
+    cls = np.zeros(top.shape, dtype=np.uint8)
+    for c in range(1, logits.shape[1]):
+        np.copyto(cls, np.uint8(c), where=logits[:, c] > top)
+        np.maximum(top, logits[:, c], out=top)
+    total = np.zeros_like(top)
+    for c in range(logits.shape[1]):
+        total += np.exp(logits[:, c] - top)
+    return cls, np.reciprocal(total, out=total)
+
+
+def cpu_class_raster(labels: np.ndarray, factor: int, n_classes: int) -> np.ndarray:
+    """:func:`batch_class_raster` in numpy: uint8 (N, K/f, K/f)."""
+    n, k = labels.shape[0], labels.shape[1] // factor
+    blocks = labels[:, : k * factor, : k * factor].reshape(n, k, factor, k, factor)
+    best = np.zeros((n, k, k), dtype=np.uint8)
+    best_count = np.zeros((n, k, k), dtype=np.int32)
+    for c in range(1, n_classes):
+        count = (blocks == c).sum(axis=(2, 4), dtype=np.int32)
+        np.copyto(best, np.uint8(c), where=count > best_count)
+        np.maximum(best_count, count, out=best_count)
+    return best

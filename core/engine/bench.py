@@ -1,9 +1,9 @@
 """Benchmark: how close the whole-slide pipeline comes to the model's own speed.
 
-*Model-only* throughput runs the model on batches already in memory (read and normalised
-beforehand): the ceiling. *Pipeline* throughput is a full :func:`analyse_slide` (tissue
-detection, reading, normalising, model, stitching, cell extraction) divided into the tiles it
-analysed. Their ratio, the *efficiency*, says how much the rest of the pipeline costs; 1.0 means
+*Model-only* throughput runs the network alone (logits, on its device) on batches already in
+memory (read and normalised beforehand): the ceiling. *Pipeline* throughput is a full
+:func:`analyse_slide` (tissue detection, reading, normalising, model, stitching, cell
+extraction) divided into the tiles it analysed. Their ratio, the *efficiency*, says how much the rest of the pipeline costs; 1.0 means
 the model never waits.
 """
 
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from core.engine._grid import TileGrid
 from core.engine._tissue import detect_tissue, read_overview
@@ -47,15 +48,21 @@ class BenchResult:
     s_per_mm2: float
     cells: int
     peak_rss_mb: float
+    #: Busy time per stage (ms per computed tile, summed over threads); empty for engines without it.
+    stage_ms_per_tile: dict[str, float] = field(default_factory=dict)
+    #: What ran the network: "torch" or "onnxruntime".
+    runtime: str = "torch"
 
     def line(self) -> str:
         return (
-            f"{self.device} {self.precision}: model {self.model_tiles_per_s:.2f} tiles/s | pipeline "
+            f"{self.device} {self.precision} ({self.runtime}): model {self.model_tiles_per_s:.2f} tiles/s | pipeline "
             f"{self.pipeline_tiles_per_s:.2f} tiles/s | efficiency {self.efficiency:.2f} "
             f"(CPU time: {self.cpu_efficiency:.2f}) | "
             f"{self.tiles_analysed} tiles analysed, {self.tiles_skipped_background} skipped as background | "
             f"{self.s_per_mm2:.1f} s/mm² tissue ({self.tissue_area_mm2:.2f} mm², {self.cells} cells) | "
             f"peak RSS {self.peak_rss_mb:.0f} MB"
+            + ("\n  stages (ms/tile): " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms_per_tile.items())
+               + f" | wall {1000 / self.pipeline_tiles_per_s:.2f}" if self.stage_ms_per_tile and self.pipeline_tiles_per_s else "")
         )
 
 
@@ -100,11 +107,18 @@ def tissue_tiles_in_memory(slide: Any, model: LoadedModel, params: AnalysisParam
 
 
 def model_throughput(model: LoadedModel, tiles: np.ndarray, batch_size: int, crop: int) -> tuple[float, float]:
-    """(tiles/s, CPU s/tile) of ``model.predict_classes`` over in-memory ``tiles`` (after a warm-up batch)."""
-    model.predict_classes(tiles[:batch_size], crop=crop)
+    """(tiles/s, CPU s/tile) of the network alone (``model.logits``, cropped, on its device) over
+    in-memory normalised ``tiles``, after a warm-up batch: what the pipeline's model thread runs."""
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+
+    def run(batch: np.ndarray) -> None:
+        model.logits(model.to_device(batch), crop)
+        sync()
+
+    run(tiles[:batch_size])
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(0, len(tiles), batch_size):
-        model.predict_classes(tiles[i : i + batch_size], crop=crop)
+        run(tiles[i : i + batch_size])
     return len(tiles) / (time.perf_counter() - t0), (time.process_time() - c0) / len(tiles)
 
 
@@ -140,4 +154,6 @@ def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tile
         s_per_mm2=s["seconds"] / result.tissue_area_mm2 if result.tissue_area_mm2 > 0 else float("nan"),
         cells=s["total_cells"],
         peak_rss_mb=peak_rss_mb(),
+        stage_ms_per_tile=dict(s.get("stage_ms_per_tile", {})),
+        runtime=model.runtime,
     )

@@ -47,11 +47,14 @@ class AnalysisParams:
     raster_um: float = 4.0
     #: Gaussian smoothing (µm, sigma) of the density raster. Display only.
     density_sigma_um: float = 50.0
-    #: Threads reading and normalising tiles ahead of the model; 0 = read in the model's thread
-    #: between batches (no look-ahead). Speed.
+    #: Threads decoding the slide ahead of the model (file-aligned chunks, each decoded once);
+    #: 0 = decode in the model's thread between batches (no look-ahead). Speed.
     reader_threads: int = 1
-    #: Batches read ahead of the model (bounded queue). Speed and memory.
-    prefetch_batches: int = 2
+    #: Rows of tiles (blocks) decoded ahead of the model (bounded look-ahead). Speed and memory.
+    prefetch_rows: int = 2
+    #: Threads extracting the cells of finished blocks while the model runs on the next tiles;
+    #: 0 = extract in the model's thread. The cell table is the same either way. Speed.
+    extract_workers: int = 1
     #: PyTorch CPU threads for this run (restored afterwards); None = leave PyTorch's setting.
     #: The app passes cores − 1 so that its UI thread keeps a core. Speed.
     torch_threads: int | None = None
@@ -65,8 +68,8 @@ class AnalysisParams:
             raise ValueError(f"torch_threads must be ≥ 1, not {self.torch_threads}")
         if not self.split_depth_um >= 0:
             raise ValueError(f"split_depth_um must be ≥ 0, not {self.split_depth_um}")
-        if self.reader_threads < 0 or self.prefetch_batches < 1:
-            raise ValueError("reader_threads must be ≥ 0 and prefetch_batches ≥ 1")
+        if self.reader_threads < 0 or self.prefetch_rows < 1 or self.extract_workers < 0:
+            raise ValueError("reader_threads and extract_workers must be ≥ 0 and prefetch_rows ≥ 1")
 
     def result_key(self) -> dict[str, Any]:
         """The fields that change the cell table, for checkpoint keys."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import platformdirs
@@ -46,18 +47,31 @@ class LoadedModel:
     precision: str = "fp32"
     precision_reason: str = ""
     directory: Path | None = None
+    #: What runs the network (subclasses: "onnxruntime"); part of the engine's checkpoint key.
+    runtime: ClassVar[str] = "torch"
 
-    def _probabilities(self, batch: np.ndarray | torch.Tensor, crop: int) -> torch.Tensor:
-        x = torch.as_tensor(batch, dtype=torch.float32).to(self.device, non_blocking=True)
+    def to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A float32 batch on the model's device. On CUDA the host copy is pinned and the transfer
+        asynchronous (``non_blocking``), so the next batch can be prepared while this one moves."""
+        x = torch.as_tensor(batch, dtype=torch.float32)
         if x.ndim != 4:
             raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(x.shape)}")
+        if self.device.type == "cuda" and x.device.type == "cpu":
+            x = x.pin_memory()
+        return x.to(self.device, non_blocking=True)
+
+    def logits(self, x: torch.Tensor, crop: int = 0) -> torch.Tensor:
+        """float32 logits (N, C, H − 2·crop, W − 2·crop) of a normalised batch already on the device."""
         x = x.contiguous(memory_format=torch.channels_last)
         dtype = _AUTOCAST[self.precision]
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = self.module(x)
+            out = self.module(x)
         if crop > 0:
-            logits = logits[:, :, crop:-crop, crop:-crop]
-        return torch.softmax(logits.float(), dim=1)
+            out = out[:, :, crop:-crop, crop:-crop]
+        return out.float()
+
+    def _probabilities(self, batch: np.ndarray | torch.Tensor, crop: int) -> torch.Tensor:
+        return torch.softmax(self.logits(self.to_device(batch), crop), dim=1)
 
     def predict(self, batch: np.ndarray | torch.Tensor, crop: int = 0) -> np.ndarray:
         """Softmax probabilities, float32 numpy (N, C, H − 2·crop, W − 2·crop).
@@ -71,8 +85,20 @@ class LoadedModel:
 
         The engine's path: half the transfer and none of the (N, C, H, W) copy of :meth:`predict`.
         """
-        prob, cls = self._probabilities(batch, crop).max(dim=1)
-        return cls.to(torch.uint8).cpu().numpy(), prob.cpu().numpy()
+        cls, prob = classes_from_logits(self.logits(self.to_device(batch), crop))
+        return cls.cpu().numpy(), prob.cpu().numpy()
+
+
+def classes_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(argmax class uint8, its softmax probability float32), both (N, H, W), on the logits' device.
+
+    The winner's softmax probability is exp(0) / Σ exp(l − max) = 1 / Σ exp(l − max): one max and
+    one exp pass over the logits instead of a full softmax and a second max (ties: lowest class).
+    """
+    with torch.inference_mode():
+        top, cls = logits.max(dim=1)
+        prob = torch.exp(logits - top.unsqueeze(1)).sum(dim=1).reciprocal_()
+    return cls.to(torch.uint8), prob
 
 
 def default_model_dir() -> Path:

@@ -55,7 +55,21 @@ def test_cli_bench_ends_with_one_json_line(slide: Path, tmp_path: Path, capsys, 
     argv = ["bench", "--slide", str(slide), "--model", str(tmp_path / "m"), "--device", "cpu", "--precision", "fp32", "--model-tiles", "4", "--threads", "1"]
     assert cli_main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert any(line.startswith("cpu fp32: model") for line in lines)
+    assert any(line.startswith("cpu fp32 (torch): model") for line in lines)
     result = json.loads(lines[-1])
     keys = {"model_tiles_per_s", "pipeline_tiles_per_s", "efficiency", "peak_rss_mb", "device", "precision", "s_per_mm2"}
     assert keys <= set(result) and result["device"] == "cpu" and result["precision"] == "fp32"
+
+
+def test_cli_bench_stand_in_reports_the_pipeline_stages(slide: Path, tmp_path: Path, capsys, restore_torch_threads) -> None:
+    card = ModelCard(name="tiny-unet", encoder="resnet18", mpp=0.5, patch_size=64, synthetic=True)
+    save_model(build_model(card).eval(), card, tmp_path / "m")
+    argv = ["bench", "--slide", str(slide), "--model", str(tmp_path / "m"), "--device", "cpu", "--model-tiles", "4",
+            "--threads", "1", "--stand-in", "instant"]
+    assert cli_main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "stand-in model (instant)" in lines[0] and "load average" in lines[0]
+    result = json.loads(lines[-1])
+    stages = result["stage_ms_per_tile"]
+    assert {"decode", "normalise", "model", "post-processing", "extraction", "writing"} <= set(stages)
+    assert result["tiles_analysed"] == 16 and result["cells"] > 20 and len(result["load_average"]) == 3
