@@ -217,7 +217,7 @@ def test_one_nucleus_of_mixed_classes_is_one_cell_of_its_majority_class(tmp_path
     assert cells["probability"].between(0.9, 1.0).all()
 
 
-@pytest.mark.parametrize("gap", [13.0, 15.0])
+@pytest.mark.parametrize("gap", [16.0, 17.0])
 def test_touching_nuclei_are_split_and_counted_once_across_seams(tmp_path: Path, gap: float) -> None:
     """Pairs of touching discs (4.5 µm radius, centres ``gap`` px of 0.5 µm apart, so overlapping)
     give two cells each, also where a pair straddles a tile seam; with splitting off, one each."""
