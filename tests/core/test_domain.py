@@ -47,11 +47,27 @@ def test_a_slide_like_the_training_data_gives_no_warning_and_unlike_ones_do(phan
 
 def test_synthetic_model_and_an_old_card_say_so(phantom: Path) -> None:
     demo = load_card(default_model_dir())
-    assert demo.synthetic and demo.data_statistics is None
+    assert demo.synthetic and demo.data_statistics is not None
+    old = dataclasses.replace(demo, training={k: v for k, v in demo.training.items() if k != "data_statistics"})
     with open_slide(phantom) as slide:
-        warned = check_slide(slide, demo)
+        assert check_slide(slide, demo) == [check_slide(slide, old)[0]]  # only "synthetic": a slide like its data
+        warned = check_slide(slide, old)
     assert any("synthetic phantom slides" in w for w in warned)
     assert sum("cannot be compared" in w for w in warned) == 1
+
+
+def test_the_demo_model_warns_on_a_realistic_phantom(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #11: `core analyse` with the demo model on a slide of another style (low contrast, dim
+    nuclei, as real exports are) says so, beyond the synthetic-model warning."""
+    params = PhantomParams(size=768, seed=5, realism="real")
+    slide = run_to_completion(generate_phantom(params, tmp_path / "real")).hoechst
+    assert cli_main(["analyse", str(slide), "--out", str(tmp_path / "a"), "--precision", "fp32",
+                     "--tissue-min-area", "500"]) == 0
+    warnings = json.loads((tmp_path / "a" / "summary.json").read_text())["warnings"]
+    text = " ".join(warnings)
+    assert "stand out from the background less" in text and "Hoechst intensities differ" in text
+    assert "synthetic phantom slides" in text
+    assert "stand out from the background less" in capsys.readouterr().err
 
 
 def test_analyse_refuses_mpp_over_a_recorded_one_and_records_a_forced_override(
