@@ -77,5 +77,5 @@ def analysis_job(
     recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, params, parameters=parameters,
                                              cancel=cancel, checkpoint_dir=checkpoint_dir())
     card = model.card
-    summary = jsonable(dict(recorded.result.summary))
+    summary = recorded.summary  # as stored: with the tissue mask the case's Tissue region comes from
     return AnalysisOutcome(recorded.analysis_id, recorded.result.cells, card.name, card.weights_sha256, summary)

@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,12 @@ def jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class RecordedAnalysis:
-    """The stored analysis id and the engine's full result (cells, rasters, summary)."""
+    """The stored analysis id, the engine's full result (cells, rasters, summary) and the summary
+    as stored (the engine's plus what a report needs, e.g. the tissue mask)."""
 
     analysis_id: int
     result: Any
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def analyse_and_record(
@@ -82,7 +84,7 @@ def analyse_and_record(
     if checkpoint_dir is not None and key:
         # The checkpoint only serves to resume an interrupted run; the store now holds the cells.
         shutil.rmtree(Path(checkpoint_dir) / str(key), ignore_errors=True)
-    return RecordedAnalysis(run.id, result)
+    return RecordedAnalysis(run.id, result, jsonable(summary))
 
 
 @dataclass(frozen=True)

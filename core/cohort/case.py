@@ -73,10 +73,15 @@ def _file_sha256(path: Path | None) -> str | None:
 def case_key(case: CohortCase, settings: CohortSettings) -> str:
     """What makes a case's results: slide file identity, regions, model, settings (sha256, 24 hex)."""
     from core.engine._checkpoint import slide_fingerprint
+    from core.errors import SlideError
 
+    try:
+        slide = slide_fingerprint(case.slide)
+    except SlideError:  # unreadable now: the case fails with its own message; its key still names it
+        slide = {"path": str(Path(case.slide).resolve()), "unreadable": True}
     ingredients = {
         "cohort_version": COHORT_VERSION,
-        "slide": slide_fingerprint(case.slide),
+        "slide": slide,
         "mpp": case.mpp,
         "regions_sha256": _file_sha256(case.regions),
         "model_sha256": settings.model_sha256,

@@ -265,7 +265,7 @@ def test_cli_on_a_running_scheduler_with_store(one_case, phantoms, tmp_path: Pat
                         "BAD,missing.ome.tif,\n")
     url = f"sqlite:///{tmp_path / 'cases.db'}"
     args = ["cohort", str(manifest), "--out", str(tmp_path / "out"), *CLI_ANALYSE, "--im-width", str(IM_UM),
-            "--store", url, "--reference"]
+            "--store", url, "--reference", "--reference-csv", "demo"]
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         assert cli([*args, "--scheduler", cluster.scheduler_address]) == 1  # BAD failed
     captured = capsys.readouterr()
