@@ -140,7 +140,11 @@ class TileLoader(QObject):
         with self._lock:
             self._wanted.clear()
         self.pool.clear()
-        self.pool.waitForDone(2000)
+        # Wait for the decodes already running (at most one tile each): a pool thread still reading
+        # when the caller closes the slide, or when Qt deletes this object, could touch freed memory.
+        # A 2 s limit once returned early on a loaded 2-core machine and the process segfaulted in
+        # a tile thread during the app tests.
+        self.pool.waitForDone()
 
     # --- called on pool threads
     def still_wanted(self, key: TileKey, version: int) -> bool:

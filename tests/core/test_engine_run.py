@@ -101,7 +101,9 @@ def test_cancel_stops_within_one_batch(small_slide: Path) -> None:
         token.cancel()
         with pytest.raises(Cancelled):
             next(job)
-    assert calls == 1 and model.module.calls == 1
+    # The model may be one batch ahead of the reported progress (post-processing runs beside it),
+    # never more; after cancel it is not called again.
+    assert 1 <= calls <= 2 and model.module.calls == calls
 
 
 def test_channel_by_role_and_override(small_slide: Path, tmp_path: Path) -> None:
