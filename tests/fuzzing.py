@@ -291,7 +291,16 @@ class Outcome:
     outcome: str  # one of OUTCOMES
     detail: str
     seconds: float
-    peak_mb: float
+    peak_mb: float  # the child's largest resident set, pages inherited from the parent included
+    parent_mb: float = 0.0  # the parent's resident set when it forked: what the child started with
+
+
+def _resident_mb() -> float:
+    """This process's resident set now (Linux /proc/self/statm), 0 where unknown."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _virtual_bytes() -> int:
@@ -315,6 +324,7 @@ def run_isolated(probe: Callable[[], str], timeout_s: float = 10.0, memory_mb: i
 
     read_fd, write_fd = os.pipe()
     start = time.perf_counter()
+    parent_mb = _resident_mb()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_fd)
@@ -350,7 +360,8 @@ def run_isolated(probe: Callable[[], str], timeout_s: float = 10.0, memory_mb: i
             os.kill(pid, signal.SIGKILL)
             _, st, ru = os.wait4(pid, 0)
             os.close(read_fd)
-            return Outcome("timeout", f"over {timeout_s:g} s", time.perf_counter() - start, ru.ru_maxrss / 1024)
+            return Outcome("timeout", f"over {timeout_s:g} s", time.perf_counter() - start, ru.ru_maxrss / 1024,
+                           parent_mb)
     while True:
         chunk = os.read(read_fd, 4096)
         if not chunk:
@@ -360,9 +371,9 @@ def run_isolated(probe: Callable[[], str], timeout_s: float = 10.0, memory_mb: i
     seconds = time.perf_counter() - start
     peak = usage.ru_maxrss / 1024 if usage else math.nan
     if os.WIFSIGNALED(status):
-        return Outcome("crash", f"signal {os.WTERMSIG(status)}", seconds, peak)
+        return Outcome("crash", f"signal {os.WTERMSIG(status)}", seconds, peak, parent_mb)
     text = b"".join(chunks).decode("utf-8", "replace")
     outcome, _, detail = text.partition("\t")
     if outcome not in OUTCOMES:
-        return Outcome("crash", f"exit {os.WEXITSTATUS(status)} without a result", seconds, peak)
-    return Outcome(outcome, detail, seconds, peak)
+        return Outcome("crash", f"exit {os.WEXITSTATUS(status)} without a result", seconds, peak, parent_mb)
+    return Outcome(outcome, detail, seconds, peak, parent_mb)

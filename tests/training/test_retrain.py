@@ -93,7 +93,7 @@ def test_interrupted_run_resumes(train_phantom: Path, patch_cache: Path, tmp_pat
     watcher = threading.Thread(target=interrupt_after_first_epoch, daemon=True)
     watcher.start()
     code = retrain_main(["--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out), *tiny,
-                         "--patches-per-epoch", "8", "--epochs", "1000"])
+                         "--patches-per-epoch", "8", "--epochs", "1000", "--patience", "0"])
     watcher.join()
     assert code == 130
     assert "--resume" in capsys.readouterr().err
