@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -84,17 +85,29 @@ def test_interrupted_run_resumes(train_phantom: Path, patch_cache: Path, tmp_pat
     out = tmp_path / "run"
     ckpt = out / "checkpoint" / "checkpoint.json"
 
+    running = threading.Event()
+    running.set()
+
     def interrupt_after_first_epoch() -> None:
         deadline = time.monotonic() + 120
         while not ckpt.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        _thread.interrupt_main()
+        while running.is_set() and time.monotonic() < deadline:  # again if one lands where it is lost
+            _thread.interrupt_main()
+            time.sleep(1.0)
 
+    # Ctrl-C as a terminal delivers it: Python's own SIGINT handler (an earlier test in the same
+    # process may have left another one, and interrupt_main does nothing under SIG_IGN/SIG_DFL).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     watcher = threading.Thread(target=interrupt_after_first_epoch, daemon=True)
     watcher.start()
-    code = retrain_main(["--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out), *tiny,
-                         "--patches-per-epoch", "8", "--epochs", "1000", "--patience", "0"])
-    watcher.join()
+    try:
+        code = retrain_main(["--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out), *tiny,
+                             "--patches-per-epoch", "8", "--epochs", "1000", "--patience", "0"])
+    finally:
+        running.clear()
+        watcher.join()
+        signal.signal(signal.SIGINT, previous)
     assert code == 130
     assert "--resume" in capsys.readouterr().err
     assert not (out / "model.json").exists()
