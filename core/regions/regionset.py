@@ -172,6 +172,11 @@ class RegionSet:
         self.changed.emit(RegionChange("reset", tuple(self._regions)))
         return warnings
 
+    @property
+    def has_tissue(self) -> bool:
+        """Whether a Tissue region exists, i.e. whether a derived IM is clipped to tissue."""
+        return bool(self.of_kind(RegionKind.TISSUE))
+
     def clip_area(self) -> tuple[Polygonal | None, bool]:
         """What a derived IM is clipped to: (tissue ∩ slide, True) when there is a Tissue region,
         (the slide, False) when only the slide's bounds are known, (None, False) otherwise."""

@@ -51,7 +51,7 @@ def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_
     ct, im = regions.union(RegionKind.TUMOUR_CENTRE), regions.union(RegionKind.INVASIVE_MARGIN)
     if ct is not None or im is not None:
         width = regions.im_half_width_um
-        source = "drawn" if width is None else _derived(width, regions.clip_area()[1])
+        source = "drawn" if width is None else _derived(width, regions.has_tissue)
         return ScoringRegions(ct, im, tumour, exclusions, source, width)
     if tumour is None:
         return ScoringRegions(None, None, None, exclusions, "none", None,
@@ -61,7 +61,7 @@ def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_
         warnings.append(f"The tumour has no centre (CT) with an IM half-width of {im_half_width_um:g} µm.")
     return ScoringRegions(
         None if ct.is_empty else ct, None if im.is_empty else im, tumour, exclusions,
-        _derived(im_half_width_um, regions.clip_area()[1]), im_half_width_um,
+        _derived(im_half_width_um, regions.has_tissue), im_half_width_um,
         tuple(warnings),
     )
 
