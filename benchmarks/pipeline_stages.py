@@ -40,7 +40,7 @@ def main() -> None:
     with open_slide(args.slide) as slide:
         grid = TileGrid.build(slide.dimensions, slide.require_mpp(), card.mpp, patch, context, p.raster_um)
         ch = slide.channel_index(card.input_channel_role)
-        sel = grid.tissue_tiles(detect_tissue(read_overview(slide, grid, ch), grid.raster_mpp, p.tissue_min_area_um2))
+        sel = grid.tissue_tiles(detect_tissue(read_overview(slide, grid, ch), grid.raster_mpp, p.tissue_min_area_um2, p.tissue_max_hole_um2))
         rows = [int(r) for r in np.flatnonzero(sel.any(axis=1))]
         mid = len(rows) // 2
         rows = rows[max(0, mid - args.rows // 2) : mid - args.rows // 2 + args.rows + 2]

@@ -182,7 +182,8 @@ def analyse_slide(
     if region is not None:
         candidates = grid.region_tiles(region, margin_um=grid.keep * grid.model_mpp / 2)
     if params.tissue_detection:  # on the whole slide even with a region: the threshold needs glass
-        tissue = detect_tissue(read_overview(slide, grid, channel), grid.raster_mpp, params.tissue_min_area_um2)
+        tissue = detect_tissue(read_overview(slide, grid, channel), grid.raster_mpp, params.tissue_min_area_um2,
+                               params.tissue_max_hole_um2)
     else:
         tissue = np.ones(grid.raster_shape, dtype=bool)
     tissue_tiles = grid.tissue_tiles(ndimage.binary_dilation(tissue) if tissue.any() else tissue)

@@ -95,7 +95,8 @@ def tissue_tiles_in_memory(slide: Any, model: LoadedModel, params: AnalysisParam
     context = params.context_px if params.context_px is not None else patch // 8
     grid = TileGrid.build(slide.dimensions, slide.require_mpp(), card.mpp, patch, context, params.raster_um)
     channel = slide.channel_index(params.channel if params.channel is not None else card.input_channel_role)
-    tissue = detect_tissue(read_overview(slide, grid, channel), grid.raster_mpp, params.tissue_min_area_um2)
+    tissue = detect_tissue(read_overview(slide, grid, channel), grid.raster_mpp, params.tissue_min_area_um2,
+                               params.tissue_max_hole_um2)
     rows, cols = np.nonzero(grid.tissue_tiles(tissue))
     tiles = [
         normalise_patch(slide.read_region_at_mpp(grid.read_location(r, c), (patch, patch), card.mpp, [channel]))

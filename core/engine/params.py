@@ -32,6 +32,9 @@ class AnalysisParams:
     tissue_detection: bool = True
     #: Tissue pieces smaller than this (µm²) are ignored as debris. *result*
     tissue_min_area_um2: float = 20_000.0
+    #: Holes in the tissue smaller than this (µm²) are filled; larger ones (lumens, tears, fat) are
+    #: glass and count in no region's area. *result*
+    tissue_max_hole_um2: float = 500.0
     #: Connected components smaller than this (µm²) are noise, not cells. *result*
     min_cell_area_um2: float = 3.0
     #: ... and larger than this (µm², a 22 µm disc; lymphocyte nuclei are 20–60 µm²) are no cell
@@ -79,6 +82,7 @@ class AnalysisParams:
             "channel": self.channel,
             "tissue_detection": self.tissue_detection,
             "tissue_min_area_um2": self.tissue_min_area_um2,
+            "tissue_max_hole_um2": self.tissue_max_hole_um2,
             "min_cell_area_um2": self.min_cell_area_um2,
             "max_cell_area_um2": self.max_cell_area_um2,
             "split_depth_um": self.split_depth_um,
