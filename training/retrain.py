@@ -60,6 +60,7 @@ from training.dataset import PatchDataset, PatchSet, Region, SplitSpec, make_spl
 from training.device import PRECISIONS, choose_device, choose_precision
 from training.evaluate import add_bootstrap_args, evaluate
 from training.export import check_out_dir, export_model, summary_metrics
+from training.init_weights import resolve_init
 from training.patches import PatchParams
 from training.train import BALANCE, DistInfo, TrainSettings, fit
 
@@ -122,6 +123,10 @@ log.csv/json, checkpoint/, cache/).""",
                    help="patch cache folder (default OUT/cache); share one between runs on the same slides")
     t.add_argument("--name", default=None, help="model name in the card and when installed (default: the --out folder name)")
     t.add_argument("--encoder", default="resnet34", help="U-Net encoder (default resnet34 as the paper; resnet18 is ~2x faster)")
+    t.add_argument("--init", type=Path, default=None, metavar="MODEL",
+                   help="fine-tune: start from this model's weights (a model folder, an installed model's name, or "
+                   "'demo'); its encoder and pixel size are kept. Often better than training from scratch on a "
+                   "small set")
     t.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
     t.add_argument("--batch-size", type=positive_int, default=32, help="global batch size, split over DDP processes (default 32)")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)")
@@ -184,7 +189,7 @@ def _from_json(stored: dict[str, Any], args: argparse.Namespace, explicit: set[s
         merged[key] = getattr(args, key)
     for key in ("slides", "tiles"):
         merged[key] = [Path(x) for x in merged.get(key) or []]
-    for key in ("out", "config", "cache", "debug_record_dir"):
+    for key in ("out", "config", "cache", "debug_record_dir", "init"):
         if merged.get(key) is not None:
             merged[key] = Path(merged[key])
     merged["resume"] = True
@@ -242,7 +247,15 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         by=args.split_by, block_um=args.block_um, fractions=fractions,  # type: ignore[arg-type]
     )
     source_mpps = input_mpps(args)
+    init = resolve_init(args.init) if args.init is not None else None
+    from_init = init is not None and args.model_mpp is None
+    if init is not None:
+        args.encoder = init.card.encoder
+        if from_init:
+            args.model_mpp = init.card.mpp
     args.model_mpp, mpp_reason = choose_model_mpp(args.model_mpp, source_mpps)
+    if from_init:
+        mpp_reason = mpp_reason.replace("given by --model-mpp", f"that of {init.card.name}, whose weights this run starts from")
     say(f"Model pixel size {args.model_mpp:.4g} µm: {mpp_reason}")
     params = PatchParams(size=args.patch_size, overlap=args.overlap, mpp=args.model_mpp)
     cache = args.cache or out / "cache"
@@ -271,6 +284,9 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     torch.manual_seed(args.seed)
     name = args.name or out.resolve().name
     model = build_model(ModelCard(name=name, encoder=args.encoder, patch_size=args.patch_size, mpp=args.model_mpp))
+    if init is not None:
+        model.load_state_dict(init.state)
+        say(f"Starting from the weights of {init.card.name} ({init.path}, sha256 {init.card.weights_sha256[:12]}…)")
     settings = TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         seed=args.seed, workers=args.workers, patches_per_epoch=args.patches_per_epoch, max_steps=args.max_steps,
@@ -318,13 +334,15 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         "settings": {k: stored[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "loss", "overlap",
                                             "patches_per_epoch", "max_steps", "time_limit")},
         "precision": prec.name, "device": str(device), "processes": dinfo.world,
+        "init": None if init is None else {"name": init.card.name, "weights_sha256": init.card.weights_sha256,
+                                           "synthetic": init.card.synthetic},
         "epochs_run": result.state.epoch, "steps": result.state.step, "best_epoch": result.state.best_epoch,
         "best_val_f1": result.state.best_f1, "stopped": result.stopped,
     }
     card_metrics = summary_metrics(metrics, test_split)
     card = export_model(
         model, out, name, args.encoder, args.patch_size, args.model_mpp, args.weights_dtype,
-        synthetic=_is_synthetic([*args.slides, *args.tiles]), training=training, metrics=card_metrics,
+        synthetic=_is_synthetic([*args.slides, *args.tiles]) or bool(init and init.card.synthetic), training=training, metrics=card_metrics,
         description=f"U-Net {args.encoder}, {len(CLASS_NAMES)} classes, trained on {', '.join(patches.slide_names)}.",
     )
     say(f"Exported {out / 'model.safetensors'} ({card.weights_dtype}, sha256 {card.weights_sha256[:12]}…)")

@@ -126,3 +126,26 @@ def test_time_limit_exports_best_so_far(train_phantom: Path, patch_cache: Path, 
     _, card = load_weights(out)
     assert card.training["stopped"] == "time-limit" and card.training["epochs_run"] == 1
     assert np.isfinite(card.training["best_val_f1"])
+
+
+def test_init_fine_tunes_from_a_model(train_phantom: Path, patch_cache: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str], tiny: list[str]) -> None:
+    """--init starts from a model's verified weights (a near-zero learning rate leaves them as they
+    were), keeps its encoder and pixel size, and records it in the card; a bad --init is refused."""
+    common = ["--slides", str(train_phantom), "--cache", str(patch_cache), *tiny, "--patches-per-epoch", "4",
+              "--epochs", "1", "--bootstrap", "0"]
+    assert retrain_main([*common, "--out", str(tmp_path / "base")]) == 0
+    _, base = load_weights(tmp_path / "base")
+    args = [*common, "--out", str(tmp_path / "tuned"), "--init", str(tmp_path / "base"), "--lr", "1e-12",
+            "--encoder", "resnet34"]
+    assert retrain_main(args) == 0
+    assert "Starting from the weights of base" in capsys.readouterr().out
+    tuned_module, tuned = load_weights(tmp_path / "tuned")
+    base_module, _ = load_weights(tmp_path / "base")
+    assert tuned.encoder == base.encoder == "resnet18" and tuned.mpp == base.mpp
+    assert tuned.training["init"]["weights_sha256"] == base.weights_sha256
+    a, b = base_module.state_dict(), tuned_module.state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-4) for k in a if "running" not in k and "num_batches" not in k)
+
+    assert retrain_main([*common, "--out", str(tmp_path / "bad"), "--init", str(tmp_path / "nowhere")]) == 2
+    assert "no such model folder" in capsys.readouterr().err
