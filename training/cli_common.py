@@ -129,15 +129,17 @@ def input_mpps(args: argparse.Namespace) -> dict[str, float]:
     return out
 
 
-def choose_model_mpp(requested: float | None, inputs: dict[str, float]) -> tuple[float, str]:
-    """The model's pixel size and why: the given one, else the coarsest input's (nothing upsampled)."""
+def choose_model_mpp(requested: float | None, inputs: dict[str, float],
+                     given_by: str = "--model-mpp") -> tuple[float, str]:
+    """The model's pixel size and why: the requested one (``given_by`` says who asked: the flag, or the
+    model a fine-tuning run starts from), else the coarsest input's (nothing upsampled)."""
     if requested is not None:
         finest_up = [n for n, m in inputs.items() if m > requested * 1.01]
         if finest_up:
             worst = max(inputs[n] for n in finest_up)
-            return requested, (f"given by --model-mpp; input(s) {', '.join(finest_up)} are upsampled up to "
+            return requested, (f"given by {given_by}; input(s) {', '.join(finest_up)} are upsampled up to "
                                f"{worst / requested:.1f}x, which invents detail the model will not see on real slides")
-        return requested, "given by --model-mpp"
+        return requested, f"given by {given_by}"
     if not inputs:
         return 0.227, "default (no inputs)"
     coarsest = max(inputs.values())

@@ -248,14 +248,12 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     )
     source_mpps = input_mpps(args)
     init = resolve_init(args.init) if args.init is not None else None
-    from_init = init is not None and args.model_mpp is None
+    given_by = "--model-mpp"
     if init is not None:
         args.encoder = init.card.encoder
-        if from_init:
-            args.model_mpp = init.card.mpp
-    args.model_mpp, mpp_reason = choose_model_mpp(args.model_mpp, source_mpps)
-    if from_init:
-        mpp_reason = mpp_reason.replace("given by --model-mpp", f"that of {init.card.name}, whose weights this run starts from")
+        if args.model_mpp is None:
+            args.model_mpp, given_by = init.card.mpp, f"{init.card.name}, whose weights this run starts from"
+    args.model_mpp, mpp_reason = choose_model_mpp(args.model_mpp, source_mpps, given_by)
     say(f"Model pixel size {args.model_mpp:.4g} µm: {mpp_reason}")
     params = PatchParams(size=args.patch_size, overlap=args.overlap, mpp=args.model_mpp)
     cache = args.cache or out / "cache"

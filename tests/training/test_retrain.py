@@ -139,7 +139,8 @@ def test_init_fine_tunes_from_a_model(train_phantom: Path, patch_cache: Path, tm
     args = [*common, "--out", str(tmp_path / "tuned"), "--init", str(tmp_path / "base"), "--lr", "1e-12",
             "--encoder", "resnet34"]
     assert retrain_main(args) == 0
-    assert "Starting from the weights of base" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Starting from the weights of base" in printed and "base, whose weights this run starts from" in printed
     tuned_module, tuned = load_weights(tmp_path / "tuned")
     base_module, _ = load_weights(tmp_path / "base")
     assert tuned.encoder == base.encoder == "resnet18" and tuned.mpp == base.mpp
