@@ -2,10 +2,10 @@
 
 Why one program with several names (``hoechstscore``, ``hoechstscore-core``,
 ``hoechstscore-retrain`` are links to it in the bundle folder) rather than three frozen programs:
-PyInstaller gives each frozen program its own copy of the compiled Python modules (tens of MB) and a
-MERGE of several analyses is no longer offered for one-folder bundles; a dispatcher costs nothing
-and keeps one set of files. On Windows, where links are not at hand, the spec builds three small
-launchers that run this same script (installer/hoechstscore.spec).
+PyInstaller gives each frozen program its own archive of the compiled Python modules (~70 MB here),
+and its MERGE is meant for one-file programs; a dispatcher costs nothing and keeps one set of
+files. On Windows, where links are not at hand, the spec builds three launchers that run this same
+script (installer/hoechstscore.spec).
 
 ``hoechstscore --bundle-info`` prints where the running Python lives (``sys.executable`` and the
 bundle folder), the torch build and whether a GPU was found: the smoke test uses it to prove that
