@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo screenshot guide-screenshots bench bench-app clean
+.PHONY: setup test lint demo screenshot guide-screenshots bench bench-app bundle bundle-test clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,5 +48,19 @@ screenshot: setup xvfb
 guide-screenshots: setup xvfb
 	QT_QPA_PLATFORM=xcb $(XVFB) $(PY) -m app --guide-screenshots docs
 
+# The installer (installer/README.md): dist/HoechstScore/ and dist/HoechstScore-<version>-linux-x86_64.tar.gz.
+# HOECHSTSCORE_BUNDLE_VARIANT=gpu make bundle keeps the CUDA libraries (several GB).
+BUNDLE_STAMP := $(VENV)/.bundle-installed
+$(BUNDLE_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,bundle]'
+	@touch $(BUNDLE_STAMP)
+
+bundle: $(BUNDLE_STAMP)
+	installer/build.sh $(PY)
+
+# Runs the bundle outside the tree with no Python on PATH; builds it first when dist/ has none.
+bundle-test: $(BUNDLE_STAMP)
+	installer/bundle_test.sh $(PY)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
