@@ -501,11 +501,8 @@ class ActionsMixin:
         device = outcome.summary.get("device", "?")
         self.device_label.setText(f"Device: {device}")
         self.analysis_panel.set_model(outcome.model_name, run_words(device, outcome.summary.get("precision")))
-        resumed = int(outcome.summary.get("blocks_resumed") or 0)
-        again = (f" Resumed: {resumed} finished block{'s' if resumed != 1 else ''} of the interrupted run "
-                 "were reused." if resumed else "")
         self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
-                                  f"{outcome.summary.get('seconds', 0):.0f} s.{again}")
+                                  f"{outcome.summary.get('seconds', 0):.0f} s.")
         self._try("Scoring", self.session.set_cells, outcome.cells,
                   {"id": outcome.analysis_id, "model_name": outcome.model_name,
                    "model_sha256": outcome.model_sha256, "summary": outcome.summary})

@@ -225,6 +225,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         ap = self.analysis_panel
         ap.run_requested.connect(self.run_analysis)
         ap.cancel_requested.connect(self.cancel_analysis)
+        ap.headline.connect(self.statusBar().showMessage)  # what the analysis does, also when its dock is hidden
         sp = self.score_panel
         sp.export_csv.connect(self.export_csv_dialog)
         sp.export_geojson.connect(self.export_geojson_dialog)
