@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(SettingsStore(qsettings), REPORTER)
     if args.model:
         window.settings.analysis.model_dir = str(Path(args.model).resolve())
-        window.analysis_panel.set_model(window.model_label(), window.settings.analysis.device)
+        from app.main_actions import device_setting_words
+
+        window.analysis_panel.set_model(window.model_label(), device_setting_words(window.settings.analysis.device))
     if args.db:
         window.session.set_database_url(args.db)
         window.refresh_case_list()

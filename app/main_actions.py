@@ -54,6 +54,15 @@ def run_words(device: object, precision: object) -> str:
     return f"{where}, {PRECISION_WORDS.get(str(precision), str(precision or 'precision unknown'))}"
 
 
+#: The device setting as users read it.
+DEVICE_SETTING_WORDS = {"auto": "GPU if there is one, else CPU", "cpu": "CPU", "cuda": "GPU"}
+
+
+def device_setting_words(setting: str) -> str:
+    """The Settings' device choice in words ("cpu" -> "CPU")."""
+    return DEVICE_SETTING_WORDS.get(setting, setting)
+
+
 def _check_quietly(box: Any, on: bool) -> None:
     """Tick a Layers checkbox to match its menu action without it signalling back."""
     box.blockSignals(True)
@@ -427,7 +436,7 @@ class ActionsMixin:
         if summary.get("device"):  # the shown cells' own run: what made them, not only the setting
             run = run_words(summary["device"], summary.get("precision"))
             self.analysis_panel.set_model(self.session.analysis.get("model_name") or self.model_label(), run)
-            self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
+            self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)} · shown cells: {run}")
 
     def on_scores_changed(self) -> None:
         if self.session.cohort is None and self.session.case is not None:  # reopened case: not rescored yet
@@ -499,8 +508,9 @@ class ActionsMixin:
         self.partial_cells = []
         self.partial_counts = {}
         device = outcome.summary.get("device", "?")
-        self.device_label.setText(f"Device: {device}")
-        self.analysis_panel.set_model(outcome.model_name, run_words(device, outcome.summary.get("precision")))
+        words = run_words(device, outcome.summary.get("precision"))
+        self.device_label.setText(f"Device: {words}")
+        self.analysis_panel.set_model(outcome.model_name, words)
         self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
                                   f"{outcome.summary.get('seconds', 0):.0f} s.")
         self._try("Scoring", self.session.set_cells, outcome.cells,
@@ -565,5 +575,5 @@ class ActionsMixin:
                 self.view.close_slide()
                 self.session.set_database_url(self.settings.store.database_url)
                 self.refresh_case_list()
-            self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
-            self.device_label.setText(f"Device: {self.settings.analysis.device}")
+            self.analysis_panel.set_model(self.model_label(), device_setting_words(self.settings.analysis.device))
+            self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)}")

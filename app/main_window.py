@@ -19,7 +19,7 @@ from app.docks.case_dock import CasePanel
 from app.docks.layers_dock import LayersPanel
 from app.docks.results_dock import ScorePanel
 from app.errors import REPORTER, ErrorReporter
-from app.main_actions import ActionsMixin
+from app.main_actions import ActionsMixin, device_setting_words
 from app.saliency_dock import install_saliency_tools
 from app.settings import AppSettings, SettingsStore
 from app.viewer import SlideView, ToolMode
@@ -93,7 +93,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.resizeDocks([self.case_dock, self.results_dock], [320, 520], Qt.Orientation.Horizontal)
         self.resizeDocks([self.case_dock, self.layers_dock], [430, 390], Qt.Orientation.Vertical)
         self.resizeDocks([self.results_dock, self.analysis_dock], [600, 220], Qt.Orientation.Vertical)
-        self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
+        self.analysis_panel.set_model(self.model_label(), device_setting_words(self.settings.analysis.device))
 
     def _action(self, text: str, slot: object, shortcut: str | QKeySequence | None = None,
                 checkable: bool = False) -> QAction:
@@ -196,7 +196,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         for label in (self.pos_label, self.zoom_label, self.mpp_label, self.device_label):
             label.setMinimumWidth(120)
             bar.addPermanentWidget(label)
-        self.device_label.setText(f"Device: {self.settings.analysis.device}")
+        self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)}")
 
     def _connect(self) -> None:
         v, s, lp = self.view, self.session, self.layers_panel

@@ -42,6 +42,7 @@ class RunEta:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._first: tuple[float, int] | None = None  # (time, tiles done) at the first tile report
+        self._total = 0  # units of the stage being timed
         self.resumed = 0  # tiles an earlier, interrupted run had finished
         self.resumed_blocks = 0  # its finished blocks (rows of tiles) read back from the checkpoint
 
@@ -49,6 +50,8 @@ class RunEta:
         """Take one progress report; the seconds left, or None before two tile reports of this run."""
         if p.total <= 0:
             return None
+        if p.total != self._total:  # a new stage (the demo makes its slide, then analyses it)
+            self._first, self._total = None, p.total
         if self._first is None:
             if isinstance(p, BlockDone):  # before any tile of this run: a block an earlier run finished
                 self.resumed = max(self.resumed, p.done)

@@ -96,3 +96,15 @@ def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: 
     assert any("Resumed:" in line and line.startswith("Analysis: Tile") for line in seen)  # while it ran
     assert "Resumed:" in window.statusBar().currentMessage()
     assert not list(checkpoint_dir().glob("*/block-*.npz"))  # stored, so the checkpoint is gone
+
+
+def test_a_new_stage_restarts_the_estimate() -> None:
+    clock = FakeClock()
+    eta = RunEta(clock)
+    eta.update(Progress(1, 10, "Block 1 of 10"))  # the demo making its slide: 10 blocks, 1 s each
+    clock.now = 9.0
+    assert eta.update(Progress(10, 10, "Block 10 of 10")) == pytest.approx(0.0)
+    clock.now = 30.0
+    assert eta.update(Progress(8, 35, "Tile 8 of 35")) is None  # the analysis: timed afresh
+    clock.now = 34.0
+    assert eta.update(Progress(16, 35, "Tile 16 of 35")) == pytest.approx(0.5 * 19)
