@@ -156,3 +156,26 @@ def test_layer_choices_carry_over_to_the_next_slide(qtbot, window, slide_path: P
     assert not window.view.cells.isVisible() and not window.layers_panel.cells_box.isChecked()
     assert 2 not in window.view.cells.visible_classes and 1 in window.view.cells.visible_classes
     assert not window.view.regions.visible
+
+
+def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, slide_path: Path,  # noqa: ANN001
+                                                               tmp_path: Path) -> None:
+    import json
+
+    window.open_slide_file(slide_path, "T-COLOURS")
+    window.tool_actions[ToolMode.RECTANGLE].trigger()
+    vp = window.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 200, 200))
+    qtbot.mouseMove(vp, _viewport_point(window.view, 500, 500))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 800, 800))
+    window.settings.analysis.im_half_width_um = 40.0
+    window._apply_settings_to_session()
+    window.derive_ct_im()
+    path = window.session.export_geojson(tmp_path / window.export_name("regions.geojson"))
+    features = json.loads(path.read_text())["features"]
+    by_id = {f["id"]: f["properties"]["classification"]["color"] for f in features}
+    drawn = {rid: item.pen().color() for rid, item in window.view.regions.items.items()}
+    kinds = {r.id: r.kind for r in window.session.regions}
+    assert RegionKind.INVASIVE_MARGIN in kinds.values() and set(by_id) == set(drawn)
+    for rid, colour in drawn.items():  # the IM is the same yellow in the window and in QuPath
+        assert by_id[rid] == [colour.red(), colour.green(), colour.blue()], kinds[rid]
