@@ -62,7 +62,7 @@ class DemoRunner(QObject):
 
         def factory(cancel: CancelToken) -> Any:
             return demo_words(run_demo_case(options, cancel))
-        runner = self.window.start_job(factory, self.on_done)
+        runner = self.window.analysis.start_job(factory, self.on_done)
         if runner is not None:
             runner.worker.failed.connect(self.on_failed)
             runner.worker.progress.connect(self.on_progress)

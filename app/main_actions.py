@@ -7,7 +7,6 @@ thin wrappers over methods that take the answer as an argument, so tests drive t
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,42 +15,15 @@ import numpy as np
 import pandas as pd
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
 
-from app.analysis_job import AnalysisOutcome, analysis_job
+from app.controllers.analysis import class_counts, class_ids, run_words
 from app.dialogs.contrast_dialog import ContrastDialog
-from app.dialogs.report_dialog import ReportDialog
 from app.dialogs.settings_dialog import SettingsDialog
 from app.region_commands import AddRegionCommand, RemoveRegionCommand, ReplaceRegionsCommand
 from app.viewer import DisplaySettings, ToolMode
-from app.workers import JobFactory, JobRunner
-from core.classes import class_index
-from core.engine import BlockDone
 from core.errors import CoreError
-from core.progress import Progress
 from core.regions import Region, RegionKind
 
 log = logging.getLogger(__name__)
-
-
-def _class_ids(cells: pd.DataFrame) -> np.ndarray:
-    """The class index of each row of a cell table."""
-    return cells["class_id"].to_numpy() if "class_id" in cells else cells["class_name"].map(class_index).to_numpy()
-
-
-def _class_counts(cls: np.ndarray) -> dict[int, int]:
-    """Cells per class index, for the Layers dock."""
-    ids, counts = np.unique(cls, return_counts=True)
-    return {int(i): int(n) for i, n in zip(ids, counts, strict=True)}
-
-
-#: Precision names as users read them.
-PRECISION_WORDS = {"fp32": "full precision", "bf16": "half precision (bfloat16)", "fp16": "half precision (float16)"}
-
-
-def run_words(device: object, precision: object) -> str:
-    """Device and precision of a run in words: "CPU, full precision" rather than "cpu (fp32)"."""
-    d = str(device)
-    where = "CPU" if d == "cpu" else ("GPU" if d.startswith("cuda") else d)
-    return f"{where}, {PRECISION_WORDS.get(str(precision), str(precision or 'precision unknown'))}"
 
 
 #: The device setting as users read it.
@@ -237,7 +209,7 @@ class ActionsMixin:
         if s.case is None:
             self.show_read_only()
             return
-        if getattr(self, "_shown_case_id", None) != s.case.id and not (self.runner is not None and self.runner.running):
+        if getattr(self, "_shown_case_id", None) != s.case.id and not self.analysis.running:
             self.analysis_panel.reset()  # the previous case's "Finished: … cells" is not this one's
         self._shown_case_id = s.case.id
         if self.view.slide is not s.slide:
@@ -425,9 +397,9 @@ class ActionsMixin:
             self.view.cells.set_cells(np.empty(0), np.empty(0), np.empty(0, int))
             self.layers_panel.set_counts({})
             return
-        cls = _class_ids(cells)
+        cls = class_ids(cells)
         self.view.cells.set_cells(cells["x_px"].to_numpy(), cells["y_px"].to_numpy(), cls)
-        self.layers_panel.set_counts(_class_counts(cls))
+        self.layers_panel.set_counts(class_counts(cls))
 
     def on_cells_changed(self) -> None:
         self._show_cells(self.session.cells)
@@ -444,121 +416,7 @@ class ActionsMixin:
         self.score_panel.set_cohort(self.session.cohort)  # the chart follows the cohort in use
         self.score_panel.show_scores(self.session.scores, self.session.score_warnings)
 
-    # --- analysis (one worker, see app.workers) -----------------------------------------------------
-    def start_job(self, factory: JobFactory, finished: Any) -> JobRunner | None:
-        if self.runner is not None and self.runner.running:
-            self.reporter.report(CoreError("An analysis is already running: wait for it or cancel it."), self)
-            return None
-        runner = JobRunner(factory, self)
-        runner.worker.progress.connect(self.on_job_progress)
-        runner.worker.finished.connect(finished)
-        runner.worker.cancelled.connect(self.on_job_cancelled)
-        runner.worker.failed.connect(self.on_job_failed)
-        self.runner = runner
-        self.partial_cells = []
-        self.partial_counts = {}
-        self.analysis_panel.started()
-        runner.start()
-        return runner
-
-    def run_analysis(self) -> None:
-        s = self.session
-        if s.case is None:
-            self.reporter.report(CoreError("Open a slide or a case before running the analysis."), self)
-            return
-        if s.read_only:
-            self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
-            return
-        store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
-        if s.channel is None:
-            chosen = self.choose_channel(Path(str(slide.path)).name, list(slide.channel_names))
-            if chosen is False:
-                return
-            s.channel = chosen or None
-        channel, provenance = s.channel, s.analysis_parameters()
-        model_dir, device, precision = self.model_dir(), self._device(), self.settings.analysis.precision
-
-        def factory(cancel: Any) -> Any:
-            return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,
-                                cancel=cancel, channel=channel, provenance=provenance)
-        self._show_cells(None)
-        self._show_density(None)  # the old cells' map would mislead while new cells come in
-        self.start_job(factory, self.on_analysis_finished)
-
-    def cancel_analysis(self) -> None:
-        if self.runner is not None:
-            self.runner.cancel()
-            self.analysis_panel.status.setText("Cancelling…")
-
-    def on_job_progress(self, p: Progress) -> None:
-        if isinstance(p, BlockDone) and len(p.cells):
-            # Only the new block goes to the view: concatenating and re-indexing every cell so far
-            # for each block cost up to 170 ms on this thread late in a large slide.
-            self.partial_cells.append(p.cells)
-            cls = _class_ids(p.cells)
-            if self.view.cells is not None:
-                self.view.cells.add_cells(p.cells["x_px"].to_numpy(), p.cells["y_px"].to_numpy(), cls)
-            for i, k in _class_counts(cls).items():
-                self.partial_counts[i] = self.partial_counts.get(i, 0) + k
-            self.layers_panel.set_counts(self.partial_counts)
-        n = sum(len(c) for c in self.partial_cells)
-        self.analysis_panel.show_progress(p, n)
-
-    def on_analysis_finished(self, outcome: AnalysisOutcome) -> None:
-        self.partial_cells = []
-        self.partial_counts = {}
-        device = outcome.summary.get("device", "?")
-        words = run_words(device, outcome.summary.get("precision"))
-        self.device_label.setText(f"Device: {words}")
-        self.analysis_panel.set_model(outcome.model_name, words)
-        self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
-                                  f"{outcome.summary.get('seconds', 0):.0f} s.")
-        self._try("Scoring", self.session.set_cells, outcome.cells,
-                  {"id": outcome.analysis_id, "model_name": outcome.model_name,
-                   "model_sha256": outcome.model_sha256, "summary": outcome.summary})
-
-    def on_job_cancelled(self) -> None:
-        self.partial_cells = []
-        self.partial_counts = {}
-        self.analysis_panel.ended("Cancelled. Nothing was changed.")
-        self._show_cells(self.session.cells)
-        self._show_density(self.session.cells)
-
-    def on_job_failed(self, exc: BaseException) -> None:
-        self.partial_cells = []
-        self.partial_counts = {}
-        self.analysis_panel.ended("Failed: see the message.")
-        self._show_cells(self.session.cells)
-        self._show_density(self.session.cells)
-        self.reporter.report(exc, self, "The analysis")
-
     # --- report, signing, settings ------------------------------------------------------------------
-    def report_settings(self) -> Any:
-        from core.report import ReportSettings
-
-        r = self.settings.report
-        # Printed now, by whoever is logged in to this computer (signing is what needs a lab user).
-        return ReportSettings(lab_name=r.lab_name, lab_address=r.lab_address,
-                              logo_path=Path(r.logo_path) if r.logo_path else None,
-                              operator=f"{self.session.store.user} (computer account)",
-                              printed_at=datetime.now(UTC))
-
-    def make_report(self, path: str | Path) -> Path | None:
-        pdf = self._try("Making the report", self.session.render_report, self.report_settings())
-        return None if pdf is None else self._try("Saving the report", self.session.save_report, pdf, path)
-
-    def report_dialog(self) -> None:
-        pdf = self._try("Making the report", self.session.render_report, self.report_settings())
-        if pdf is None:
-            return
-        summary = self.score_panel.headline.text()
-        dlg = self._try("Previewing the report", ReportDialog, pdf, summary, self)
-        if dlg is not None and dlg.exec() == QDialog.DialogCode.Accepted:
-            name = self.export_name("report.pdf")
-            path = self.ask_path("save", "Save report", name, "PDF (*.pdf)")
-            if path:
-                self._try("Saving the report", self.session.save_report, pdf, path)
-
     def set_reference(self, flag: bool) -> None:
         self._try("Marking the reference case", self.session.set_reference, flag)
 

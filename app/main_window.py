@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QFrame, QLabel, QMainWindow,
 
 from app.case_actions import CaseActions
 from app.case_session import CaseSession
+from app.controllers import AnalysisController, ReportController
 from app.docks.analysis_dock import AnalysisPanel
 from app.docks.case_dock import CasePanel
 from app.docks.layers_dock import LayersPanel
@@ -42,9 +43,8 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.session = CaseSession(self.settings.store.database_url, self)
         self._apply_settings_to_session()
         self.undo = QUndoStack(self)
-        self.runner: JobRunner | None = None
-        self.partial_cells: list = []
-        self.partial_counts: dict[int, int] = {}  # cells per class of the running analysis so far
+        self.analysis = AnalysisController(self)  # the running analysis: job, cells so far
+        self.report = ReportController(self)  # the PDF report: made, previewed, saved
         self.question: QDialog | None = None  # the modal question being asked (see exec_dialog)
         self.view = SlideView(self)
         self.setCentralWidget(self.view)
@@ -62,6 +62,11 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.refresh_case_list()
+
+    @property
+    def runner(self) -> JobRunner | None:
+        """The analysis job running or run last (owned by :attr:`analysis`)."""
+        return self.analysis.runner
 
     # --- construction ---------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -112,7 +117,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.import_action = a("&Import regions (GeoJSON)…", self.import_geojson_dialog)
         self.export_geojson_action = a("Export regions (GeoJSON)…", self.export_geojson_dialog)
         self.export_csv_action = a("Export cells (CSV)…", self.export_csv_dialog)
-        self.report_action = a("&Report…", self.report_dialog, "Ctrl+P")
+        self.report_action = a("&Report…", self.report.dialog, "Ctrl+P")
         self.settings_action = a("&Settings…", self.settings_dialog, "Ctrl+,")
         self.quit_action = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.undo_action = self.undo.createUndoAction(self, "&Undo")
@@ -129,8 +134,8 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.density_action = a("Density &map", self.view_toggle_density, "H", checkable=True)
         self.fit_action = a("Zoom to &fit", self.view.fit, "Ctrl+0")
         self.contrast_action = a("&Brightness && contrast…", self.contrast_dialog, "Shift+C")
-        self.run_action = a("&Run analysis", self.run_analysis, "Ctrl+R")
-        self.cancel_action = a("&Cancel analysis", self.cancel_analysis)
+        self.run_action = a("&Run analysis", self.analysis.run, "Ctrl+R")
+        self.cancel_action = a("&Cancel analysis", self.analysis.cancel)
         self.sign_action = a("&Sign case…", self.sign_case)
         self.version_action = a("&New version…", self.new_version)
         self.versions_action = a("&Versions…", self.versions_dialog)
@@ -223,13 +228,13 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         lp.delete_requested.connect(self.delete_selected_region)
         lp.derive_requested.connect(self.derive_ct_im)
         ap = self.analysis_panel
-        ap.run_requested.connect(self.run_analysis)
-        ap.cancel_requested.connect(self.cancel_analysis)
+        ap.run_requested.connect(self.analysis.run)
+        ap.cancel_requested.connect(self.analysis.cancel)
         ap.headline.connect(self.statusBar().showMessage)  # what the analysis does, also when its dock is hidden
         sp = self.score_panel
         sp.export_csv.connect(self.export_csv_dialog)
         sp.export_geojson.connect(self.export_geojson_dialog)
-        sp.report_requested.connect(self.report_dialog)
+        sp.report_requested.connect(self.report.dialog)
         cp = self.case_panel
         cp.search_changed.connect(self.refresh_case_list)
         cp.show_hidden.toggled.connect(self.refresh_hidden)
@@ -242,9 +247,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         cp.patient_edited.connect(self.save_patient)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        if self.runner is not None and self.runner.running:
-            self.runner.cancel()
-            self.runner.wait(30000)
+        self.analysis.shutdown()
         self.settings_store.save(self.settings)
         self.settings_store.save_window(self.saveGeometry(), self.saveState())
         self.view.close_slide()

@@ -80,7 +80,7 @@ def test_opening_another_case_resets_the_panels(qtbot, window, slide_path: Path,
 
 
 def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
-    from app.main_actions import run_words
+    from app.controllers.analysis import run_words
 
     labels = [box.text() for box in window.layers_panel.class_boxes.values()]
     assert any(t.startswith("CD8+ CD3 low") for t in labels) and not any("_" in t for t in labels)

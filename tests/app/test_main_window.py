@@ -70,7 +70,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 900, 900))
     assert len(window.session.regions) == 1
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
-    window.run_analysis()
+    window.analysis.run()
     assert window.runner is not None
     with qtbot.waitSignal(window.runner.done, timeout=120000):
         pass
@@ -88,7 +88,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert window.score_panel.table.rowCount() >= 2
     regions_text = [window.score_panel.table.item(i, 0).text() for i in range(window.score_panel.table.rowCount())]
     assert "CT" in regions_text and "IM" in regions_text
-    report = window.make_report(tmp_path / "report.pdf")
+    report = window.report.make(tmp_path / "report.pdf")
     assert report is not None and report.read_bytes().startswith(b"%PDF")
     case_id, n_cells, n_regions = session.case.id, len(session.cells), len(session.regions)
     window.close()
@@ -109,7 +109,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
 
 
 def test_core_error_is_shown_not_raised(window) -> None:  # noqa: ANN001
-    window.run_analysis()  # no case open
+    window.analysis.run()  # no case open
     assert window.reporter.last_dialog is not None
     assert "Open a slide" in window.reporter.last_dialog.text()
 

@@ -58,7 +58,7 @@ def test_channel_chooser_is_asked_remembered_and_used(qtbot, window, tmp_path: P
     assert window.open_slide_file(second, "CH-2")
     assert window.question is None and window.session.channel == "Nuclei 405"
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
-    window.run_analysis()
+    window.analysis.run()
     with qtbot.waitSignal(window.runner.done, timeout=120000):
         pass
     assert window.reporter.last_error is None, window.reporter.last_error
