@@ -18,10 +18,8 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
 from app.controllers.analysis import class_counts, class_ids, run_words
 from app.dialogs.contrast_dialog import ContrastDialog
 from app.dialogs.settings_dialog import SettingsDialog
-from app.region_commands import AddRegionCommand, RemoveRegionCommand, ReplaceRegionsCommand
 from app.viewer import DisplaySettings, ToolMode
 from core.errors import CoreError
-from core.regions import Region, RegionKind
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +211,7 @@ class ActionsMixin:
             self.analysis_panel.reset()  # the previous case's "Finished: … cells" is not this one's
         self._shown_case_id = s.case.id
         if self.view.slide is not s.slide:
-            self.undo.clear()
+            self.regions.undo.clear()  # edits of the previous slide's regions
             self.view.open_slide(s.slide)
             self._apply_layer_choices()
             self.layers_panel.set_channels(self.view.display)
@@ -311,79 +309,6 @@ class ActionsMixin:
             self.tool_actions[mode].setChecked(True)
         self.view.set_tool(mode)
 
-    # --- regions --------------------------------------------------------------------------------------
-    def on_region_drawn(self, geometry: Any) -> None:
-        def add() -> None:
-            self.session.check_editable()
-            kind = self.layers_panel.draw_kind
-            region = Region(kind=kind, geometry=geometry, name=kind.label, author=self.session.store.user)
-            self.undo.push(AddRegionCommand(self.session.regions, region))
-        self._try("Adding the region", add)
-
-    def on_region_edited(self, region_id: str, geometry: Any) -> None:
-        def edit() -> None:
-            self.session.check_editable()
-            after = [r.with_geometry(geometry) if r.id == region_id else r for r in self.session.regions]
-            self.undo.push(ReplaceRegionsCommand(self.session.regions, after, "Move vertex"))
-        self._try("Editing the region", edit)
-
-    def on_region_selected(self, region_id: object) -> None:
-        self.layers_panel.set_regions(list(self.session.regions), region_id)  # type: ignore[arg-type]
-
-    def delete_selected_region(self) -> None:
-        rid = self.view.regions.selected_id if self.view.regions else None
-        if rid is None:
-            return
-        def delete() -> None:
-            self.session.check_editable()
-            self.undo.push(RemoveRegionCommand(self.session.regions, rid))
-        self._try("Deleting the region", delete)
-
-    def derive_ct_im(self) -> None:
-        def derive() -> list[str]:
-            self.session.check_editable()
-            before = list(self.session.regions)
-            warnings = self.session.derive_ct_im()
-            cmd = ReplaceRegionsCommand(self.session.regions, list(self.session.regions), "Tumour → CT + IM")
-            cmd.before = before
-            self.undo.push(cmd)
-            return warnings
-        warnings = self._try("Deriving CT and IM", derive)
-        if warnings:
-            self.notice("CT and IM", "\n".join(warnings))
-
-    def follow_im_width(self) -> None:
-        """The IM half-width changed in Settings: CT and IM derived with the old width are derived
-        again (one undoable step), and scores from the tumour outline are recomputed. A signed case
-        keeps its regions and scores."""
-        from core.regions.regionset import DERIVED_WIDTH_KEY
-
-        s = self.session
-        if s.case is None or s.read_only:
-            return
-        derived = [r for r in s.regions if r.kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
-                   and DERIVED_WIDTH_KEY in r.extra]
-        if derived:
-            self.derive_ct_im()
-        else:
-            self._try("Scoring", s.rescore)
-
-    def on_regions_changed(self) -> None:
-        self.view.set_regions(list(self.session.regions))
-        self.layers_panel.set_regions(list(self.session.regions), self.view.regions.selected_id if self.view.regions else None)
-
-    def import_geojson_dialog(self) -> None:
-        path = self.ask_path("open", "Import regions", "", "GeoJSON (*.geojson *.json)")
-        if path:
-            warnings = self._try("Importing regions", self.session.import_geojson, path)
-            if warnings:
-                self.notice("Import", "\n".join(warnings))
-
-    def export_geojson_dialog(self) -> None:
-        path = self.ask_path("save", "Export regions", self.export_name("regions.geojson"), "GeoJSON (*.geojson)")
-        if path:
-            self._try("Exporting regions", self.session.export_geojson, path)
-
     def export_csv_dialog(self) -> None:
         path = self.ask_path("save", "Export cells", self.export_name("cells.csv"), "CSV (*.csv)")
         if path:
@@ -428,7 +353,7 @@ class ActionsMixin:
             width_changed = self.session.im_half_width_um != self.settings.analysis.im_half_width_um
             self._apply_settings_to_session()
             if width_changed:
-                self.follow_im_width()
+                self.regions.follow_im_width()
             if self.settings.store.database_url != self.session.database_url:
                 self.view.close_slide()
                 self.session.set_database_url(self.settings.store.database_url)

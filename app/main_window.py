@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QFrame, QLabel, QMainWindow,
 
 from app.case_actions import CaseActions
 from app.case_session import CaseSession
-from app.controllers import AnalysisController, ReportController
+from app.controllers import AnalysisController, RegionsController, ReportController
 from app.docks.analysis_dock import AnalysisPanel
 from app.docks.case_dock import CasePanel
 from app.docks.layers_dock import LayersPanel
@@ -42,7 +42,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.reporter = reporter
         self.session = CaseSession(self.settings.store.database_url, self)
         self._apply_settings_to_session()
-        self.undo = QUndoStack(self)
+        self.regions = RegionsController(self)  # region edits and their undo stack
         self.analysis = AnalysisController(self)  # the running analysis: job, cells so far
         self.report = ReportController(self)  # the PDF report: made, previewed, saved
         self.question: QDialog | None = None  # the modal question being asked (see exec_dialog)
@@ -62,6 +62,11 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         if state is not None:
             self.restoreState(state)
         self.refresh_case_list()
+
+    @property
+    def undo(self) -> QUndoStack:
+        """The undo stack of region edits (owned by :attr:`regions`)."""
+        return self.regions.undo
 
     @property
     def runner(self) -> JobRunner | None:
@@ -114,8 +119,8 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
     def _make_actions(self) -> None:
         a = self._action
         self.open_slide_action = a("&Open slide…", self.open_slide_dialog, QKeySequence.StandardKey.Open)
-        self.import_action = a("&Import regions (GeoJSON)…", self.import_geojson_dialog)
-        self.export_geojson_action = a("Export regions (GeoJSON)…", self.export_geojson_dialog)
+        self.import_action = a("&Import regions (GeoJSON)…", self.regions.import_dialog)
+        self.export_geojson_action = a("Export regions (GeoJSON)…", self.regions.export_dialog)
         self.export_csv_action = a("Export cells (CSV)…", self.export_csv_dialog)
         self.report_action = a("&Report…", self.report.dialog, "Ctrl+P")
         self.settings_action = a("&Settings…", self.settings_dialog, "Ctrl+,")
@@ -124,8 +129,8 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
         self.redo_action = self.undo.createRedoAction(self, "&Redo")
         self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
-        self.delete_action = a("&Delete region", self.delete_selected_region, QKeySequence.StandardKey.Delete)
-        self.derive_action = a("Tumour → CT + &IM", self.derive_ct_im)
+        self.delete_action = a("&Delete region", self.regions.delete_selected, QKeySequence.StandardKey.Delete)
+        self.derive_action = a("Tumour → CT + &IM", self.regions.derive_ct_im)
         self.cells_action = a("Show &cells", self.view_toggle_cells, "D", checkable=True)
         self.regions_action = a("Show &regions", self.view_toggle_regions, "A", checkable=True)
         self.fill_action = a("&Fill regions", self.view_toggle_fill, "F", checkable=True)
@@ -207,11 +212,11 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         v, s, lp = self.view, self.session, self.layers_panel
         v.cursor_moved.connect(self.on_cursor_moved)
         v.view_changed.connect(self.on_view_changed)
-        v.region_drawn.connect(self.on_region_drawn)
-        v.region_edited.connect(self.on_region_edited)
-        v.region_selected.connect(self.on_region_selected)
+        v.region_drawn.connect(self.regions.on_region_drawn)
+        v.region_edited.connect(self.regions.on_region_edited)
+        v.region_selected.connect(self.regions.on_region_selected)
         s.case_changed.connect(self.on_case_changed)
-        s.regions_changed.connect(self.on_regions_changed)
+        s.regions_changed.connect(self.regions.on_regions_changed)
         s.cells_changed.connect(self.on_cells_changed)
         s.scores_changed.connect(self.on_scores_changed)
         lp.channel_toggled.connect(self.on_channel_toggled)
@@ -225,15 +230,15 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         lp.density_toggled.connect(self.view_toggle_density)
         lp.density_marker_changed.connect(self.on_density_marker_changed)
         lp.region_selected.connect(self.view.select_region)
-        lp.delete_requested.connect(self.delete_selected_region)
-        lp.derive_requested.connect(self.derive_ct_im)
+        lp.delete_requested.connect(self.regions.delete_selected)
+        lp.derive_requested.connect(self.regions.derive_ct_im)
         ap = self.analysis_panel
         ap.run_requested.connect(self.analysis.run)
         ap.cancel_requested.connect(self.analysis.cancel)
         ap.headline.connect(self.statusBar().showMessage)  # what the analysis does, also when its dock is hidden
         sp = self.score_panel
         sp.export_csv.connect(self.export_csv_dialog)
-        sp.export_geojson.connect(self.export_geojson_dialog)
+        sp.export_geojson.connect(self.regions.export_dialog)
         sp.report_requested.connect(self.report.dialog)
         cp = self.case_panel
         cp.search_changed.connect(self.refresh_case_list)

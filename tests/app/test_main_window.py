@@ -81,7 +81,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert "Finished" in window.analysis_panel.status.text()
     window.settings.analysis.im_half_width_um = 50.0
     window._apply_settings_to_session()
-    window.derive_ct_im()
+    window.regions.derive_ct_im()
     kinds = {r.kind for r in session.regions}
     assert {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} <= kinds
     assert session.scores is not None
@@ -103,7 +103,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     again.session.store.add_user("test", "Dr Test", "1234")
     again.session.sign("test", "1234", "Approval")
     assert again.session.read_only
-    again.on_region_drawn(next(iter(again.session.regions)).geometry)
+    again.regions.on_region_drawn(next(iter(again.session.regions)).geometry)
     assert isinstance(again.reporter.last_error, StoreError)
     again.close()
 
@@ -170,7 +170,7 @@ def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, sl
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 800, 800))
     window.settings.analysis.im_half_width_um = 40.0
     window._apply_settings_to_session()
-    window.derive_ct_im()
+    window.regions.derive_ct_im()
     path = window.session.export_geojson(tmp_path / window.export_name("regions.geojson"))
     features = json.loads(path.read_text())["features"]
     by_id = {f["id"]: f["properties"]["classification"]["color"] for f in features}
