@@ -96,7 +96,7 @@ class DemoRunner(QObject):
 
     @Slot(object)
     def on_done(self, result: Any) -> None:
-        self.window.open_case(result.case_id)  # first: a newly opened case resets the Analysis dock
+        self.window.cases.open_case(result.case_id)  # first: a newly opened case resets the Analysis dock
         self.window.analysis_panel.ended(f"Finished: demo case {result.accession}, {result.n_cells:,} cells.")
         if self.screenshot is not None:
             QTimer.singleShot(300, self._fit_then_shoot)

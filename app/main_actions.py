@@ -7,13 +7,12 @@ thin wrappers over methods that take the answer as an argument, so tests drive t
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
 from app.controllers.analysis import class_counts, class_ids, run_words
 from app.dialogs.contrast_dialog import ContrastDialog
@@ -76,6 +75,14 @@ class ActionsMixin:
             self.settings_store.save(self.settings)
         return path
 
+    def exec_dialog(self, dialog: QDialog) -> bool:
+        """Run a modal question; kept as ``self.question`` while open (tests answer it with real clicks)."""
+        self.question = dialog
+        try:
+            return dialog.exec() == QDialog.DialogCode.Accepted
+        finally:
+            self.question = None
+
     def model_dir(self) -> Path:
         from core.models.runtime import default_model_dir
 
@@ -98,130 +105,6 @@ class ActionsMixin:
     def _device(self) -> str | None:
         d = self.settings.analysis.device
         return None if d == "auto" else d
-
-    # --- cases and slides -------------------------------------------------------------------------
-    def refresh_case_list(self, text: str = "") -> None:
-        hidden = self.case_panel.show_hidden.isChecked()
-        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or "", include_hidden=hidden))
-        if cases is not None:
-            self.case_panel.table.set_cases(cases)
-
-    def refresh_hidden(self, _on: bool = False) -> None:
-        self.refresh_case_list(self.case_panel.search.text())
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for accession in self.settings.recent.cases:
-            act = self.recent_menu.addAction(accession)
-            act.triggered.connect(partial(self.open_accession, accession))
-
-    def open_accession(self, accession: str, _checked: bool = False) -> None:
-        case = self._try("Opening the case", self.session.store.get_case_by_accession, accession)
-        if case is not None:
-            self.open_case(case.id)
-
-    def open_slide_dialog(self) -> None:
-        path = self.ask_path("open", "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
-        if not path:
-            return
-        accession, ok = QInputDialog.getText(self, "New case", "Accession number:", text=Path(path).name.split(".")[0])
-        if ok and accession:
-            self.open_slide_file(path, accession)
-
-    def exec_dialog(self, dialog: QDialog) -> bool:
-        """Run a modal question; kept as ``self.question`` while open (tests answer it with real clicks)."""
-        self.question = dialog
-        try:
-            return dialog.exec() == QDialog.DialogCode.Accepted
-        finally:
-            self.question = None
-
-    def choose_channel(self, slide_name: str, names: list[str]) -> str | None | bool:
-        """The nuclear channel of a slide with these channel names: None when the name says it
-        (Hoechst/DAPI, one match), the remembered or chosen name, False when the user cancels."""
-        from app.dialogs.slide_questions import ChannelDialog, channel_set_key, needs_channel_choice
-
-        if not needs_channel_choice(names):
-            return None
-        key = channel_set_key(names)
-        remembered = self.settings.slides.nuclear_channel.get(key)
-        if remembered in names:
-            return remembered
-        dlg = ChannelDialog(slide_name, names, parent=self)
-        if not self.exec_dialog(dlg):
-            return False
-        if dlg.remember.isChecked():
-            self.settings.slides.nuclear_channel[key] = dlg.channel()
-            self.settings_store.save(self.settings)
-        return dlg.channel()
-
-    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
-        """Open a slide as a new case. Asks for the pixel size of an uncalibrated slide (empty, a
-        sidecar's value only suggested) and for the nuclear channel when the names do not say it."""
-        from app.dialogs.slide_questions import PixelSizeDialog, suggested_mpp
-        from core.slides import open_slide
-
-        name = Path(path).name
-        try:
-            with open_slide(path, mpp=mpp) as probe:
-                names, calibrated = list(probe.channel_names), probe.is_calibrated
-        except Exception as exc:
-            self.reporter.report(exc, self, "Opening the slide")
-            return False
-        source = "file"
-        if not calibrated:
-            dlg = PixelSizeDialog(name, suggested_mpp(path), self)
-            if not self.exec_dialog(dlg):
-                return False
-            mpp, source = (dlg.value(), dlg.value()), dlg.source
-        elif mpp is not None:
-            source = "given by the user"
-        channel = self.choose_channel(name, names)
-        if channel is False:
-            return False
-        try:
-            self.session.create_case(path, accession, mpp, mpp_source=source, channel=channel or None)
-        except Exception as exc:
-            self.reporter.report(exc, self, "Opening the slide")
-            return False
-        self.settings.remember("slides", str(path))
-        return True
-
-    def open_case(self, case_id: int) -> bool:
-        ok = self._try("Opening the case", self.session.open_case, case_id)
-        opened = ok is not None or self.session.case is not None and self.session.case.id == case_id
-        s = self.session
-        if opened and s.channel is None and s.slide is not None and not s.read_only:
-            chosen = self.choose_channel(Path(str(s.slide.path)).name, list(s.slide.channel_names))
-            s.channel = chosen or None
-        if opened and self.session.interrupted:
-            self.analysis_panel.status.setText(
-                "The last analysis of this case stopped unfinished when HoechstScore last closed (a crash or a "
-                "power cut); it is marked failed. Run the analysis again: it resumes from the blocks it had "
-                "finished.")
-        return opened
-
-    def on_case_changed(self) -> None:
-        s = self.session
-        self.case_panel.show_case(s.case, s.slide_record)
-        if s.case is None:
-            self.show_read_only()
-            return
-        if getattr(self, "_shown_case_id", None) != s.case.id and not self.analysis.running:
-            self.analysis_panel.reset()  # the previous case's "Finished: … cells" is not this one's
-        self._shown_case_id = s.case.id
-        if self.view.slide is not s.slide:
-            self.regions.undo.clear()  # edits of the previous slide's regions
-            self.view.open_slide(s.slide)
-            self._apply_layer_choices()
-            self.layers_panel.set_channels(self.view.display)
-            mx, _ = s.slide.mpp
-            self.mpp_label.setText(f"Pixel size {mx:.3f} µm")
-        self.settings.remember("cases", s.case.accession)
-        self._fill_recent_menu()
-        self.setWindowTitle(f"{s.case.accession} v{s.case.version} — HoechstScore" + (" (signed)" if s.read_only else ""))
-        self.show_read_only()
-        self.refresh_case_list(self.case_panel.search.text())
 
     # --- viewer -------------------------------------------------------------------------------------
     def on_cursor_moved(self, x: float, y: float) -> None:
@@ -357,6 +240,6 @@ class ActionsMixin:
             if self.settings.store.database_url != self.session.database_url:
                 self.view.close_slide()
                 self.session.set_database_url(self.settings.store.database_url)
-                self.refresh_case_list()
+                self.cases.refresh_list()
             self.analysis_panel.set_model(self.model_label(), device_setting_words(self.settings.analysis.device))
             self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)}")

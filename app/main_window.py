@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QFrame, QLabel, QMainWindow,
 
 from app.case_actions import CaseActions
 from app.case_session import CaseSession
-from app.controllers import AnalysisController, RegionsController, ReportController
+from app.controllers import AnalysisController, CaseController, RegionsController, ReportController
 from app.docks.analysis_dock import AnalysisPanel
 from app.docks.case_dock import CasePanel
 from app.docks.layers_dock import LayersPanel
@@ -43,6 +43,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.session = CaseSession(self.settings.store.database_url, self)
         self._apply_settings_to_session()
         self.regions = RegionsController(self)  # region edits and their undo stack
+        self.cases = CaseController(self)  # opening slides and cases; the case shown
         self.analysis = AnalysisController(self)  # the running analysis: job, cells so far
         self.report = ReportController(self)  # the PDF report: made, previewed, saved
         self.question: QDialog | None = None  # the modal question being asked (see exec_dialog)
@@ -61,7 +62,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
-        self.refresh_case_list()
+        self.cases.refresh_list()
 
     @property
     def undo(self) -> QUndoStack:
@@ -118,7 +119,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
 
     def _make_actions(self) -> None:
         a = self._action
-        self.open_slide_action = a("&Open slide…", self.open_slide_dialog, QKeySequence.StandardKey.Open)
+        self.open_slide_action = a("&Open slide…", self.cases.open_slide_dialog, QKeySequence.StandardKey.Open)
         self.import_action = a("&Import regions (GeoJSON)…", self.regions.import_dialog)
         self.export_geojson_action = a("Export regions (GeoJSON)…", self.regions.export_dialog)
         self.export_csv_action = a("Export cells (CSV)…", self.export_csv_dialog)
@@ -198,7 +199,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         toolbar.addSeparator()
         toolbar.addAction(self.run_action)
         toolbar.addAction(self.report_action)
-        self._fill_recent_menu()
+        self.cases.fill_recent_menu()
 
     def _make_status_bar(self) -> None:
         bar = self.statusBar()
@@ -215,7 +216,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         v.region_drawn.connect(self.regions.on_region_drawn)
         v.region_edited.connect(self.regions.on_region_edited)
         v.region_selected.connect(self.regions.on_region_selected)
-        s.case_changed.connect(self.on_case_changed)
+        s.case_changed.connect(self.cases.on_case_changed)
         s.regions_changed.connect(self.regions.on_regions_changed)
         s.cells_changed.connect(self.on_cells_changed)
         s.scores_changed.connect(self.on_scores_changed)
@@ -241,9 +242,9 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         sp.export_geojson.connect(self.regions.export_dialog)
         sp.report_requested.connect(self.report.dialog)
         cp = self.case_panel
-        cp.search_changed.connect(self.refresh_case_list)
-        cp.show_hidden.toggled.connect(self.refresh_hidden)
-        cp.table.case_activated.connect(self.open_case)
+        cp.search_changed.connect(self.cases.refresh_list)
+        cp.show_hidden.toggled.connect(self.cases.refresh_hidden)
+        cp.table.case_activated.connect(self.cases.open_case)
         cp.sign_requested.connect(self.sign_case)
         cp.new_version_requested.connect(self.new_version)
         cp.reference_toggled.connect(self.set_reference)

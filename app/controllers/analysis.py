@@ -92,7 +92,7 @@ class AnalysisController(QObject):
             return
         store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
         if s.channel is None:
-            chosen = w.choose_channel(Path(str(slide.path)).name, list(slide.channel_names))
+            chosen = w.cases.choose_channel(Path(str(slide.path)).name, list(slide.channel_names))
             if chosen is False:
                 return
             s.channel = chosen or None

@@ -72,7 +72,7 @@ def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: 
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the checkpoints of this test only
     window.settings.analysis.precision = "fp32"
-    assert window.open_slide_file(slide_path, "T-RESUME")
+    assert window.cases.open_slide_file(slide_path, "T-RESUME")
     window.analysis.run()  # cancelled at once: it only settles the channel, as a first try would
     window.runner.cancel()
     with qtbot.waitSignal(window.runner.done, timeout=120000):

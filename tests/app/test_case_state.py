@@ -27,7 +27,7 @@ def _cells(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def scored(window, slide_path: Path):  # noqa: ANN001, ANN201
-    assert window.open_slide_file(slide_path, "STATE-1")
+    assert window.cases.open_slide_file(slide_path, "STATE-1")
     s = window.session
     s.regions.add(Region(kind=RegionKind.TUMOUR, geometry=box(150, 150, 350, 350), name="Tumour"))
     s.set_cells(_cells(), {"id": None, "model_name": "m", "model_sha256": "", "summary": {}})
@@ -70,11 +70,11 @@ def test_chart_legend_keeps_one_entry_per_marker(scored) -> None:  # noqa: ANN00
 def test_opening_another_case_resets_the_panels(qtbot, window, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from tests.app.conftest import write_ome_tiff
 
-    assert window.open_slide_file(slide_path, "STATE-A")
+    assert window.cases.open_slide_file(slide_path, "STATE-A")
     window.analysis_panel.ended("Finished: 134 cells in 3 s.")
     window.saliency_tools.panel.info.setText("map of case A")
     other = write_ome_tiff(tmp_path / "b.ome.tif", size=512)
-    assert window.open_slide_file(other, "STATE-B")
+    assert window.cases.open_slide_file(other, "STATE-B")
     assert window.analysis_panel.status.text() == "Ready."
     assert window.saliency_tools.panel.info.text() == ""
 

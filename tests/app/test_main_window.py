@@ -21,7 +21,7 @@ def _viewport_point(view, x_px: float, y_px: float) -> QPoint:  # noqa: ANN001
 
 
 def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "T-VIEW")
+    assert window.cases.open_slide_file(slide_path, "T-VIEW")
     view = window.view
     qtbot.waitUntil(lambda: len(view.cache) > 0, timeout=10000)
     fit = view.zoom
@@ -39,7 +39,7 @@ def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
 
 
 def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    window.open_slide_file(slide_path, "T-DRAW")
+    window.cases.open_slide_file(slide_path, "T-DRAW")
     view = window.view
     window.tool_actions[ToolMode.POLYGON].trigger()
     assert view.tool_mode is ToolMode.POLYGON
@@ -62,7 +62,7 @@ def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> Non
 
 
 def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    window.open_slide_file(slide_path, "T-FULL")
+    window.cases.open_slide_file(slide_path, "T-FULL")
     window.tool_actions[ToolMode.RECTANGLE].trigger()
     vp = window.view.viewport()
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 100, 100))
@@ -95,7 +95,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
 
     again = MainWindow(settings_store, ErrorReporter())
     qtbot.addWidget(again)
-    assert again.open_case(case_id)
+    assert again.cases.open_case(case_id)
     assert len(again.session.regions) == n_regions
     assert again.session.cells is not None and len(again.session.cells) == n_cells
     assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
@@ -121,7 +121,7 @@ def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window,
     import subprocess
     import sys
 
-    assert window.open_slide_file(slide_path, "T-CRASH")
+    assert window.cases.open_slide_file(slide_path, "T-CRASH")
     session = window.session
     case_id, slide_id = session.case.id, session.slide_record.id
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -132,7 +132,7 @@ def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window,
 
     again = MainWindow(settings_store, ErrorReporter())
     qtbot.addWidget(again)
-    assert again.open_case(case_id)
+    assert again.cases.open_case(case_id)
     assert again.session.interrupted == [stale.id]
     assert "stopped unfinished" in again.analysis_panel.status.text()
     assert str(again.session.store.get_analysis(stale.id).status) == "failed"
@@ -146,12 +146,12 @@ def test_layer_choices_carry_over_to_the_next_slide(qtbot, window, slide_path: P
     """Each slide gets new layers: they must start as the user left the toggles, not all on."""
     from tests.app.conftest import write_ome_tiff
 
-    assert window.open_slide_file(slide_path, "T-LAYERS-1")
+    assert window.cases.open_slide_file(slide_path, "T-LAYERS-1")
     window.cells_action.trigger()  # D: cells off
     window.regions_action.trigger()  # A: regions off
     window.layers_panel.class_boxes[2].setChecked(False)  # CD3 off
     assert not window.view.cells.isVisible()
-    assert window.open_slide_file(write_ome_tiff(tmp_path / "second.ome.tif", seed=3), "T-LAYERS-2")
+    assert window.cases.open_slide_file(write_ome_tiff(tmp_path / "second.ome.tif", seed=3), "T-LAYERS-2")
     assert window.view.slide is window.session.slide
     assert not window.view.cells.isVisible() and not window.layers_panel.cells_box.isChecked()
     assert 2 not in window.view.cells.visible_classes and 1 in window.view.cells.visible_classes
@@ -162,7 +162,7 @@ def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, sl
                                                                tmp_path: Path) -> None:
     import json
 
-    window.open_slide_file(slide_path, "T-COLOURS")
+    window.cases.open_slide_file(slide_path, "T-COLOURS")
     window.tool_actions[ToolMode.RECTANGLE].trigger()
     vp = window.view.viewport()
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 200, 200))

@@ -28,7 +28,7 @@ UM2_PER_PX = MPP * MPP
 @pytest.fixture
 def window(window: MainWindow, slide_path: Path) -> MainWindow:
     """The main window (tests/app/conftest.py) with the test slide open as a new case."""
-    assert window.open_slide_file(slide_path, "T-TOOLS")
+    assert window.cases.open_slide_file(slide_path, "T-TOOLS")
     return window
 
 

@@ -129,7 +129,7 @@ def test_install_adds_the_dock_and_a_click_on_the_slide_explains_it(qtbot, setti
     assert all(a in analysis.actions() for a in tools.menu_actions)
     window.show()
     qtbot.waitExposed(window)
-    assert window.open_slide_file(slide_path, "T-SALIENCY")
+    assert window.cases.open_slide_file(slide_path, "T-SALIENCY")
     assert tools.panel.slide is window.session.slide and tools.panel.model == Path(window.model_dir())
     tools.menu_actions[0].trigger()  # Explain the call at a point…
     assert tools.armed and tools.dock.isVisible()
