@@ -153,6 +153,7 @@ class SaliencyPanel(QWidget):
         self._models: dict[tuple[str, str | None], LoadedModel] = {}
         self._eta: SaliencyEta | None = None
         self._partial: ClassDone | None = None  # the classes finished so far, shown if the run is cancelled
+        self._stale = False  # the running job belongs to a case no longer open: its results are dropped
         layout = QVBoxLayout(self)
         form = QFormLayout()
         self.patch_mode, self.cell_mode = QRadioButton("Whole patch"), QRadioButton("Cell under the point")
@@ -217,7 +218,10 @@ class SaliencyPanel(QWidget):
         """The slide (a core Slide) and the model (loaded, or a folder loaded on first use) to explain with.
 
         Another slide clears the maps shown: they belong to the previous case."""
-        if slide is not self.slide and not self._busy:
+        if slide is not self.slide:
+            if self._busy:  # explaining a point of the previous case: stopped, and its results dropped
+                self._stale = True
+                self.cancel()
             self._clear()
             self.status.setText("Pick a point on the slide to explain the model's call there.")
         self.slide = slide
@@ -263,6 +267,7 @@ class SaliencyPanel(QWidget):
         self.runner = runner
         self._eta = SaliencyEta()
         self._partial = None
+        self._stale = False
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         where = f" on the {device_words(model)}" if isinstance(model, LoadedModel) else ""
@@ -274,7 +279,8 @@ class SaliencyPanel(QWidget):
     def cancel(self) -> None:
         if self.runner is not None:
             self.runner.cancel()
-            self.status.setText("Cancelling…")
+            if not self._stale:
+                self.status.setText("Cancelling…")
 
     def shutdown(self, ms: int = 30000) -> None:
         """Cancel a running job and wait for its thread (call before the window closes)."""
@@ -284,6 +290,8 @@ class SaliencyPanel(QWidget):
 
     # --- worker signals (UI thread) ---------------------------------------------------------------
     def on_progress(self, p: Progress) -> None:
+        if self._stale:
+            return
         if isinstance(p, ModelLoaded) and p.model is not None and isinstance(self.model, Path):
             self._models[(str(self.model), self.device)] = p.model
         if isinstance(p, ContextReady) and p.context is not None:
@@ -299,6 +307,9 @@ class SaliencyPanel(QWidget):
         self.status.setText(p.message + eta_words(eta, p))
 
     def on_finished(self, expl: Explanation) -> None:
+        if self._stale:
+            self.on_cancelled()
+            return
         self._show_explanation(expl)
         passes = sum(r.n_masks for r in expl.maps.values())
         self._ended(f"Done: {passes:,} forward passes in {sum(expl.seconds.values()):.0f} s.")
@@ -327,6 +338,13 @@ class SaliencyPanel(QWidget):
     def on_cancelled(self) -> None:
         """Keep what was finished: the classes done before the cancel are shown, the others named."""
         partial, self._partial = self._partial, None
+        if self._stale:
+            self._stale = False
+            self._busy = False
+            self.cancel_button.setEnabled(False)
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            return
         if partial is None or partial.explanation is None or not partial.explanation.maps:
             self._ended("Cancelled.")
             return
@@ -339,6 +357,9 @@ class SaliencyPanel(QWidget):
         self.explained.emit()
 
     def on_failed(self, exc: BaseException) -> None:
+        if self._stale:
+            self.on_cancelled()
+            return
         self._ended("Failed: see the message.")
         self.reporter.report(exc, self, "Explaining the call")
 

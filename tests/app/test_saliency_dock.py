@@ -194,3 +194,25 @@ def test_cancel_keeps_the_finished_classes_and_the_estimate_is_in_words(qtbot, p
     assert "not computed" in status
     assert panel.class_view_box.count() == len(kept) and not panel.saliency_view.pixmap().isNull()
     assert panel.save_button.isEnabled()
+
+
+def test_opening_another_case_stops_and_drops_a_running_explanation(qtbot, panel, disc_slide):  # noqa: ANN001
+    card = ModelCard(name="slow", encoder="none", mpp=0.5, patch_size=64, weights_sha256="0" * 64)
+    model = LoadedModel(SlowLevelModel().eval(), card, torch.device("cpu"), "fp32", "test")
+    panel.set_context(panel.slide, model)
+    panel.classes_box.setCurrentText(ALL_POSITIVE)
+    assert panel.explain_at(64, 64, cell=False)
+    qtbot.waitUntil(lambda: panel.context is not None, timeout=60000)  # the old case's patch is shown
+    other = open_slide(disc_slide)
+    try:
+        panel.set_context(other, model)  # the window opened another case
+        assert panel.context is None and panel.hoechst_view.pixmap().isNull()
+        qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+        assert panel.explanation is None and panel.class_view_box.count() == 0
+        assert panel.status.text().startswith("Pick a point") and panel.hoechst_view.pixmap().isNull()
+        assert panel.explain_at(64, 64, cell=False)  # and the panel is free for the new case
+        panel.cancel()
+        qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    finally:
+        panel.shutdown()
+        other.close()
