@@ -20,6 +20,15 @@ def _viewport_point(view, x_px: float, y_px: float) -> QPoint:  # noqa: ANN001
     return view.mapFromScene(QPointF(x_px, y_px))
 
 
+def _drag_rectangle(qtbot, window, start: float, end: float) -> None:  # noqa: ANN001
+    """Draw a rectangle from (start, start) to (end, end) level-0 px with the Rectangle tool and the mouse."""
+    window.tool_actions[ToolMode.RECTANGLE].trigger()
+    vp = window.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, start, start))
+    qtbot.mouseMove(vp, _viewport_point(window.view, (start + end) / 2, (start + end) / 2))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, end, end))
+
+
 def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
     assert window.cases.open_slide_file(slide_path, "T-VIEW")
     view = window.view
@@ -63,11 +72,7 @@ def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> Non
 
 def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
     window.cases.open_slide_file(slide_path, "T-FULL")
-    window.tool_actions[ToolMode.RECTANGLE].trigger()
-    vp = window.view.viewport()
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 100, 100))
-    qtbot.mouseMove(vp, _viewport_point(window.view, 600, 600))
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 900, 900))
+    _drag_rectangle(qtbot, window, 100, 900)
     assert len(window.session.regions) == 1
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
     window.analysis.run()
@@ -163,11 +168,7 @@ def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, sl
     import json
 
     window.cases.open_slide_file(slide_path, "T-COLOURS")
-    window.tool_actions[ToolMode.RECTANGLE].trigger()
-    vp = window.view.viewport()
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 200, 200))
-    qtbot.mouseMove(vp, _viewport_point(window.view, 500, 500))
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 800, 800))
+    _drag_rectangle(qtbot, window, 200, 800)
     window.settings.analysis.im_half_width_um = 40.0
     window._apply_settings_to_session()
     window.regions.derive_ct_im()
