@@ -51,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(SettingsStore(qsettings), REPORTER)
     if args.model:
         window.settings.analysis.model_dir = str(Path(args.model).resolve())
-        window.analysis_panel.set_model(window.model_label(), window.settings.analysis.device)
+        from app.main_actions import device_setting_words
+
+        window.analysis_panel.set_model(window.model_label(), device_setting_words(window.settings.analysis.device))
     if args.db:
         window.session.set_database_url(args.db)
-        window.refresh_case_list()
+        window.cases.refresh_list()
     if args.screenshot or args.guide_screenshots:
         window.resize(1600, 1000)  # pictures do not depend on the last session's window layout
     window.show()
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = DemoRunner(window, args.size, Path(args.screenshot) if args.screenshot else None)
         runner.start()
     elif args.slide:
-        window.open_slide_file(args.slide, Path(args.slide).name.split(".")[0])
+        window.cases.open_slide_file(args.slide, Path(args.slide).name.split(".")[0])
     return app.exec()
 
 

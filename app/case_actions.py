@@ -82,7 +82,7 @@ class CaseActions:
             return
         dlg = VersionsDialog(versions, self.session.case.id, self)
         if self.exec_dialog(dlg) and dlg.chosen_id() is not None and dlg.chosen_id() != self.session.case.id:
-            self.open_case(dlg.chosen_id())
+            self.cases.open_case(dlg.chosen_id())
 
     def audit_dialog(self) -> None:
         found = self._try("Reading the audit log", self.session.audit_log)
@@ -101,7 +101,7 @@ class CaseActions:
         if case is not None:
             s.case = case
             self.hide_action.setText("Show case in the list" if case.is_hidden else "Hide case from the list")
-            self.refresh_case_list(self.case_panel.search.text())
+            self.cases.refresh_list(self.case_panel.search.text())
 
     def save_patient(self, patient_id: str, name: str, birth_date: str) -> None:
         self._try("Saving the patient fields", self.session.update_patient, patient_id, name, birth_date)

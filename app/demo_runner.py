@@ -1,8 +1,15 @@
-"""DemoRunner: ``--demo`` runs core's demo pipeline in the worker, opens the case, maybe screenshots it."""
+"""DemoRunner: ``--demo`` runs core's demo pipeline in the worker, opens the case, maybe screenshots it.
+
+The first run makes the synthetic slide and analyses it (about a minute); the slide is shown as
+soon as its file exists and the cells appear as they are found, instead of a blank viewer until
+the end. Every progress line says which stage it belongs to, in the words of :func:`demo_words`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +17,29 @@ import platformdirs
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
-from core.progress import CancelToken
+from core.demo import DemoSlideReady
+from core.progress import CancelToken, Progress
 
 log = logging.getLogger(__name__)
+
+MAKING, ANALYSING = "Making the synthetic demo slide (first run only)", "Analysing the demo slide"
+
+
+def demo_words(job: Generator[Progress, None, Any]) -> Generator[Progress, None, Any]:
+    """The demo job with each message prefixed by its stage ("Analysing the demo slide: Tile 4 of 35").
+
+    Reports keep their type (the cells of a BlockDone still reach the viewer)."""
+    stage = MAKING
+    while True:
+        try:
+            p = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(p, DemoSlideReady):
+            stage = ANALYSING
+            yield p
+            continue
+        yield dataclasses.replace(p, message=f"{stage}: {p.message}")
 
 
 class DemoRunner(QObject):
@@ -22,6 +49,7 @@ class DemoRunner(QObject):
         super().__init__(window)
         self.window, self.size, self.screenshot = window, size, screenshot
         self._waited = 0
+        self.preview: Any = None  # the demo slide, shown while it is analysed (the case opens it again)
 
     def start(self) -> None:
         from core.demo import DemoOptions, run_demo_case
@@ -33,15 +61,43 @@ class DemoRunner(QObject):
         )
 
         def factory(cancel: CancelToken) -> Any:
-            return run_demo_case(options, cancel)
-        runner = self.window.start_job(factory, self.on_done)
+            return demo_words(run_demo_case(options, cancel))
+        runner = self.window.analysis.start_job(factory, self.on_done)
         if runner is not None:
             runner.worker.failed.connect(self.on_failed)
+            runner.worker.progress.connect(self.on_progress)
+            runner.done.connect(self.close_preview)
+
+    @Slot(object)
+    def on_progress(self, p: Progress) -> None:
+        """Show the demo slide as soon as it exists; the window adds the cells as they come."""
+        if not isinstance(p, DemoSlideReady) or p.path is None or self.window.session.case is not None:
+            return
+        from core.slides import open_slide
+
+        try:
+            self.preview = open_slide(p.path, mpp=p.mpp)
+        except Exception:  # the case opens it at the end anyway; a preview is not worth a dialog
+            log.warning("Could not show the demo slide before its analysis", exc_info=True)
+            return
+        self.window.view.open_slide(self.preview)
+        self.window._apply_layer_choices()
+        self.window.view.fit()
+        self.window.setWindowTitle("Demo case (being analysed) — HoechstScore")
+
+    @Slot()
+    def close_preview(self) -> None:
+        """The case's own slide replaced the preview (or the run ended without one): close it."""
+        preview, self.preview = self.preview, None
+        if preview is not None:
+            if self.window.view.slide is preview:
+                self.window.view.close_slide()
+            preview.close()
 
     @Slot(object)
     def on_done(self, result: Any) -> None:
+        self.window.cases.open_case(result.case_id)  # first: a newly opened case resets the Analysis dock
         self.window.analysis_panel.ended(f"Finished: demo case {result.accession}, {result.n_cells:,} cells.")
-        self.window.open_case(result.case_id)
         if self.screenshot is not None:
             QTimer.singleShot(300, self._fit_then_shoot)
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import REPORTER, ErrorReporter
 from app.workers import JobRunner
-from core.classes import POSITIVE_CLASSES
+from core.classes import POSITIVE_CLASSES, class_label
 from core.errors import CoreError
 from core.models.runtime import LoadedModel, load_model
 from core.progress import CancelToken, Eta, Progress
@@ -192,7 +192,8 @@ class FeatureVisDialog(QDialog):
         losses = self.result.losses
         self.loss_curve.setData(np.arange(1, len(losses) + 1), losses)
         corners = ("top left", "top right", "bottom left", "bottom right")
-        self.quadrants.setText("Quadrants: " + "; ".join(f"{c}: {n}" for c, n in zip(corners, names, strict=False)))
+        words = (f"{c}: {class_label(n)}" for c, n in zip(corners, names, strict=False))
+        self.quadrants.setText("Quadrants: " + "; ".join(words))
         self._ended(f"Done: {len(losses):,} steps, final loss {losses[-1]:.4f}.")
         self.save_button.setEnabled(True)
 

@@ -94,7 +94,7 @@ class GuideRecorder(QObject):
         from app.dialogs.report_dialog import ReportDialog
 
         w = self.window
-        pdf = w._try("Making the report", w.session.render_report, w.report_settings())
+        pdf = w.report.render()
         if pdf is None:
             return None
         dlg = ReportDialog(pdf, w.score_panel.headline.text(), w)

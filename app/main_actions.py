@@ -7,51 +7,29 @@ thin wrappers over methods that take the answer as an argument, so tests drive t
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
-from app.analysis_job import AnalysisOutcome, analysis_job
+from app.controllers.analysis import class_counts, class_ids, run_words
 from app.dialogs.contrast_dialog import ContrastDialog
-from app.dialogs.report_dialog import ReportDialog
 from app.dialogs.settings_dialog import SettingsDialog
-from app.region_commands import AddRegionCommand, RemoveRegionCommand, ReplaceRegionsCommand
 from app.viewer import DisplaySettings, ToolMode
-from app.workers import JobFactory, JobRunner
-from core.classes import class_index
-from core.engine import BlockDone
 from core.errors import CoreError
-from core.progress import Progress
-from core.regions import Region, RegionKind
 
 log = logging.getLogger(__name__)
 
 
-def _class_ids(cells: pd.DataFrame) -> np.ndarray:
-    """The class index of each row of a cell table."""
-    return cells["class_id"].to_numpy() if "class_id" in cells else cells["class_name"].map(class_index).to_numpy()
+#: The device setting as users read it.
+DEVICE_SETTING_WORDS = {"auto": "GPU if there is one, else CPU", "cpu": "CPU", "cuda": "GPU"}
 
 
-def _class_counts(cls: np.ndarray) -> dict[int, int]:
-    """Cells per class index, for the Layers dock."""
-    ids, counts = np.unique(cls, return_counts=True)
-    return {int(i): int(n) for i, n in zip(ids, counts, strict=True)}
-
-
-#: Precision names as users read them.
-PRECISION_WORDS = {"fp32": "full precision", "bf16": "half precision (bfloat16)", "fp16": "half precision (float16)"}
-
-
-def run_words(device: object, precision: object) -> str:
-    """Device and precision of a run in words: "CPU, full precision" rather than "cpu (fp32)"."""
-    d = str(device)
-    where = "CPU" if d == "cpu" else ("GPU" if d.startswith("cuda") else d)
-    return f"{where}, {PRECISION_WORDS.get(str(precision), str(precision or 'precision unknown'))}"
+def device_setting_words(setting: str) -> str:
+    """The Settings' device choice in words ("cpu" -> "CPU")."""
+    return DEVICE_SETTING_WORDS.get(setting, setting)
 
 
 def _check_quietly(box: Any, on: bool) -> None:
@@ -97,6 +75,14 @@ class ActionsMixin:
             self.settings_store.save(self.settings)
         return path
 
+    def exec_dialog(self, dialog: QDialog) -> bool:
+        """Run a modal question; kept as ``self.question`` while open (tests answer it with real clicks)."""
+        self.question = dialog
+        try:
+            return dialog.exec() == QDialog.DialogCode.Accepted
+        finally:
+            self.question = None
+
     def model_dir(self) -> Path:
         from core.models.runtime import default_model_dir
 
@@ -119,130 +105,6 @@ class ActionsMixin:
     def _device(self) -> str | None:
         d = self.settings.analysis.device
         return None if d == "auto" else d
-
-    # --- cases and slides -------------------------------------------------------------------------
-    def refresh_case_list(self, text: str = "") -> None:
-        hidden = self.case_panel.show_hidden.isChecked()
-        cases = self._try("Searching cases", lambda: self.session.store.find_cases(text or "", include_hidden=hidden))
-        if cases is not None:
-            self.case_panel.table.set_cases(cases)
-
-    def refresh_hidden(self, _on: bool = False) -> None:
-        self.refresh_case_list(self.case_panel.search.text())
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for accession in self.settings.recent.cases:
-            act = self.recent_menu.addAction(accession)
-            act.triggered.connect(partial(self.open_accession, accession))
-
-    def open_accession(self, accession: str, _checked: bool = False) -> None:
-        case = self._try("Opening the case", self.session.store.get_case_by_accession, accession)
-        if case is not None:
-            self.open_case(case.id)
-
-    def open_slide_dialog(self) -> None:
-        path = self.ask_path("open", "Open slide", "", "Slides (*.tif *.tiff *.svs *.czi);;All files (*)")
-        if not path:
-            return
-        accession, ok = QInputDialog.getText(self, "New case", "Accession number:", text=Path(path).name.split(".")[0])
-        if ok and accession:
-            self.open_slide_file(path, accession)
-
-    def exec_dialog(self, dialog: QDialog) -> bool:
-        """Run a modal question; kept as ``self.question`` while open (tests answer it with real clicks)."""
-        self.question = dialog
-        try:
-            return dialog.exec() == QDialog.DialogCode.Accepted
-        finally:
-            self.question = None
-
-    def choose_channel(self, slide_name: str, names: list[str]) -> str | None | bool:
-        """The nuclear channel of a slide with these channel names: None when the name says it
-        (Hoechst/DAPI, one match), the remembered or chosen name, False when the user cancels."""
-        from app.dialogs.slide_questions import ChannelDialog, channel_set_key, needs_channel_choice
-
-        if not needs_channel_choice(names):
-            return None
-        key = channel_set_key(names)
-        remembered = self.settings.slides.nuclear_channel.get(key)
-        if remembered in names:
-            return remembered
-        dlg = ChannelDialog(slide_name, names, parent=self)
-        if not self.exec_dialog(dlg):
-            return False
-        if dlg.remember.isChecked():
-            self.settings.slides.nuclear_channel[key] = dlg.channel()
-            self.settings_store.save(self.settings)
-        return dlg.channel()
-
-    def open_slide_file(self, path: str | Path, accession: str, mpp: tuple[float, float] | None = None) -> bool:
-        """Open a slide as a new case. Asks for the pixel size of an uncalibrated slide (empty, a
-        sidecar's value only suggested) and for the nuclear channel when the names do not say it."""
-        from app.dialogs.slide_questions import PixelSizeDialog, suggested_mpp
-        from core.slides import open_slide
-
-        name = Path(path).name
-        try:
-            with open_slide(path, mpp=mpp) as probe:
-                names, calibrated = list(probe.channel_names), probe.is_calibrated
-        except Exception as exc:
-            self.reporter.report(exc, self, "Opening the slide")
-            return False
-        source = "file"
-        if not calibrated:
-            dlg = PixelSizeDialog(name, suggested_mpp(path), self)
-            if not self.exec_dialog(dlg):
-                return False
-            mpp, source = (dlg.value(), dlg.value()), dlg.source
-        elif mpp is not None:
-            source = "given by the user"
-        channel = self.choose_channel(name, names)
-        if channel is False:
-            return False
-        try:
-            self.session.create_case(path, accession, mpp, mpp_source=source, channel=channel or None)
-        except Exception as exc:
-            self.reporter.report(exc, self, "Opening the slide")
-            return False
-        self.settings.remember("slides", str(path))
-        return True
-
-    def open_case(self, case_id: int) -> bool:
-        ok = self._try("Opening the case", self.session.open_case, case_id)
-        opened = ok is not None or self.session.case is not None and self.session.case.id == case_id
-        s = self.session
-        if opened and s.channel is None and s.slide is not None and not s.read_only:
-            chosen = self.choose_channel(Path(str(s.slide.path)).name, list(s.slide.channel_names))
-            s.channel = chosen or None
-        if opened and self.session.interrupted:
-            self.analysis_panel.status.setText(
-                "The last analysis of this case stopped unfinished when HoechstScore last closed (a crash or a "
-                "power cut); it is marked failed. Run the analysis again: it resumes from the blocks it had "
-                "finished.")
-        return opened
-
-    def on_case_changed(self) -> None:
-        s = self.session
-        self.case_panel.show_case(s.case, s.slide_record)
-        if s.case is None:
-            self.show_read_only()
-            return
-        if getattr(self, "_shown_case_id", None) != s.case.id and not (self.runner is not None and self.runner.running):
-            self.analysis_panel.reset()  # the previous case's "Finished: … cells" is not this one's
-        self._shown_case_id = s.case.id
-        if self.view.slide is not s.slide:
-            self.undo.clear()
-            self.view.open_slide(s.slide)
-            self._apply_layer_choices()
-            self.layers_panel.set_channels(self.view.display)
-            mx, _ = s.slide.mpp
-            self.mpp_label.setText(f"Pixel size {mx:.3f} µm")
-        self.settings.remember("cases", s.case.accession)
-        self._fill_recent_menu()
-        self.setWindowTitle(f"{s.case.accession} v{s.case.version} — HoechstScore" + (" (signed)" if s.read_only else ""))
-        self.show_read_only()
-        self.refresh_case_list(self.case_panel.search.text())
 
     # --- viewer -------------------------------------------------------------------------------------
     def on_cursor_moved(self, x: float, y: float) -> None:
@@ -330,79 +192,6 @@ class ActionsMixin:
             self.tool_actions[mode].setChecked(True)
         self.view.set_tool(mode)
 
-    # --- regions --------------------------------------------------------------------------------------
-    def on_region_drawn(self, geometry: Any) -> None:
-        def add() -> None:
-            self.session.check_editable()
-            kind = self.layers_panel.draw_kind
-            region = Region(kind=kind, geometry=geometry, name=kind.label, author=self.session.store.user)
-            self.undo.push(AddRegionCommand(self.session.regions, region))
-        self._try("Adding the region", add)
-
-    def on_region_edited(self, region_id: str, geometry: Any) -> None:
-        def edit() -> None:
-            self.session.check_editable()
-            after = [r.with_geometry(geometry) if r.id == region_id else r for r in self.session.regions]
-            self.undo.push(ReplaceRegionsCommand(self.session.regions, after, "Move vertex"))
-        self._try("Editing the region", edit)
-
-    def on_region_selected(self, region_id: object) -> None:
-        self.layers_panel.set_regions(list(self.session.regions), region_id)  # type: ignore[arg-type]
-
-    def delete_selected_region(self) -> None:
-        rid = self.view.regions.selected_id if self.view.regions else None
-        if rid is None:
-            return
-        def delete() -> None:
-            self.session.check_editable()
-            self.undo.push(RemoveRegionCommand(self.session.regions, rid))
-        self._try("Deleting the region", delete)
-
-    def derive_ct_im(self) -> None:
-        def derive() -> list[str]:
-            self.session.check_editable()
-            before = list(self.session.regions)
-            warnings = self.session.derive_ct_im()
-            cmd = ReplaceRegionsCommand(self.session.regions, list(self.session.regions), "Tumour → CT + IM")
-            cmd.before = before
-            self.undo.push(cmd)
-            return warnings
-        warnings = self._try("Deriving CT and IM", derive)
-        if warnings:
-            self.notice("CT and IM", "\n".join(warnings))
-
-    def follow_im_width(self) -> None:
-        """The IM half-width changed in Settings: CT and IM derived with the old width are derived
-        again (one undoable step), and scores from the tumour outline are recomputed. A signed case
-        keeps its regions and scores."""
-        from core.regions.regionset import DERIVED_WIDTH_KEY
-
-        s = self.session
-        if s.case is None or s.read_only:
-            return
-        derived = [r for r in s.regions if r.kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
-                   and DERIVED_WIDTH_KEY in r.extra]
-        if derived:
-            self.derive_ct_im()
-        else:
-            self._try("Scoring", s.rescore)
-
-    def on_regions_changed(self) -> None:
-        self.view.set_regions(list(self.session.regions))
-        self.layers_panel.set_regions(list(self.session.regions), self.view.regions.selected_id if self.view.regions else None)
-
-    def import_geojson_dialog(self) -> None:
-        path = self.ask_path("open", "Import regions", "", "GeoJSON (*.geojson *.json)")
-        if path:
-            warnings = self._try("Importing regions", self.session.import_geojson, path)
-            if warnings:
-                self.notice("Import", "\n".join(warnings))
-
-    def export_geojson_dialog(self) -> None:
-        path = self.ask_path("save", "Export regions", self.export_name("regions.geojson"), "GeoJSON (*.geojson)")
-        if path:
-            self._try("Exporting regions", self.session.export_geojson, path)
-
     def export_csv_dialog(self) -> None:
         path = self.ask_path("save", "Export cells", self.export_name("cells.csv"), "CSV (*.csv)")
         if path:
@@ -416,9 +205,9 @@ class ActionsMixin:
             self.view.cells.set_cells(np.empty(0), np.empty(0), np.empty(0, int))
             self.layers_panel.set_counts({})
             return
-        cls = _class_ids(cells)
+        cls = class_ids(cells)
         self.view.cells.set_cells(cells["x_px"].to_numpy(), cells["y_px"].to_numpy(), cls)
-        self.layers_panel.set_counts(_class_counts(cls))
+        self.layers_panel.set_counts(class_counts(cls))
 
     def on_cells_changed(self) -> None:
         self._show_cells(self.session.cells)
@@ -427,7 +216,7 @@ class ActionsMixin:
         if summary.get("device"):  # the shown cells' own run: what made them, not only the setting
             run = run_words(summary["device"], summary.get("precision"))
             self.analysis_panel.set_model(self.session.analysis.get("model_name") or self.model_label(), run)
-            self.device_label.setText(f"Device: {self.settings.analysis.device} · shown cells: {run}")
+            self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)} · shown cells: {run}")
 
     def on_scores_changed(self) -> None:
         if self.session.cohort is None and self.session.case is not None:  # reopened case: not rescored yet
@@ -435,123 +224,7 @@ class ActionsMixin:
         self.score_panel.set_cohort(self.session.cohort)  # the chart follows the cohort in use
         self.score_panel.show_scores(self.session.scores, self.session.score_warnings)
 
-    # --- analysis (one worker, see app.workers) -----------------------------------------------------
-    def start_job(self, factory: JobFactory, finished: Any) -> JobRunner | None:
-        if self.runner is not None and self.runner.running:
-            self.reporter.report(CoreError("An analysis is already running: wait for it or cancel it."), self)
-            return None
-        runner = JobRunner(factory, self)
-        runner.worker.progress.connect(self.on_job_progress)
-        runner.worker.finished.connect(finished)
-        runner.worker.cancelled.connect(self.on_job_cancelled)
-        runner.worker.failed.connect(self.on_job_failed)
-        self.runner = runner
-        self.partial_cells = []
-        self.partial_counts = {}
-        self.analysis_panel.started()
-        runner.start()
-        return runner
-
-    def run_analysis(self) -> None:
-        s = self.session
-        if s.case is None:
-            self.reporter.report(CoreError("Open a slide or a case before running the analysis."), self)
-            return
-        if s.read_only:
-            self.reporter.report(CoreError(f"Case {s.case.accession} is signed: use Case › New version."), self)
-            return
-        store, case_id, slide_id, slide = s.store, s.case.id, s.slide_record.id, s.slide
-        if s.channel is None:
-            chosen = self.choose_channel(Path(str(slide.path)).name, list(slide.channel_names))
-            if chosen is False:
-                return
-            s.channel = chosen or None
-        channel, provenance = s.channel, s.analysis_parameters()
-        model_dir, device, precision = self.model_dir(), self._device(), self.settings.analysis.precision
-
-        def factory(cancel: Any) -> Any:
-            return analysis_job(store, case_id, slide_id, slide, model_dir, device=device, precision=precision,
-                                cancel=cancel, channel=channel, provenance=provenance)
-        self._show_cells(None)
-        self._show_density(None)  # the old cells' map would mislead while new cells come in
-        self.start_job(factory, self.on_analysis_finished)
-
-    def cancel_analysis(self) -> None:
-        if self.runner is not None:
-            self.runner.cancel()
-            self.analysis_panel.status.setText("Cancelling…")
-
-    def on_job_progress(self, p: Progress) -> None:
-        if isinstance(p, BlockDone) and len(p.cells):
-            # Only the new block goes to the view: concatenating and re-indexing every cell so far
-            # for each block cost up to 170 ms on this thread late in a large slide.
-            self.partial_cells.append(p.cells)
-            cls = _class_ids(p.cells)
-            if self.view.cells is not None:
-                self.view.cells.add_cells(p.cells["x_px"].to_numpy(), p.cells["y_px"].to_numpy(), cls)
-            for i, k in _class_counts(cls).items():
-                self.partial_counts[i] = self.partial_counts.get(i, 0) + k
-            self.layers_panel.set_counts(self.partial_counts)
-        n = sum(len(c) for c in self.partial_cells)
-        self.analysis_panel.show_progress(p, n)
-
-    def on_analysis_finished(self, outcome: AnalysisOutcome) -> None:
-        self.partial_cells = []
-        self.partial_counts = {}
-        device = outcome.summary.get("device", "?")
-        self.device_label.setText(f"Device: {device}")
-        self.analysis_panel.set_model(outcome.model_name, run_words(device, outcome.summary.get("precision")))
-        resumed = int(outcome.summary.get("blocks_resumed") or 0)
-        again = (f" Resumed: {resumed} finished block{'s' if resumed != 1 else ''} of the interrupted run "
-                 "were reused." if resumed else "")
-        self.analysis_panel.ended(f"Finished: {len(outcome.cells):,} cells in "
-                                  f"{outcome.summary.get('seconds', 0):.0f} s.{again}")
-        self._try("Scoring", self.session.set_cells, outcome.cells,
-                  {"id": outcome.analysis_id, "model_name": outcome.model_name,
-                   "model_sha256": outcome.model_sha256, "summary": outcome.summary})
-
-    def on_job_cancelled(self) -> None:
-        self.partial_cells = []
-        self.partial_counts = {}
-        self.analysis_panel.ended("Cancelled. Nothing was changed.")
-        self._show_cells(self.session.cells)
-        self._show_density(self.session.cells)
-
-    def on_job_failed(self, exc: BaseException) -> None:
-        self.partial_cells = []
-        self.partial_counts = {}
-        self.analysis_panel.ended("Failed: see the message.")
-        self._show_cells(self.session.cells)
-        self._show_density(self.session.cells)
-        self.reporter.report(exc, self, "The analysis")
-
     # --- report, signing, settings ------------------------------------------------------------------
-    def report_settings(self) -> Any:
-        from core.report import ReportSettings
-
-        r = self.settings.report
-        # Printed now, by whoever is logged in to this computer (signing is what needs a lab user).
-        return ReportSettings(lab_name=r.lab_name, lab_address=r.lab_address,
-                              logo_path=Path(r.logo_path) if r.logo_path else None,
-                              operator=f"{self.session.store.user} (computer account)",
-                              printed_at=datetime.now(UTC))
-
-    def make_report(self, path: str | Path) -> Path | None:
-        pdf = self._try("Making the report", self.session.render_report, self.report_settings())
-        return None if pdf is None else self._try("Saving the report", self.session.save_report, pdf, path)
-
-    def report_dialog(self) -> None:
-        pdf = self._try("Making the report", self.session.render_report, self.report_settings())
-        if pdf is None:
-            return
-        summary = self.score_panel.headline.text()
-        dlg = self._try("Previewing the report", ReportDialog, pdf, summary, self)
-        if dlg is not None and dlg.exec() == QDialog.DialogCode.Accepted:
-            name = self.export_name("report.pdf")
-            path = self.ask_path("save", "Save report", name, "PDF (*.pdf)")
-            if path:
-                self._try("Saving the report", self.session.save_report, pdf, path)
-
     def set_reference(self, flag: bool) -> None:
         self._try("Marking the reference case", self.session.set_reference, flag)
 
@@ -563,10 +236,10 @@ class ActionsMixin:
             width_changed = self.session.im_half_width_um != self.settings.analysis.im_half_width_um
             self._apply_settings_to_session()
             if width_changed:
-                self.follow_im_width()
+                self.regions.follow_im_width()
             if self.settings.store.database_url != self.session.database_url:
                 self.view.close_slide()
                 self.session.set_database_url(self.settings.store.database_url)
-                self.refresh_case_list()
-            self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
-            self.device_label.setText(f"Device: {self.settings.analysis.device}")
+                self.cases.refresh_list()
+            self.analysis_panel.set_model(self.model_label(), device_setting_words(self.settings.analysis.device))
+            self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)}")

@@ -14,12 +14,13 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QFrame, QLabel, QMainWindow,
 
 from app.case_actions import CaseActions
 from app.case_session import CaseSession
+from app.controllers import AnalysisController, CaseController, RegionsController, ReportController
 from app.docks.analysis_dock import AnalysisPanel
 from app.docks.case_dock import CasePanel
 from app.docks.layers_dock import LayersPanel
 from app.docks.results_dock import ScorePanel
 from app.errors import REPORTER, ErrorReporter
-from app.main_actions import ActionsMixin
+from app.main_actions import ActionsMixin, device_setting_words
 from app.saliency_dock import install_saliency_tools
 from app.settings import AppSettings, SettingsStore
 from app.viewer import SlideView, ToolMode
@@ -41,10 +42,10 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.reporter = reporter
         self.session = CaseSession(self.settings.store.database_url, self)
         self._apply_settings_to_session()
-        self.undo = QUndoStack(self)
-        self.runner: JobRunner | None = None
-        self.partial_cells: list = []
-        self.partial_counts: dict[int, int] = {}  # cells per class of the running analysis so far
+        self.regions = RegionsController(self)  # region edits and their undo stack
+        self.cases = CaseController(self)  # opening slides and cases; the case shown
+        self.analysis = AnalysisController(self)  # the running analysis: job, cells so far
+        self.report = ReportController(self)  # the PDF report: made, previewed, saved
         self.question: QDialog | None = None  # the modal question being asked (see exec_dialog)
         self.view = SlideView(self)
         self.setCentralWidget(self.view)
@@ -61,7 +62,17 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
-        self.refresh_case_list()
+        self.cases.refresh_list()
+
+    @property
+    def undo(self) -> QUndoStack:
+        """The undo stack of region edits (owned by :attr:`regions`)."""
+        return self.regions.undo
+
+    @property
+    def runner(self) -> JobRunner | None:
+        """The analysis job running or run last (owned by :attr:`analysis`)."""
+        return self.analysis.runner
 
     # --- construction ---------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -93,7 +104,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.resizeDocks([self.case_dock, self.results_dock], [320, 520], Qt.Orientation.Horizontal)
         self.resizeDocks([self.case_dock, self.layers_dock], [430, 390], Qt.Orientation.Vertical)
         self.resizeDocks([self.results_dock, self.analysis_dock], [600, 220], Qt.Orientation.Vertical)
-        self.analysis_panel.set_model(self.model_label(), self.settings.analysis.device)
+        self.analysis_panel.set_model(self.model_label(), device_setting_words(self.settings.analysis.device))
 
     def _action(self, text: str, slot: object, shortcut: str | QKeySequence | None = None,
                 checkable: bool = False) -> QAction:
@@ -108,19 +119,19 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
 
     def _make_actions(self) -> None:
         a = self._action
-        self.open_slide_action = a("&Open slide…", self.open_slide_dialog, QKeySequence.StandardKey.Open)
-        self.import_action = a("&Import regions (GeoJSON)…", self.import_geojson_dialog)
-        self.export_geojson_action = a("Export regions (GeoJSON)…", self.export_geojson_dialog)
+        self.open_slide_action = a("&Open slide…", self.cases.open_slide_dialog, QKeySequence.StandardKey.Open)
+        self.import_action = a("&Import regions (GeoJSON)…", self.regions.import_dialog)
+        self.export_geojson_action = a("Export regions (GeoJSON)…", self.regions.export_dialog)
         self.export_csv_action = a("Export cells (CSV)…", self.export_csv_dialog)
-        self.report_action = a("&Report…", self.report_dialog, "Ctrl+P")
+        self.report_action = a("&Report…", self.report.dialog, "Ctrl+P")
         self.settings_action = a("&Settings…", self.settings_dialog, "Ctrl+,")
         self.quit_action = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.undo_action = self.undo.createUndoAction(self, "&Undo")
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
         self.redo_action = self.undo.createRedoAction(self, "&Redo")
         self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
-        self.delete_action = a("&Delete region", self.delete_selected_region, QKeySequence.StandardKey.Delete)
-        self.derive_action = a("Tumour → CT + &IM", self.derive_ct_im)
+        self.delete_action = a("&Delete region", self.regions.delete_selected, QKeySequence.StandardKey.Delete)
+        self.derive_action = a("Tumour → CT + &IM", self.regions.derive_ct_im)
         self.cells_action = a("Show &cells", self.view_toggle_cells, "D", checkable=True)
         self.regions_action = a("Show &regions", self.view_toggle_regions, "A", checkable=True)
         self.fill_action = a("&Fill regions", self.view_toggle_fill, "F", checkable=True)
@@ -129,8 +140,8 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.density_action = a("Density &map", self.view_toggle_density, "H", checkable=True)
         self.fit_action = a("Zoom to &fit", self.view.fit, "Ctrl+0")
         self.contrast_action = a("&Brightness && contrast…", self.contrast_dialog, "Shift+C")
-        self.run_action = a("&Run analysis", self.run_analysis, "Ctrl+R")
-        self.cancel_action = a("&Cancel analysis", self.cancel_analysis)
+        self.run_action = a("&Run analysis", self.analysis.run, "Ctrl+R")
+        self.cancel_action = a("&Cancel analysis", self.analysis.cancel)
         self.sign_action = a("&Sign case…", self.sign_case)
         self.version_action = a("&New version…", self.new_version)
         self.versions_action = a("&Versions…", self.versions_dialog)
@@ -188,7 +199,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         toolbar.addSeparator()
         toolbar.addAction(self.run_action)
         toolbar.addAction(self.report_action)
-        self._fill_recent_menu()
+        self.cases.fill_recent_menu()
 
     def _make_status_bar(self) -> None:
         bar = self.statusBar()
@@ -196,17 +207,17 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         for label in (self.pos_label, self.zoom_label, self.mpp_label, self.device_label):
             label.setMinimumWidth(120)
             bar.addPermanentWidget(label)
-        self.device_label.setText(f"Device: {self.settings.analysis.device}")
+        self.device_label.setText(f"Device: {device_setting_words(self.settings.analysis.device)}")
 
     def _connect(self) -> None:
         v, s, lp = self.view, self.session, self.layers_panel
         v.cursor_moved.connect(self.on_cursor_moved)
         v.view_changed.connect(self.on_view_changed)
-        v.region_drawn.connect(self.on_region_drawn)
-        v.region_edited.connect(self.on_region_edited)
-        v.region_selected.connect(self.on_region_selected)
-        s.case_changed.connect(self.on_case_changed)
-        s.regions_changed.connect(self.on_regions_changed)
+        v.region_drawn.connect(self.regions.on_region_drawn)
+        v.region_edited.connect(self.regions.on_region_edited)
+        v.region_selected.connect(self.regions.on_region_selected)
+        s.case_changed.connect(self.cases.on_case_changed)
+        s.regions_changed.connect(self.regions.on_regions_changed)
         s.cells_changed.connect(self.on_cells_changed)
         s.scores_changed.connect(self.on_scores_changed)
         lp.channel_toggled.connect(self.on_channel_toggled)
@@ -220,19 +231,20 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         lp.density_toggled.connect(self.view_toggle_density)
         lp.density_marker_changed.connect(self.on_density_marker_changed)
         lp.region_selected.connect(self.view.select_region)
-        lp.delete_requested.connect(self.delete_selected_region)
-        lp.derive_requested.connect(self.derive_ct_im)
+        lp.delete_requested.connect(self.regions.delete_selected)
+        lp.derive_requested.connect(self.regions.derive_ct_im)
         ap = self.analysis_panel
-        ap.run_requested.connect(self.run_analysis)
-        ap.cancel_requested.connect(self.cancel_analysis)
+        ap.run_requested.connect(self.analysis.run)
+        ap.cancel_requested.connect(self.analysis.cancel)
+        ap.headline.connect(self.statusBar().showMessage)  # what the analysis does, also when its dock is hidden
         sp = self.score_panel
         sp.export_csv.connect(self.export_csv_dialog)
-        sp.export_geojson.connect(self.export_geojson_dialog)
-        sp.report_requested.connect(self.report_dialog)
+        sp.export_geojson.connect(self.regions.export_dialog)
+        sp.report_requested.connect(self.report.dialog)
         cp = self.case_panel
-        cp.search_changed.connect(self.refresh_case_list)
-        cp.show_hidden.toggled.connect(self.refresh_hidden)
-        cp.table.case_activated.connect(self.open_case)
+        cp.search_changed.connect(self.cases.refresh_list)
+        cp.show_hidden.toggled.connect(self.cases.refresh_hidden)
+        cp.table.case_activated.connect(self.cases.open_case)
         cp.sign_requested.connect(self.sign_case)
         cp.new_version_requested.connect(self.new_version)
         cp.reference_toggled.connect(self.set_reference)
@@ -241,9 +253,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         cp.patient_edited.connect(self.save_patient)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        if self.runner is not None and self.runner.running:
-            self.runner.cancel()
-            self.runner.wait(30000)
+        self.analysis.shutdown()
         self.settings_store.save(self.settings)
         self.settings_store.save_window(self.saveGeometry(), self.saveState())
         self.view.close_slide()

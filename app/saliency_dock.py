@@ -46,11 +46,14 @@ from app.workers import JobRunner
 from core.classes import POSITIVE_CLASSES, class_label
 from core.errors import CoreError
 from core.models.runtime import LoadedModel, load_model
-from core.progress import CancelToken, Eta, Progress
+from core.progress import CancelToken, Progress
+from core.saliency.eta import SaliencyEta
 from core.saliency.explain import (
+    ClassDone,
     ContextReady,
     ExplainContext,
     Explanation,
+    HipeStep,
     classes_rgb,
     explain_point_job,
     hoechst_rgb,
@@ -79,10 +82,15 @@ def saliency_job(slide: Any, model: LoadedModel | Path, device: str | None, x_px
     if not isinstance(model, LoadedModel):
         yield Progress(0, 0, "Loading the model…")
         model = load_model(model, device=device, precision="fp32")  # fp32: see core.saliency.explain
-        yield ModelLoaded(0, 0, "Model loaded", model=model)
+        yield ModelLoaded(0, 0, f"Model loaded on the {device_words(model)}", model=model)
     cancel.check()
     targets = [c for c in POSITIVE_CLASSES if c < len(model.card.classes)] if all_classes else None
     return (yield from explain_point_job(model, slide, x_px, y_px, cell, targets, perturbation, cancel=cancel))
+
+
+def device_words(model: LoadedModel) -> str:
+    """Where HiPe runs: on the model's device (a GPU when the model was loaded on one)."""
+    return "GPU" if model.device.type == "cuda" else "CPU"
 
 
 def to_pixmap(rgb: np.ndarray, size: int) -> QPixmap:
@@ -114,6 +122,17 @@ def _picture(size: int, tip: str) -> QLabel:
     return label
 
 
+def eta_words(seconds: float | None, p: Progress) -> str:
+    """" — about 4 min left" for the status line; while HiPe runs without an estimate, say so."""
+    if seconds is None:
+        return " — estimating the time left…" if isinstance(p, HipeStep) else ""
+    if seconds < 1:
+        return ""
+    if seconds < 90:
+        return f" — about {seconds:.0f} s left"
+    return f" — about {seconds / 60:.0f} min left"
+
+
 class SaliencyPanel(QWidget):
     """Controls, progress and pictures; :meth:`explain_at` starts a job for a level-0 point."""
 
@@ -132,7 +151,9 @@ class SaliencyPanel(QWidget):
         self.explanation: Explanation | None = None
         self.point: tuple[float, float] | None = None  # level-0 px of the last explain_at
         self._models: dict[tuple[str, str | None], LoadedModel] = {}
-        self._eta: Eta | None = None
+        self._eta: SaliencyEta | None = None
+        self._partial: ClassDone | None = None  # the classes finished so far, shown if the run is cancelled
+        self._stale = False  # the running job belongs to a case no longer open: its results are dropped
         layout = QVBoxLayout(self)
         form = QFormLayout()
         self.patch_mode, self.cell_mode = QRadioButton("Whole patch"), QRadioButton("Cell under the point")
@@ -197,7 +218,10 @@ class SaliencyPanel(QWidget):
         """The slide (a core Slide) and the model (loaded, or a folder loaded on first use) to explain with.
 
         Another slide clears the maps shown: they belong to the previous case."""
-        if slide is not self.slide and not self._busy:
+        if slide is not self.slide:
+            if self._busy:  # explaining a point of the previous case: stopped, and its results dropped
+                self._stale = True
+                self.cancel()
             self._clear()
             self.status.setText("Pick a point on the slide to explain the model's call there.")
         self.slide = slide
@@ -241,10 +265,13 @@ class SaliencyPanel(QWidget):
         runner.worker.cancelled.connect(self.on_cancelled)
         runner.worker.failed.connect(self.on_failed)
         self.runner = runner
-        self._eta = Eta()
+        self._eta = SaliencyEta()
+        self._partial = None
+        self._stale = False
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
-        self.status.setText(f"Explaining ({x_px:.0f}, {y_px:.0f}) px…")
+        where = f" on the {device_words(model)}" if isinstance(model, LoadedModel) else ""
+        self.status.setText(f"Explaining ({x_px:.0f}, {y_px:.0f}) px{where}…")
         self._busy = True
         runner.start()
         return True
@@ -252,7 +279,8 @@ class SaliencyPanel(QWidget):
     def cancel(self) -> None:
         if self.runner is not None:
             self.runner.cancel()
-            self.status.setText("Cancelling…")
+            if not self._stale:
+                self.status.setText("Cancelling…")
 
     def shutdown(self, ms: int = 30000) -> None:
         """Cancel a running job and wait for its thread (call before the window closes)."""
@@ -262,18 +290,32 @@ class SaliencyPanel(QWidget):
 
     # --- worker signals (UI thread) ---------------------------------------------------------------
     def on_progress(self, p: Progress) -> None:
+        if self._stale:
+            return
         if isinstance(p, ModelLoaded) and p.model is not None and isinstance(self.model, Path):
             self._models[(str(self.model), self.device)] = p.model
         if isinstance(p, ContextReady) and p.context is not None:
             self.context = p.context
             self._show_patch()
+        if isinstance(p, ClassDone) and p.explanation is not None:
+            self._partial = p
+            self._show_explanation(p.explanation)  # finished classes can be looked at while the rest run
         if p.total > 0:
             self.progress.setRange(0, p.total)
             self.progress.setValue(p.done)
-        eta = self._eta.remaining(p) if self._eta is not None and p.total > 0 else None
-        self.status.setText(p.message + (f" — about {eta:.0f} s left" if eta is not None and p.done else ""))
+        eta = self._eta.update(p) if self._eta is not None else None
+        self.status.setText(p.message + eta_words(eta, p))
 
     def on_finished(self, expl: Explanation) -> None:
+        if self._stale:
+            self.on_cancelled()
+            return
+        self._show_explanation(expl)
+        passes = sum(r.n_masks for r in expl.maps.values())
+        self._ended(f"Done: {passes:,} forward passes in {sum(expl.seconds.values()):.0f} s.")
+        self.explained.emit()
+
+    def _show_explanation(self, expl: Explanation) -> None:
         self.explanation = expl
         self.context = expl.context
         self._show_patch()
@@ -291,15 +333,33 @@ class SaliencyPanel(QWidget):
         self.depth_slider.setValue(0)
         self.depth_slider.blockSignals(False)
         self.show_map()
-        passes = sum(r.n_masks for r in expl.maps.values())
-        self._ended(f"Done: {passes:,} forward passes in {sum(expl.seconds.values()):.0f} s.")
         self.save_button.setEnabled(True)
-        self.explained.emit()
 
     def on_cancelled(self) -> None:
-        self._ended("Cancelled.")
+        """Keep what was finished: the classes done before the cancel are shown, the others named."""
+        partial, self._partial = self._partial, None
+        if self._stale:
+            self._stale = False
+            self._busy = False
+            self.cancel_button.setEnabled(False)
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            return
+        if partial is None or partial.explanation is None or not partial.explanation.maps:
+            self._ended("Cancelled.")
+            return
+        expl = partial.explanation
+        self._show_explanation(expl)
+        names = expl.context.class_names
+        shown = ", ".join(class_label(names[t]) for t in expl.maps)
+        cancelled = ", ".join(class_label(names[t]) for t in partial.pending)
+        self._ended(f"Cancelled: {shown} finished and shown; {cancelled} not computed.")
+        self.explained.emit()
 
     def on_failed(self, exc: BaseException) -> None:
+        if self._stale:
+            self.on_cancelled()
+            return
         self._ended("Failed: see the message.")
         self.reporter.report(exc, self, "Explaining the call")
 

@@ -56,7 +56,8 @@ def _lower_this_thread() -> None:
     """
     if sys.platform.startswith("linux"):
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+            tid = threading.get_native_id()  # added to the thread's own niceness (a nice'd app stays below it)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICENESS))
         except OSError:  # not allowed here: run at normal priority
             log.debug("Could not lower the worker thread's priority", exc_info=True)
 

@@ -211,7 +211,7 @@ def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptio
             if str(a.status) == "finished" and a.slide_id == record.id
             and a.model_sha256 == card.weights_sha256 and same_cells(a.parameters)]
     if fits and not options.reanalyse:
-        yield Progress(1, 1, f"Re-using the stored analysis {fits[-1].id} of {case.accession}")
+        yield Progress(1, 1, f"Re-using the stored analysis of {case.accession}")
         return _Run(fits[-1].id, store.load_cells(fits[-1].id), analysed=False)
     if case.is_signed:
         raise CoreError(f"Demo case {case.accession} is signed: it cannot take a new analysis.")
@@ -223,10 +223,11 @@ def _analyse(store: Any, case_id: int, slide_id: int, slide: DemoSlide, options:
              parameters: dict[str, Any], cancel: CancelToken) -> Generator[Progress, None, int]:
     """Run the engine on the demo slide and store the analysis; returns its id."""
     from core.analysis import analyse_and_record
+    from core.models.card import load_card
     from core.models.runtime import load_model
     from core.slides import open_slide
 
-    yield Progress(0, 0, f"Loading the model from {options.model_dir}")
+    yield Progress(0, 0, f"Loading the model “{load_card(options.model_dir).name}”…")
     model = load_model(options.model_dir, device=options.device, precision=options.precision)
     with open_slide(slide.hoechst, mpp=slide.mpp) as opened:
         recorded = yield from analyse_and_record(
@@ -309,6 +310,15 @@ def analysis_parameters(params: Any) -> dict[str, Any]:
     return jsonable(dataclasses.asdict(params))
 
 
+@dataclass(frozen=True)
+class DemoSlideReady(Progress):
+    """Progress of :func:`run_demo_case` once the slide file exists (made or found), before it is
+    analysed: a viewer can show the slide (``path``, ``mpp`` in µm/px) while the rest runs."""
+
+    path: Path | None = None
+    mpp: tuple[float, float] | None = None
+
+
 def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None
                   ) -> Generator[Progress, None, DemoResult]:
     """Run the whole demo pipeline (see the module docstring); yields progress, returns DemoResult."""
@@ -320,6 +330,7 @@ def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None
     yield Progress(0, 0, "Preparing the demo slide")
     slide = yield from ensure_demo_slide(demo_dir(options.size, options.seed, options.data_dir),
                                          options.size, options.seed, cancel)
+    yield DemoSlideReady(0, 0, "The demo slide is ready", path=slide.hoechst, mpp=slide.mpp)
     accession = f"{DEMO_ACCESSION_PREFIX}{options.size}-{options.seed}"
     with CaseStore.open(options.db_url) as store:
         try:

@@ -1,8 +1,9 @@
 """``python -m core report CASE --out report.pdf``: print the PDF report of a stored case.
 
 CASE is the case's id or its accession (newest version). The report is built from what the store
-holds (:func:`core.report.from_store.report_data_from_store`), so printing the same case twice
-gives the same bytes; the printed report is recorded in the store unless ``--no-record``.
+holds (:func:`core.report.from_store.report_data_from_store`) and says when it was printed (now,
+as the app's reports do); ``--printed-at`` pins that time, so printing the same case twice with the
+same value gives the same bytes. The printed report is recorded in the store unless ``--no-record``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from core.cli._args import database_url, output_file
@@ -29,8 +32,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="case database URL, any SQLAlchemy URL (default: $HOECHSTSCORE_DB_URL, else cases.db "
                    "in the user's data folder)")
     p.add_argument("--no-record", action="store_true", help="do not record the printed report in the store")
+    p.add_argument("--printed-at", type=printed_at, default=None, metavar="TIME",
+                   help="the print time shown on the report, ISO 8601 (e.g. 2026-03-01T14:05+01:00; no zone = UTC); "
+                   "default: now. Give it to reproduce a report byte for byte")
     add_report_options(p, ReportSettings())
     p.set_defaults(func=run)
+
+
+def printed_at(text: str) -> datetime:
+    """An ISO 8601 time for --printed-at; without a zone it is UTC (the report prints UTC)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time; write e.g. 2026-03-01T14:05 or 2026-03-01T14:05+01:00") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def find_case(store: Any, key: str) -> Any:
@@ -54,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
     with CaseStore.open(args.db) as store:
         case = find_case(store, args.case)
         data = report_data_from_store(store, case.id)
-        path = write_report(args.out, data, report_settings(args))
+        when = args.printed_at or datetime.now(UTC).replace(microsecond=0)
+        path = write_report(args.out, data, replace(report_settings(args), printed_at=when))
         pdf = path.read_bytes()
         sha = hashlib.sha256(pdf).hexdigest()
         if not args.no_record:
             reports = store.list_reports(case.id)
             if not reports or reports[-1].sha256 != sha:
                 store.save_report(case.id, pdf=pdf, path=path)
-    print(f"Wrote {path} (case {data.case_id}, sha256 {sha[:16]})")
+    print(f"Wrote {path} (case {data.case_id}, printed {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC, sha256 {sha[:16]})")
     return 0

@@ -1,10 +1,13 @@
 """Explain the model's calls: HiPe saliency maps and feature visualisation (paper section 5)."""
 
+from core.saliency.eta import SaliencyEta
 from core.saliency.explain import (
+    ClassDone,
     ContextReady,
     ExplainContext,
     ExplainPatch,
     Explanation,
+    HipeStep,
     cell_mask_at,
     default_target,
     dilate,
@@ -21,12 +24,15 @@ from core.saliency.hipe import PERTURBATIONS, HipeResult, exhaustive_occlusion, 
 
 __all__ = [
     "PERTURBATIONS",
+    "ClassDone",
     "ContextReady",
     "ExplainContext",
     "ExplainPatch",
     "Explanation",
     "FeatureVisResult",
     "HipeResult",
+    "HipeStep",
+    "SaliencyEta",
     "cell_mask_at",
     "default_target",
     "dilate",

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from core.classes import CLASS_COLOURS, POSITIVE_CLASSES
+from core.classes import CLASS_COLOURS, POSITIVE_CLASSES, class_label
 from core.errors import CoreError
 from core.models.runtime import LoadedModel
 from core.normalise import normalise_patch
@@ -227,6 +227,33 @@ def default_batch_size(model: LoadedModel) -> int:
     return 32 if model.device.type == "cuda" else 8
 
 
+@dataclass(frozen=True)
+class HipeStep(Progress):
+    """Progress of :func:`explain_job` after each batch, with what an estimate of the time left needs.
+
+    ``index`` of ``n_targets``: the class being explained (0-based); ``depth`` of ``max_depth``:
+    HiPe's depth; ``depth_done``/``depth_total``: forward passes of this depth so far / planned
+    (fixed within a depth); ``passes``: forward passes of this class so far.
+    """
+
+    index: int = 0
+    n_targets: int = 1
+    depth: int = 1
+    max_depth: int = 1
+    depth_done: int = 0
+    depth_total: int = 0
+    passes: int = 0
+
+
+@dataclass(frozen=True)
+class ClassDone(Progress):
+    """Progress of :func:`explain_job` when a class is finished: ``explanation`` holds every class
+    finished so far, so a cancelled run still shows them (``pending``: the classes not finished)."""
+
+    explanation: Explanation | None = None
+    pending: tuple[int, ...] = ()
+
+
 def explain_job(
     model: LoadedModel,
     context: ExplainContext,
@@ -240,7 +267,10 @@ def explain_job(
 
     Progress counts ``1000`` units per target, shared evenly among HiPe's depths (it cannot know
     its total in advance: each depth plans its windows from the saliency found so far); the message
-    names the class, the depth and the forward passes. ``batch_size`` None = :func:`default_batch_size`.
+    names the class, the depth and the forward passes. Each batch yields a :class:`HipeStep` (for
+    :class:`core.saliency.eta.SaliencyEta`), each finished class a :class:`ClassDone`.
+    ``batch_size`` None = :func:`default_batch_size`. HiPe runs on the model's device (a GPU when
+    the model was loaded on one).
     """
     batch_size = batch_size or default_batch_size(model)
     if perturbation not in PERTURBATIONS:
@@ -274,9 +304,14 @@ def explain_job(
             within = (p.done - before) / max(1, depth_total - before)
             fraction = min(1.0, (depth - 1 + within) / max_depth)
             done = k * _UNITS + min(_UNITS - 1, int(_UNITS * fraction))
-            yield Progress(done, total, f"{name} ({k + 1} of {len(targets)}): {p.message}, {p.done} forward passes")
+            yield HipeStep(done, total, f"{class_label(name)} ({k + 1} of {len(targets)}): {p.message} of "
+                           f"{max_depth}, {p.done:,} forward passes", index=k, n_targets=len(targets),
+                           depth=depth, max_depth=max_depth, depth_done=p.done - before,
+                           depth_total=depth_total - before, passes=p.done)
         seconds[target] = time.perf_counter() - t0
-        yield Progress((k + 1) * _UNITS, total, f"{name}: done, {maps[target].n_masks} forward passes")
+        so_far = Explanation(context, dict(maps), dict(seconds), perturbation, initial_cells)
+        yield ClassDone((k + 1) * _UNITS, total, f"{class_label(name)}: done, {maps[target].n_masks:,} forward passes",
+                        explanation=so_far, pending=tuple(targets[k + 1:]))
     return Explanation(context, maps, seconds, perturbation, initial_cells)
 
 
@@ -413,6 +448,7 @@ def outline(mask: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "ClassDone",
     "ContextReady",
     "ExplainContext",
     "ExplainPatch",
@@ -425,6 +461,7 @@ __all__ = [
     "explain_job",
     "explain_point_job",
     "heat_rgb",
+    "HipeStep",
     "hoechst_rgb",
     "mass_inside",
     "outline",

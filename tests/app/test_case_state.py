@@ -27,11 +27,11 @@ def _cells(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture
 def scored(window, slide_path: Path):  # noqa: ANN001, ANN201
-    assert window.open_slide_file(slide_path, "STATE-1")
+    assert window.cases.open_slide_file(slide_path, "STATE-1")
     s = window.session
     s.regions.add(Region(kind=RegionKind.TUMOUR, geometry=box(150, 150, 350, 350), name="Tumour"))
     s.set_cells(_cells(), {"id": None, "model_name": "m", "model_sha256": "", "summary": {}})
-    window.derive_ct_im()
+    window.regions.derive_ct_im()
     return window
 
 
@@ -70,17 +70,17 @@ def test_chart_legend_keeps_one_entry_per_marker(scored) -> None:  # noqa: ANN00
 def test_opening_another_case_resets_the_panels(qtbot, window, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from tests.app.conftest import write_ome_tiff
 
-    assert window.open_slide_file(slide_path, "STATE-A")
+    assert window.cases.open_slide_file(slide_path, "STATE-A")
     window.analysis_panel.ended("Finished: 134 cells in 3 s.")
     window.saliency_tools.panel.info.setText("map of case A")
     other = write_ome_tiff(tmp_path / "b.ome.tif", size=512)
-    assert window.open_slide_file(other, "STATE-B")
+    assert window.cases.open_slide_file(other, "STATE-B")
     assert window.analysis_panel.status.text() == "Ready."
     assert window.saliency_tools.panel.info.text() == ""
 
 
 def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
-    from app.main_actions import run_words
+    from app.controllers.analysis import run_words
 
     labels = [box.text() for box in window.layers_panel.class_boxes.values()]
     assert any(t.startswith("CD8+ CD3 low") for t in labels) and not any("_" in t for t in labels)
@@ -94,7 +94,7 @@ def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
 def test_cells_csv_has_the_region_of_each_cell_and_export_names_say_the_case(scored, tmp_path: Path) -> None:  # noqa: ANN001
     window = scored
     window.session.im_half_width_um = 40  # CT 190-310 µm, IM 110-390 µm, the rest outside
-    window.derive_ct_im()
+    window.regions.derive_ct_im()
     assert window.export_name("cells.csv") == "STATE-1-v1-cells.csv"
     path = window.session.export_cells_csv(tmp_path / window.export_name("cells.csv"))
     table = pd.read_csv(path, keep_default_na=False)

@@ -18,7 +18,7 @@ def _type(qtbot, box, text: str) -> None:  # noqa: ANN001
 
 
 def test_typed_min_max_gamma_and_colour_reach_the_view(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "BC-1")
+    assert window.cases.open_slide_file(slide_path, "BC-1")
     window.contrast_dialog()
     dlg = window._contrast
     dlg.channel.setCurrentIndex(1)  # FITC

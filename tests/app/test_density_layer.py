@@ -100,7 +100,7 @@ def test_the_map_tints_the_cluster_in_the_marker_colour_and_nothing_else(qtbot, 
 
 
 def test_h_toggles_the_map_and_the_legend_follows_cells_marker_and_tissue(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "T-DENSITY")
+    assert window.cases.open_slide_file(slide_path, "T-DENSITY")
     panel, layer = window.layers_panel, window.view.density
     assert panel.density_vmax is None and "No CD3+ cells" in panel.density_legend.text()  # no cells yet
     assert [panel.marker_combo.itemText(i) for i in range(panel.marker_combo.count())][0] == "CD3+"

@@ -20,8 +20,17 @@ def _viewport_point(view, x_px: float, y_px: float) -> QPoint:  # noqa: ANN001
     return view.mapFromScene(QPointF(x_px, y_px))
 
 
+def _drag_rectangle(qtbot, window, start: float, end: float) -> None:  # noqa: ANN001
+    """Draw a rectangle from (start, start) to (end, end) level-0 px with the Rectangle tool and the mouse."""
+    window.tool_actions[ToolMode.RECTANGLE].trigger()
+    vp = window.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, start, start))
+    qtbot.mouseMove(vp, _viewport_point(window.view, (start + end) / 2, (start + end) / 2))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, end, end))
+
+
 def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "T-VIEW")
+    assert window.cases.open_slide_file(slide_path, "T-VIEW")
     view = window.view
     qtbot.waitUntil(lambda: len(view.cache) > 0, timeout=10000)
     fit = view.zoom
@@ -39,7 +48,7 @@ def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
 
 
 def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    window.open_slide_file(slide_path, "T-DRAW")
+    window.cases.open_slide_file(slide_path, "T-DRAW")
     view = window.view
     window.tool_actions[ToolMode.POLYGON].trigger()
     assert view.tool_mode is ToolMode.POLYGON
@@ -62,15 +71,11 @@ def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> Non
 
 
 def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    window.open_slide_file(slide_path, "T-FULL")
-    window.tool_actions[ToolMode.RECTANGLE].trigger()
-    vp = window.view.viewport()
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 100, 100))
-    qtbot.mouseMove(vp, _viewport_point(window.view, 600, 600))
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=_viewport_point(window.view, 900, 900))
+    window.cases.open_slide_file(slide_path, "T-FULL")
+    _drag_rectangle(qtbot, window, 100, 900)
     assert len(window.session.regions) == 1
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
-    window.run_analysis()
+    window.analysis.run()
     assert window.runner is not None
     with qtbot.waitSignal(window.runner.done, timeout=120000):
         pass
@@ -81,21 +86,21 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert "Finished" in window.analysis_panel.status.text()
     window.settings.analysis.im_half_width_um = 50.0
     window._apply_settings_to_session()
-    window.derive_ct_im()
+    window.regions.derive_ct_im()
     kinds = {r.kind for r in session.regions}
     assert {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} <= kinds
     assert session.scores is not None
     assert window.score_panel.table.rowCount() >= 2
     regions_text = [window.score_panel.table.item(i, 0).text() for i in range(window.score_panel.table.rowCount())]
     assert "CT" in regions_text and "IM" in regions_text
-    report = window.make_report(tmp_path / "report.pdf")
+    report = window.report.make(tmp_path / "report.pdf")
     assert report is not None and report.read_bytes().startswith(b"%PDF")
     case_id, n_cells, n_regions = session.case.id, len(session.cells), len(session.regions)
     window.close()
 
     again = MainWindow(settings_store, ErrorReporter())
     qtbot.addWidget(again)
-    assert again.open_case(case_id)
+    assert again.cases.open_case(case_id)
     assert len(again.session.regions) == n_regions
     assert again.session.cells is not None and len(again.session.cells) == n_cells
     assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
@@ -103,13 +108,13 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     again.session.store.add_user("test", "Dr Test", "1234")
     again.session.sign("test", "1234", "Approval")
     assert again.session.read_only
-    again.on_region_drawn(next(iter(again.session.regions)).geometry)
+    again.regions.on_region_drawn(next(iter(again.session.regions)).geometry)
     assert isinstance(again.reporter.last_error, StoreError)
     again.close()
 
 
 def test_core_error_is_shown_not_raised(window) -> None:  # noqa: ANN001
-    window.run_analysis()  # no case open
+    window.analysis.run()  # no case open
     assert window.reporter.last_dialog is not None
     assert "Open a slide" in window.reporter.last_dialog.text()
 
@@ -121,7 +126,7 @@ def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window,
     import subprocess
     import sys
 
-    assert window.open_slide_file(slide_path, "T-CRASH")
+    assert window.cases.open_slide_file(slide_path, "T-CRASH")
     session = window.session
     case_id, slide_id = session.case.id, session.slide_record.id
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -132,7 +137,7 @@ def test_reopening_after_a_crash_closes_the_stale_run_and_says_so(qtbot, window,
 
     again = MainWindow(settings_store, ErrorReporter())
     qtbot.addWidget(again)
-    assert again.open_case(case_id)
+    assert again.cases.open_case(case_id)
     assert again.session.interrupted == [stale.id]
     assert "stopped unfinished" in again.analysis_panel.status.text()
     assert str(again.session.store.get_analysis(stale.id).status) == "failed"
@@ -146,13 +151,32 @@ def test_layer_choices_carry_over_to_the_next_slide(qtbot, window, slide_path: P
     """Each slide gets new layers: they must start as the user left the toggles, not all on."""
     from tests.app.conftest import write_ome_tiff
 
-    assert window.open_slide_file(slide_path, "T-LAYERS-1")
+    assert window.cases.open_slide_file(slide_path, "T-LAYERS-1")
     window.cells_action.trigger()  # D: cells off
     window.regions_action.trigger()  # A: regions off
     window.layers_panel.class_boxes[2].setChecked(False)  # CD3 off
     assert not window.view.cells.isVisible()
-    assert window.open_slide_file(write_ome_tiff(tmp_path / "second.ome.tif", seed=3), "T-LAYERS-2")
+    assert window.cases.open_slide_file(write_ome_tiff(tmp_path / "second.ome.tif", seed=3), "T-LAYERS-2")
     assert window.view.slide is window.session.slide
     assert not window.view.cells.isVisible() and not window.layers_panel.cells_box.isChecked()
     assert 2 not in window.view.cells.visible_classes and 1 in window.view.cells.visible_classes
     assert not window.view.regions.visible
+
+
+def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, slide_path: Path,  # noqa: ANN001
+                                                               tmp_path: Path) -> None:
+    import json
+
+    window.cases.open_slide_file(slide_path, "T-COLOURS")
+    _drag_rectangle(qtbot, window, 200, 800)
+    window.settings.analysis.im_half_width_um = 40.0
+    window._apply_settings_to_session()
+    window.regions.derive_ct_im()
+    path = window.session.export_geojson(tmp_path / window.export_name("regions.geojson"))
+    features = json.loads(path.read_text())["features"]
+    by_id = {f["id"]: f["properties"]["classification"]["color"] for f in features}
+    drawn = {rid: item.pen().color() for rid, item in window.view.regions.items.items()}
+    kinds = {r.id: r.kind for r in window.session.regions}
+    assert RegionKind.INVASIVE_MARGIN in kinds.values() and set(by_id) == set(drawn)
+    for rid, colour in drawn.items():  # the IM is the same yellow in the window and in QuPath
+        assert by_id[rid] == [colour.red(), colour.green(), colour.blue()], kinds[rid]

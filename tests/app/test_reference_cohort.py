@@ -25,7 +25,7 @@ CT_IM = [Region(kind="tumour_centre", geometry=box(0, 0, 250, 500)),
 
 
 def test_scores_follow_the_cohort_in_use(window, slide_path: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "T-COHORT")
+    assert window.cases.open_slide_file(slide_path, "T-COHORT")
     session = window.session
     for r in CT_IM:
         session.regions.add(Region(kind=r.kind, geometry=r.geometry))

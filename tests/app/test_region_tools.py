@@ -28,7 +28,7 @@ UM2_PER_PX = MPP * MPP
 @pytest.fixture
 def window(window: MainWindow, slide_path: Path) -> MainWindow:
     """The main window (tests/app/conftest.py) with the test slide open as a new case."""
-    assert window.open_slide_file(slide_path, "T-TOOLS")
+    assert window.cases.open_slide_file(slide_path, "T-TOOLS")
     return window
 
 
@@ -209,7 +209,7 @@ def test_dragging_an_outer_vertex_keeps_the_holes(qtbot, window: MainWindow) -> 
     outer = [(200.0, 200.0), (800.0, 200.0), (800.0, 800.0), (200.0, 800.0)]
     hole = [(400.0, 400.0), (600.0, 400.0), (600.0, 600.0), (400.0, 600.0)]
     ring = Polygon([(x * MPP, y * MPP) for x, y in outer], [[(x * MPP, y * MPP) for x, y in hole]])
-    window.on_region_drawn(ring)  # the slot the view's region_drawn signal calls
+    window.regions.on_region_drawn(ring)  # the slot the view's region_drawn signal calls
     region = _only_region(window)
     assert len(region.geometry.interiors) == 1
     _select_at(qtbot, window, 300, 300)  # on the ring itself, not in the hole

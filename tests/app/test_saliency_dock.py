@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,14 @@ class LevelModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -self.sharpness * (x - self.levels) ** 2
+
+
+class SlowLevelModel(LevelModel):
+    """The level model at the pace of a real one on a CPU (20 ms a batch), so a cancel lands mid-run."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02)
+        return super().forward(x)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -119,7 +129,7 @@ def test_install_adds_the_dock_and_a_click_on_the_slide_explains_it(qtbot, setti
     assert all(a in analysis.actions() for a in tools.menu_actions)
     window.show()
     qtbot.waitExposed(window)
-    assert window.open_slide_file(slide_path, "T-SALIENCY")
+    assert window.cases.open_slide_file(slide_path, "T-SALIENCY")
     assert tools.panel.slide is window.session.slide and tools.panel.model == Path(window.model_dir())
     tools.menu_actions[0].trigger()  # Explain the call at a point…
     assert tools.armed and tools.dock.isVisible()
@@ -148,7 +158,7 @@ def test_feature_vis_runs_a_few_steps_and_saves_a_png(qtbot, tmp_path):  # noqa:
     dialog.run()
     qtbot.waitUntil(lambda: dialog.result is not None, timeout=30000)
     assert len(dialog.loss_curve.getData()[1]) == 12 and not dialog.image_view.pixmap().isNull()
-    assert "top left: CD8_CD3LO" in dialog.quadrants.text() and dialog.status.text().startswith("Done")
+    assert "top left: CD8+ CD3 low" in dialog.quadrants.text() and dialog.status.text().startswith("Done")
     path = dialog.save_png(tmp_path / "features")
     assert path == tmp_path / "features.png"
     with Image.open(path) as im:
@@ -165,3 +175,44 @@ def test_dock_scrolls_and_defaults_to_the_predicted_class(qtbot, window) -> None
     tools.dock.show()
     qtbot.wait(50)
     assert window.height() == height  # the panel scrolls; the window does not grow to fit it
+
+
+def test_cancel_keeps_the_finished_classes_and_the_estimate_is_in_words(qtbot, panel):  # noqa: ANN001
+    card = ModelCard(name="slow", encoder="none", mpp=0.5, patch_size=64, weights_sha256="0" * 64)
+    panel.set_context(panel.slide, LoadedModel(SlowLevelModel().eval(), card, torch.device("cpu"), "fp32", "test"))
+    panel.classes_box.setCurrentText(ALL_POSITIVE)
+    assert panel.explain_at(64, 64, cell=False)
+    assert panel.status.text().endswith("on the CPU…")
+    qtbot.waitUntil(lambda: panel._partial is not None, timeout=60000)  # the first class is finished
+    assert re.search(r"about \d+ (s|min) left", panel.status.text()), panel.status.text()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    kept = list(panel.explanation.maps)
+    assert 1 <= len(kept) < 4 and kept[0] == 1
+    status = panel.status.text()
+    assert status.startswith("Cancelled: CD8+ CD3 low finished and shown;") and "CD20+" in status
+    assert "not computed" in status
+    assert panel.class_view_box.count() == len(kept) and not panel.saliency_view.pixmap().isNull()
+    assert panel.save_button.isEnabled()
+
+
+def test_opening_another_case_stops_and_drops_a_running_explanation(qtbot, panel, disc_slide):  # noqa: ANN001
+    card = ModelCard(name="slow", encoder="none", mpp=0.5, patch_size=64, weights_sha256="0" * 64)
+    model = LoadedModel(SlowLevelModel().eval(), card, torch.device("cpu"), "fp32", "test")
+    panel.set_context(panel.slide, model)
+    panel.classes_box.setCurrentText(ALL_POSITIVE)
+    assert panel.explain_at(64, 64, cell=False)
+    qtbot.waitUntil(lambda: panel.context is not None, timeout=60000)  # the old case's patch is shown
+    other = open_slide(disc_slide)
+    try:
+        panel.set_context(other, model)  # the window opened another case
+        assert panel.context is None and panel.hoechst_view.pixmap().isNull()
+        qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+        assert panel.explanation is None and panel.class_view_box.count() == 0
+        assert panel.status.text().startswith("Pick a point") and panel.hoechst_view.pixmap().isNull()
+        assert panel.explain_at(64, 64, cell=False)  # and the panel is free for the new case
+        panel.cancel()
+        qtbot.waitUntil(lambda: not panel.running, timeout=30000)
+    finally:
+        panel.shutdown()
+        other.close()

@@ -32,7 +32,7 @@ def _tool_button(window, mode: ToolMode):  # noqa: ANN001, ANN202
 
 
 def test_sign_with_pin_then_new_version_before_any_tool(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "SIGN-1")
+    assert window.cases.open_slide_file(slide_path, "SIGN-1")
     store = window.session.store
     # No users yet: the app offers to add one, then asks who signs.
     def add(dialog) -> None:  # noqa: ANN001
@@ -94,7 +94,7 @@ def test_sign_with_pin_then_new_version_before_any_tool(qtbot, window, slide_pat
 
 
 def test_patient_fields_saved_and_locked_when_signed(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "PAT-1")
+    assert window.cases.open_slide_file(slide_path, "PAT-1")
     fields = window.case_panel.patient
     qtbot.keyClicks(fields.patient_id, "P-42")
     qtbot.keyClicks(fields.name, "Doe, John")
@@ -109,7 +109,7 @@ def test_patient_fields_saved_and_locked_when_signed(qtbot, window, slide_path: 
 
 
 def test_hide_a_case_from_the_list_and_show_it_again(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "HIDE-1")
+    assert window.cases.open_slide_file(slide_path, "HIDE-1")
     table = window.case_panel.table
 
     def listed() -> list[str]:

@@ -50,15 +50,15 @@ def test_channel_chooser_is_asked_remembered_and_used(qtbot, window, tmp_path: P
         qtbot.keyClick(dialog.combo, Qt.Key.Key_Down)  # FITC -> Nuclei 405
         click_ok(qtbot, dialog)
     seen = answer(qtbot, window, pick)
-    assert window.open_slide_file(first, "CH-1")
+    assert window.cases.open_slide_file(first, "CH-1")
     assert len(seen) == 1 and "no channel is named Hoechst" in seen[0].findChild(QLabel).text()
     assert window.session.channel == "Nuclei 405"
     assert "Nuclei 405" in window.settings.slides.nuclear_channel.values()
     # Same scanner naming: no question the second time.
-    assert window.open_slide_file(second, "CH-2")
+    assert window.cases.open_slide_file(second, "CH-2")
     assert window.question is None and window.session.channel == "Nuclei 405"
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
-    window.run_analysis()
+    window.analysis.run()
     with qtbot.waitSignal(window.runner.done, timeout=120000):
         pass
     assert window.reporter.last_error is None, window.reporter.last_error
@@ -71,12 +71,12 @@ def test_channel_chooser_is_asked_remembered_and_used(qtbot, window, tmp_path: P
 def test_channel_chooser_cancel_opens_nothing(qtbot, window, tmp_path: Path) -> None:  # noqa: ANN001
     path = write_ome_tiff(tmp_path / "c.ome.tif", size=512, channels=("FITC", "Cy3"))
     answer(qtbot, window, lambda d: d.reject())
-    assert not window.open_slide_file(path, "CH-3")
+    assert not window.cases.open_slide_file(path, "CH-3")
     assert window.session.case is None
 
 
 def test_hoechst_named_slide_is_not_asked(window, slide_path: Path) -> None:  # noqa: ANN001
-    assert window.open_slide_file(slide_path, "CH-4")
+    assert window.cases.open_slide_file(slide_path, "CH-4")
     assert window.session.channel is None
 
 
@@ -100,7 +100,7 @@ def test_pixel_size_starts_empty_and_the_suggestion_needs_a_click(qtbot, window,
         qtbot.mouseClick(dialog.use_suggestion, Qt.MouseButton.LeftButton)
         click_ok(qtbot, dialog)
     answer(qtbot, window, act)
-    assert window.open_slide_file(path, "PX-1")
+    assert window.cases.open_slide_file(path, "PX-1")
     assert state == {"empty": "", "ok_enabled_when_empty": False, "still_open": True}
     assert window.session.slide.mpp == (0.325, 0.325)
     record = window.session.slide_record
@@ -116,6 +116,6 @@ def test_pixel_size_typed_by_the_user(qtbot, window, tmp_path: Path) -> None:  #
         qtbot.keyClicks(dialog.edit, "0.5")
         qtbot.keyClick(dialog.edit, Qt.Key.Key_Return)
     answer(qtbot, window, act)
-    assert window.open_slide_file(path, "PX-2")
+    assert window.cases.open_slide_file(path, "PX-2")
     assert window.session.slide.mpp == (0.5, 0.5)
     assert window.session.slide_record.mpp_source == "entered by the user"

@@ -2,8 +2,8 @@
 
 Real parts throughout: a phantom slide, a real (untrained, seeded) U-Net saved as a model folder,
 the engine, the scores, a SQLite case store. The demo is run twice (the second run re-uses the
-stored analysis and must write the same report bytes) and ``python -m core report`` must give the
-same PDF from the store.
+stored analysis and must write the same report bytes) and ``python -m core report`` prints the
+case from the store with its print time.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import io
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -99,14 +100,27 @@ def test_rerun_reuses_case_and_gives_identical_report(demo: DemoRun) -> None:
         assert len(store.list_reports(demo.first.case_id)) == 1
 
 
-def test_report_command_prints_the_same_pdf(demo: DemoRun, capsys: pytest.CaptureFixture[str]) -> None:
-    out = demo.base / "again.pdf"
-    lab = "HoechstScore demonstration laboratory"
-    addr = "Synthetic data – for demonstration and training only"
-    code = main(["report", f"DEMO-{SIZE}-{SEED}", "--out", str(out), "--db", demo.options.db_url,
-                 "--lab-name", lab, "--lab-address", addr])
-    assert code == 0, capsys.readouterr().err
-    assert out.read_bytes() == demo.first_pdf
+def _pdf_text(path: Path) -> str:
+    return "\n".join(p.extract_text() for p in PdfReader(path).pages)
+
+
+def test_report_command_prints_the_print_time(demo: DemoRun, capsys: pytest.CaptureFixture[str]) -> None:
+    out, again, now = demo.base / "pinned.pdf", demo.base / "again.pdf", demo.base / "now.pdf"
+    case = ["report", f"DEMO-{SIZE}-{SEED}", "--db", demo.options.db_url]
+    pinned = ["--printed-at", "2026-03-01T14:05+01:00"]
+    assert main([*case, "--out", str(out), *pinned]) == 0, capsys.readouterr().err
+    assert main([*case, "--out", str(again), *pinned]) == 0
+    assert out.read_bytes() == again.read_bytes()  # a pinned print time reproduces the report
+    assert "2026-03-01 13:05 UTC" in _pdf_text(out) and "printed 2026-03-01 13:05 UTC" in capsys.readouterr().out
+    before = datetime.now(UTC)
+    assert main([*case, "--out", str(now)]) == 0
+    text = _pdf_text(now)
+    assert "Printed –" not in text and "Printed\n–" not in text
+    assert before.strftime("%Y-%m-%d") in text or datetime.now(UTC).strftime("%Y-%m-%d") in text
+    assert f"DEMO-{SIZE}-{SEED}" in text and SYNTHETIC_BANNER in text
+    with pytest.raises(SystemExit):
+        main([*case, "--out", str(now), "--printed-at", "yesterday"])
+    assert "ISO 8601" in capsys.readouterr().err
     assert main(["report", "NO-SUCH-CASE", "--out", str(out), "--db", demo.options.db_url]) == 2
     assert "NO-SUCH-CASE" in capsys.readouterr().err
 
