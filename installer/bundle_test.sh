@@ -58,8 +58,10 @@ if [ "$(cut -d' ' -f2 "$B/VERSION")" = cpu ]; then
 fi
 
 step "hoechstscore-core --help, hoechstscore-retrain --help"
-run "$B/hoechstscore-core" --help | grep -q analyse || fail "hoechstscore-core --help lists no analyse"
-run "$B/hoechstscore-retrain" --help | grep -qi "usage" || fail "hoechstscore-retrain --help"
+help_core="$(run "$B/hoechstscore-core" --help)"
+echo "$help_core" | grep -q analyse || fail "hoechstscore-core --help lists no analyse"
+echo "$help_core" | grep -q "^usage: hoechstscore-core " || fail "hoechstscore-core --help names another program (no python here)"
+run "$B/hoechstscore-retrain" --help | grep -q "^usage: hoechstscore-retrain " || fail "hoechstscore-retrain --help"
 
 step "phantom + analyse"
 run "$B/hoechstscore-core" phantom --size 1024 --seed 3 --out "$T/work/phantom"

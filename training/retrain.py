@@ -40,6 +40,7 @@ from core.cli._args import (
     output_dir,
     positive_float,
     positive_int,
+    prog_name,
 )
 from core.cli._failure import DEBUG_HELP, report_failure
 from core.errors import CoreError
@@ -80,7 +81,7 @@ CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m training.retrain",
+        prog=prog_name("python -m training.retrain"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__.split("\n", 1)[1] + """
 Pipeline: label each slide (nuclei on Hoechst, 1 µm cell expansion, thresholds on cell means of the

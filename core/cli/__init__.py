@@ -18,12 +18,13 @@ import pkgutil
 from collections.abc import Sequence
 
 from core import __version__
+from core.cli._args import prog_name
 from core.cli._failure import DEBUG_HELP, report_failure
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m core",
+        prog=prog_name("python -m core"),
         description="HoechstScore headless tools: synthetic slides, analysis, scores, reports.",
     )
     parser.add_argument("--version", action="version", version=f"HoechstScore {__version__}")

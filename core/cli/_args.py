@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,14 @@ __all__ = [
 ]  # fmt: skip
 
 _POSTGRES_DRIVERS = {"psycopg2": "psycopg2", "psycopg": "psycopg", "pg8000": "pg8000", "asyncpg": "asyncpg"}
+
+
+def prog_name(module_form: str) -> str:
+    """The command name usage lines show: ``python -m core`` from source, but in the frozen bundle
+    (where there is no ``python``) the name the program was started as, e.g. ``hoechstscore-core``."""
+    if getattr(sys, "frozen", False):
+        return os.path.basename(sys.argv[0]).removesuffix(".exe") or module_form
+    return module_form
 
 
 def _bounds_text(lo: float | None, hi: float | None, lo_open: bool) -> str:
