@@ -59,8 +59,8 @@ fi
 
 step "hoechstscore-core --help, hoechstscore-retrain --help"
 help_core="$(run "$B/hoechstscore-core" --help)"
-echo "$help_core" | grep -q analyse || fail "hoechstscore-core --help lists no analyse"
-echo "$help_core" | grep -q "^usage: hoechstscore-core " || fail "hoechstscore-core --help names another program (no python here)"
+grep -q analyse <<<"$help_core" || fail "hoechstscore-core --help lists no analyse"
+grep -q "^usage: hoechstscore-core " <<<"$help_core" || fail "hoechstscore-core --help names another program (no python here)"
 run "$B/hoechstscore-retrain" --help | grep -q "^usage: hoechstscore-retrain " || fail "hoechstscore-retrain --help"
 
 step "phantom + analyse"
