@@ -145,6 +145,7 @@ class BlockReader:
         self._chunks: dict[tuple[int, int], Future[np.ndarray] | np.ndarray] = {}
         self._next = 0  # index in self._rows of the next row to read
         self.decode_seconds = 0.0  # summed over the reader threads
+        self.decode_cpu_seconds = 0.0
         self._lock = threading.Lock()
 
     # --- geometry ------------------------------------------------------------------------------
@@ -194,13 +195,14 @@ class BlockReader:
 
     # --- reading -------------------------------------------------------------------------------
     def _decode(self, key: tuple[int, int]) -> np.ndarray:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         cy, cx = key
         # +0.5 px: the level-0 location maps back to exactly this level px despite rounding.
         loc = ((cx * CHUNK + 0.5) * self._ds, (cy * CHUNK + 0.5) * self._ds)
         out = self._slide.read_region(loc, self._level, (CHUNK, CHUNK), [self._channel])[0]
         with self._lock:
             self.decode_seconds += time.perf_counter() - t0
+            self.decode_cpu_seconds += time.thread_time() - c0
         return out
 
     def _request(self, upto: int) -> None:
