@@ -3,7 +3,8 @@
 Each stage runs in its own thread(s), so its *busy* time (wall clock while it works) includes
 waiting for the GIL and for a core that another program holds; on a shared machine that swings
 2× from minute to minute. Its *CPU* time (``time.thread_time`` of the thread doing it) counts only
-the work, so it is what to compare between runs under different loads.
+the work, so it is what to compare between runs under different loads (cores shared with other
+programs still make the work itself slower, by up to ~40% measured).
 """
 
 from __future__ import annotations
