@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
     p.add_argument("--threads", type=positive_int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
     p.add_argument("--reader-threads", type=non_negative_int, default=d.reader_threads, help="tile reader threads")
+    p.add_argument("--extract-workers", type=non_negative_int, default=d.extract_workers, dest="extract_workers",
+                   help=f"cell extraction threads (default {d.extract_workers})")
     p.add_argument("--model-tiles", type=positive_int, default=48, help="tiles for the model-only measurement")
     p.add_argument("--cache", type=output_dir, default=None, help="where phantoms are kept (default: user cache dir)")
     p.add_argument("--slide", type=existing_file, default=None, help="benchmark this slide instead of a phantom")
@@ -120,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"slide {slide_path} | model {auto.card.name} ({weights}) | torch threads "
               f"{torch.get_num_threads()} | automatic precision: {auto.precision_reason} | "
               f"load average {os.getloadavg()[0]:.2f}")
-        params = AnalysisParams(batch_size=args.batch_size, reader_threads=args.reader_threads)
+        params = AnalysisParams(batch_size=args.batch_size, reader_threads=args.reader_threads,
+                                extract_workers=args.extract_workers)
         results = []
         with open_slide(slide_path) as slide:
             for precision in ["fp32"] if args.stand_in else _precisions(args.precision, device):
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "reader_threads": args.reader_threads,
+        "extract_workers": args.extract_workers,
         "slide": str(slide_path),
         "runs": [dataclasses.asdict(r) for r in results],
     }

@@ -94,3 +94,36 @@ def cpu_class_raster(labels: np.ndarray, factor: int, n_classes: int) -> np.ndar
         np.copyto(best, np.uint8(c), where=count > best_count)
         np.maximum(best_count, count, out=best_count)
     return best
+
+
+def cpu_post(logits: np.ndarray, factor: int, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CPU path's post-processing of a batch of logits (N, C, K, K): the argmax class, its
+    probability and the class raster, as :func:`cpu_classes` and :func:`cpu_class_raster` give them,
+    except that the probability is computed (bit for bit the same) only where the class is
+    positive and is 0 elsewhere: cell extraction reads it only there, and nuclei are a small
+    share of the pixels, so most of the exp passes are saved. The raster counts only those pixels
+    too (one ``bincount`` instead of a pass per class)."""
+    n, c, h, w = logits.shape
+    top = logits[:, 0].copy()
+    cls = np.zeros(top.shape, dtype=np.uint8)
+    for k in range(1, c):
+        np.copyto(cls, np.uint8(k), where=logits[:, k] > top)
+        np.maximum(top, logits[:, k], out=top)
+    fg = np.flatnonzero(cls)
+    prob = np.zeros(top.shape, dtype=np.float32)
+    item, pixel = np.divmod(fg, h * w)
+    yy, xx = np.divmod(pixel, w)
+    top_fg = top.ravel()[fg]
+    total = np.zeros(len(fg), dtype=np.float32)
+    for k in range(c):
+        total += np.exp(logits[item, k, yy, xx] - top_fg)
+    prob.ravel()[fg] = np.reciprocal(total, out=total)
+    # Raster: per factor² block, the most frequent positive class (ties: the lowest), 0 for none.
+    kb = h // factor
+    inside = (yy < kb * factor) & (xx < kb * factor)
+    block = (item * kb + yy // factor) * kb + xx // factor
+    counts = np.bincount(block[inside] * n_classes + cls.ravel()[fg][inside], minlength=n * kb * kb * n_classes)
+    counts = counts.reshape(n, kb, kb, n_classes)[..., 1:]
+    raster = (counts.argmax(axis=-1) + 1).astype(np.uint8)
+    raster[counts.max(axis=-1) == 0] = 0
+    return cls, prob, raster

@@ -37,8 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import peak_local_max
 from skimage.segmentation import watershed
+
+from core.engine._label import Components, label4
+from core.engine._peaks import local_maxima
 
 #: Tile outputs: (row, col) -> (argmax class uint8 K×K, its probability float32 K×K).
 TileOutputs = dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
@@ -139,26 +141,23 @@ def extract_block(
 
 def nuclei(
     lab: np.ndarray, split: Split, focus: tuple[tuple[int, int], tuple[int, int]] | None = None
-) -> tuple[np.ndarray, int]:
-    """Nucleus instances (int32 labels, 0 = none) of the positive-class foreground of ``lab``.
+) -> tuple[Components, int]:
+    """Nucleus instances of the positive-class foreground of ``lab``: its components (whose
+    ``labels`` are split in place, int32, 0 = none) and the number of nuclei.
 
     ``focus``: ((y0, y1), (x0, x1)); only components whose bounding box meets it are split (the
     others belong to another window, which splits them itself).
     """
-    labels, n = ndimage.label(lab > 0, structure=_FOUR)
+    comp = label4(lab > 0)
+    labels, n = comp.labels, comp.n
     if split.depth_px <= 0 or n == 0:
-        return labels, n
-    big = _may_hold_several(labels, n, split)
-    if big.size == 0:
-        return labels, n
-    boxes = ndimage.find_objects(labels)
+        return comp, n
     next_id = n + 1
-    for i in big:
-        sl = boxes[i - 1]
-        if focus is not None and not all(s.start < hi and s.stop > lo for s, (lo, hi) in zip(sl, focus, strict=True)):
-            continue
-        window = labels[sl]
-        mask = np.pad(window == i, 1)
+    for i in _may_hold_several(comp, split, _meets(comp.box, focus)):
+        window = labels[comp.slices(i)]
+        inside = window == i
+        mask = np.zeros((inside.shape[0] + 2, inside.shape[1] + 2), dtype=bool)
+        mask[1:-1, 1:-1] = inside
         dist = ndimage.distance_transform_edt(mask)
         peaks, n_peaks = _seeds(dist, split.depth_px)
         if n_peaks < 2:
@@ -166,11 +165,10 @@ def nuclei(
         parts = watershed(-dist, peaks, mask=mask)[1:-1, 1:-1]
         if split.min_part_px and np.bincount(parts.ravel(), minlength=n_peaks + 1)[1:].min() < split.min_part_px:
             continue  # a part too small for a nucleus: the component's outline is ragged, not two nuclei
-        inside = window == i
         for k in range(2, n_peaks + 1):  # part 1 keeps the component's id
             window[inside & (parts == k)] = next_id
             next_id += 1
-    return labels, next_id - 1
+    return comp, next_id - 1
 
 
 def _seeds(dist: np.ndarray, depth: float, samples: int = 24) -> tuple[np.ndarray, int]:
@@ -183,7 +181,7 @@ def _seeds(dist: np.ndarray, depth: float, samples: int = 24) -> tuple[np.ndarra
     straight path between two maxima passes their saddle, so this is the h-maxima answer.
     Returns (int32 marker image, number of seeds).
     """
-    peaks = peak_local_max(dist, min_distance=max(1, int(depth)), threshold_abs=depth, exclude_border=False)
+    peaks = local_maxima(dist, max(1, int(depth)), depth)
     markers = np.zeros(dist.shape, dtype=np.int32)
     k = len(peaks)
     if k < 2:
@@ -206,14 +204,30 @@ def _seeds(dist: np.ndarray, depth: float, samples: int = 24) -> tuple[np.ndarra
     return markers, len(founders)
 
 
-def _may_hold_several(labels: np.ndarray, n: int, split: Split) -> np.ndarray:
-    """Ids of the components worth a watershed (see :class:`Split`)."""
-    idx = np.flatnonzero(labels)
-    ids = labels.ravel()[idx]
+def _meets(box: np.ndarray, focus: tuple[tuple[int, int], tuple[int, int]] | None) -> np.ndarray:
+    """bool per component (row 0: background, False): its bounding box meets ``focus`` (all: None)."""
+    if focus is None:
+        out = np.ones(len(box), dtype=bool)
+    else:
+        (fy0, fy1), (fx0, fx1) = focus
+        out = (box[:, 0] < fy1) & (box[:, 1] > fy0) & (box[:, 2] < fx1) & (box[:, 3] > fx0)
+    out[0] = False
+    return out
+
+
+def _may_hold_several(comp: Components, split: Split, among: np.ndarray) -> np.ndarray:
+    """Ids of the components worth a watershed (see :class:`Split`), of those ``among`` marks.
+
+    The moments are summed over those components' pixels alone, in the same order as over all
+    pixels, so each component's numbers are the same to the last bit."""
+    n, ids = comp.n, comp.base_ids
     count = np.bincount(ids, minlength=n + 1).astype(np.float64)
     count[0] = 1.0
-    y = (idx // labels.shape[1]).astype(np.float64)
-    x = (idx % labels.shape[1]).astype(np.float64)
+    among = among & (count >= max(split.min_px, 2))
+    take = among[ids]
+    ids = ids[take]
+    y = comp.y[take].astype(np.float64)
+    x = comp.x[take].astype(np.float64)
     my = np.bincount(ids, weights=y, minlength=n + 1) / count
     mx = np.bincount(ids, weights=x, minlength=n + 1) / count
     dy, dx = y - my[ids], x - mx[ids]
@@ -223,8 +237,7 @@ def _may_hold_several(labels: np.ndarray, n: int, split: Split) -> np.ndarray:
     half_trace, root = (vxx + vyy) / 2, np.sqrt(((vxx - vyy) / 2) ** 2 + vxy**2)
     major, minor = half_trace + root, np.maximum(half_trace - root, 1e-9)
     elongated = major > split.elongation**2 * minor
-    candidate = (count >= max(split.min_px, 2)) & (elongated | (count > split.round_px))
-    candidate[0] = False
+    candidate = among & (elongated | (count > split.round_px))
     return np.flatnonzero(candidate)
 
 
@@ -246,15 +259,17 @@ def find_cells(
     """
     if not lab.any():
         return None
-    labels, n = nuclei(lab, split, (owned_y, owned_x))
+    comp, n = nuclei(lab, split, (owned_y, owned_x))
     if n == 0:
         return None
-    width = lab.shape[1]
-    idx = np.flatnonzero(labels)
+    # Only components whose box meets the owned area can own a cell (a centroid lies in its
+    # box): the sums run over their pixels alone, in the same order, so they are unchanged.
+    take = _meets(comp.box, (owned_y, owned_x))[comp.base_ids]
+    labels, idx = comp.labels, comp.idx[take]
     ids = labels.ravel()[idx]
     count = np.bincount(ids, minlength=n + 1).astype(np.int64)
-    sum_y = np.rint(np.bincount(ids, weights=idx // width, minlength=n + 1)).astype(np.int64)
-    sum_x = np.rint(np.bincount(ids, weights=idx % width, minlength=n + 1)).astype(np.int64)
+    sum_y = np.rint(np.bincount(ids, weights=comp.y[take], minlength=n + 1)).astype(np.int64)
+    sum_x = np.rint(np.bincount(ids, weights=comp.x[take], minlength=n + 1)).astype(np.int64)
     n_classes = int(lab.max()) + 1
     cls_px = lab.ravel()[idx].astype(np.int64)
     votes = np.bincount(ids * n_classes + cls_px, weights=prob.ravel()[idx], minlength=(n + 1) * n_classes)

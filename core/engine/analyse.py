@@ -21,12 +21,13 @@ from shapely import unary_union
 from shapely.geometry.base import BaseGeometry
 
 from core.cells import concat_cell_tables, count_by_class
-from core.engine._batching import batch_class_raster, cpu_class_raster, cpu_classes, predict_with_backoff
+from core.engine._batching import batch_class_raster, cpu_post, predict_with_backoff
 from core.engine._checkpoint import Checkpoint, slide_fingerprint
 from core.engine._extract import RawCells, Split, TileOutputs, extract_block
 from core.engine._grid import TileGrid, check_region
 from core.engine._reader import Ahead, BlockReader
 from core.engine._results import cell_table, density_raster, mask_area_mm2, region_mask
+from core.engine._stages import StageClock
 from core.engine._tissue import detect_tissue, read_overview
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
 from core.models.runtime import LoadedModel, classes_from_logits
@@ -42,8 +43,8 @@ SPLIT_ROUND_AREA_UM2 = 60.0
 SPLIT_MIN_PART_UM2 = np.pi * 2.25**2
 #: Bump when a change makes old checkpoints invalid.
 ENGINE_VERSION = 2  # 2: cells are nucleus instances with a confidence
-#: Per-stage times in ``summary["stage_ms_per_tile"]`` (ms per computed tile, summed over threads:
-#: stages that overlap add up to more than the wall time per tile).
+#: Per-stage times in ``summary["stage_ms_per_tile"]`` (busy) and ``["stage_cpu_ms_per_tile"]`` (ms per
+#: computed tile, summed over threads: stages that overlap add up to more than the wall time per tile).
 R = TypeVar("R")
 STAGES = ("decode", "assemble", "normalise", "model", "post-processing", "extraction", "cell table", "writing")
 
@@ -222,7 +223,7 @@ def analyse_slide(
     split = Split(params.split_depth_um / card.mpp, int(SPLIT_MIN_AREA_UM2 / card.mpp**2),
                   int(SPLIT_ROUND_AREA_UM2 / card.mpp**2), min_part_px=int(SPLIT_MIN_PART_UM2 / card.mpp**2))
     outputs: TileOutputs = {}
-    stage = dict.fromkeys(STAGES, 0.0)  # seconds per stage, summed over the threads doing it
+    stage = StageClock(STAGES)  # seconds per stage, summed over the threads doing it
     batch_size = params.batch_size
     on_cpu = model.device.type == "cpu"
     crop = grid.context
@@ -237,77 +238,64 @@ def analyse_slide(
         queued = 0
         with BlockReader(slide, grid, channel, cols_by_row, params.reader_threads, params.prefetch_rows) as reader:
             for r in sorted(cols_by_row):
-                t0 = time.perf_counter()
-                cols, x_row = reader.read_row(r)
-                stage["assemble"] += time.perf_counter() - t0
+                with stage("assemble"):
+                    cols, x_row = reader.read_row(r)
                 pending.append(([(r, c) for c in cols], x_row))
                 queued += len(cols)
                 while queued >= params.batch_size or (queued and r == plan.tiles[-1][0]):
                     keys, x = _take(pending, params.batch_size)
                     queued -= len(keys)
                     if on_cpu:
-                        t0 = time.perf_counter()
-                        x = normalise_batch(x)
-                        stage["normalise"] += time.perf_counter() - t0
+                        with stage("normalise"):
+                            x = normalise_batch(x)
                     yield keys, x
-            stage["decode"] = reader.decode_seconds
+            stage.add("decode", reader.decode_seconds, reader.decode_cpu_seconds)
 
     def post_cpu(logits: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Argmax, probability and class raster in numpy (a worker thread, beside the model)."""
-        t0 = time.perf_counter()
-        cls, prob = cpu_classes(logits)
-        out = (cls, prob, cpu_class_raster(cls, grid.factor, n_classes))
-        stage["post-processing"] += time.perf_counter() - t0
-        return out
+        """Argmax, probability (where the class is positive) and class raster in numpy (a worker
+        thread, beside the model)."""
+        with stage("post-processing"):
+            return cpu_post(logits, grid.factor, n_classes)
 
     def run_cpu(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        t0 = time.perf_counter()
-        logits = model.logits(torch.from_numpy(x), crop).numpy()
-        stage["model"] += time.perf_counter() - t0
-        return (logits,)
+        with stage("model"):
+            return (model.logits(torch.from_numpy(x), crop).numpy(),)
 
     def run_device(x: np.ndarray) -> tuple[np.ndarray, ...]:
         """Normalise, model, argmax + probability, crop and class raster on the GPU; copies back
         only the kept centres and the raster."""
-        t0 = time.perf_counter()
-        xt = normalise_batch_tensor(model.to_device(x))
-        torch.cuda.synchronize(model.device)  # for the stage times only: the ops queue anyway
-        t1 = time.perf_counter()
-        logits = model.logits(xt, crop)
-        torch.cuda.synchronize(model.device)
-        t2 = time.perf_counter()
-        cls, prob = classes_from_logits(logits)
-        raster = batch_class_raster(cls, grid.factor, n_classes)
-        out = (cls.cpu().numpy(), prob.cpu().numpy(), raster.cpu().numpy())
-        stage["normalise"] += t1 - t0
-        stage["model"] += t2 - t1
-        stage["post-processing"] += time.perf_counter() - t2
-        return out
+        with stage("normalise"):
+            xt = normalise_batch_tensor(model.to_device(x))
+            torch.cuda.synchronize(model.device)  # for the stage times only: the ops queue anyway
+        with stage("model"):
+            logits = model.logits(xt, crop)
+            torch.cuda.synchronize(model.device)
+        with stage("post-processing"):
+            cls, prob = classes_from_logits(logits)
+            raster = batch_class_raster(cls, grid.factor, n_classes)
+            return cls.cpu().numpy(), prob.cpu().numpy(), raster.cpu().numpy()
 
-    def extract(r: int, tiles: TileOutputs) -> tuple[RawCells, pd.DataFrame, float, float]:
-        t0 = time.perf_counter()
-        raw = extract_block(tiles, r, grid.shape, grid.keep, min_px, max_px, split)
-        t1 = time.perf_counter()
-        return raw, cell_table(raw, grid, card.classes, region), t1 - t0, time.perf_counter() - t1
+    def extract(r: int, tiles: TileOutputs) -> tuple[RawCells, pd.DataFrame]:
+        with stage("extraction"):
+            raw = extract_block(tiles, r, grid.shape, grid.keep, min_px, max_px, split)
+        with stage("cell table"):
+            return raw, cell_table(raw, grid, card.classes, region)
 
     def ready(r: int) -> bool:
         return plan.left.get(r, 0) == 0 and plan.left.get(r + 1, 0) == 0
 
     posts: deque[tuple[list[tuple[int, int]], Future[tuple[np.ndarray, ...]]]] = deque()
-    jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame, float, float]]]] = deque()
+    jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame]]]] = deque()
 
     def collect(limit: int) -> Iterator[BlockDone]:
         """Finished blocks in order; waits while more than ``limit`` are in flight."""
         while jobs and (len(jobs) > limit or jobs[0][1].done()):
             r, fut = jobs.popleft()
-            raw, table, t_extract, t_table = fut.result()
-            t0 = time.perf_counter()
-            ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
-            tables[r] = table
-            block_done = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
-            stage["extraction"] += t_extract
-            stage["cell table"] += t_table
-            stage["writing"] += time.perf_counter() - t0
+            raw, table = fut.result()
+            with stage("writing"):
+                ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
+                tables[r] = table
+                block_done = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
             yield block_done
 
     def apply(limit: int, pool: ThreadPoolExecutor | None) -> Iterator[Progress]:
@@ -365,6 +353,7 @@ def analyse_slide(
     analysed = tissue if region is None else tissue & region_mask(region, grid)
     tissue_area = mask_area_mm2(tissue, grid)
     seconds = time.perf_counter() - t0
+    busy_ms, cpu_ms = stage.per_tile_ms(len(plan.tiles))
     summary = {
         "slide": str(slide.path),
         "slide_mpp": list(mpp),
@@ -391,9 +380,10 @@ def analyse_slide(
         "tile_px": patch,
         "context_px": grid.context,
         "seconds": seconds,
-        "seconds_model": stage["model"],
+        "seconds_model": stage.busy["model"],
         "seconds_waiting_for_tiles": waiting,
-        "stage_ms_per_tile": {k: 1000 * v / max(1, len(plan.tiles)) for k, v in stage.items()},
+        "stage_ms_per_tile": busy_ms,
+        "stage_cpu_ms_per_tile": cpu_ms,
         "checkpoint_key": ckpt.key,
     }
     return AnalysisResult(

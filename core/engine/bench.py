@@ -50,6 +50,8 @@ class BenchResult:
     peak_rss_mb: float
     #: Busy time per stage (ms per computed tile, summed over threads); empty for engines without it.
     stage_ms_per_tile: dict[str, float] = field(default_factory=dict)
+    #: The same in CPU time of the threads doing each stage (robust to other programs' load).
+    stage_cpu_ms_per_tile: dict[str, float] = field(default_factory=dict)
     #: What ran the network: "torch" or "onnxruntime".
     runtime: str = "torch"
 
@@ -63,6 +65,8 @@ class BenchResult:
             f"peak RSS {self.peak_rss_mb:.0f} MB"
             + ("\n  stages (ms/tile): " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms_per_tile.items())
                + f" | wall {1000 / self.pipeline_tiles_per_s:.2f}" if self.stage_ms_per_tile and self.pipeline_tiles_per_s else "")
+            + ("\n  stages, CPU (ms/tile): " + ", ".join(f"{k} {v:.2f}" for k, v in self.stage_cpu_ms_per_tile.items())
+               + f" | total {sum(self.stage_cpu_ms_per_tile.values()):.2f}" if self.stage_cpu_ms_per_tile else "")
         )
 
 
@@ -156,5 +160,6 @@ def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tile
         cells=s["total_cells"],
         peak_rss_mb=peak_rss_mb(),
         stage_ms_per_tile=dict(s.get("stage_ms_per_tile", {})),
+        stage_cpu_ms_per_tile=dict(s.get("stage_cpu_ms_per_tile", {})),
         runtime=model.runtime,
     )

@@ -120,6 +120,8 @@ def test_parallel_run_gives_the_serial_cell_table(phantom: Path) -> None:
     stages = parallel.summary["stage_ms_per_tile"]
     assert set(stages) >= {"decode", "normalise", "model", "post-processing", "extraction", "writing"}
     assert all(v >= 0 for v in stages.values()) and stages["decode"] > 0
+    cpu = parallel.summary["stage_cpu_ms_per_tile"]  # the threads' CPU time, beside their busy time
+    assert set(cpu) == set(stages) and cpu["extraction"] > 0 and all(v >= 0 for v in cpu.values())
 
 
 def test_sleep_standin_costs_its_time_per_tile() -> None:
