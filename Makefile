@@ -39,8 +39,11 @@ bench-app: setup
 
 # A real window under Xvfb (installed here if missing); xvfb's default 640x480 screen is too small.
 XVFB := xvfb-run -a -s "-screen 0 1920x1080x24"
+XVFB_PKGS := xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0
+# Every package is checked: Qt's xcb plugin aborts when any one of them is missing.
 xvfb:
-	@(command -v xvfb-run >/dev/null && dpkg -s libxcb-cursor0 >/dev/null 2>&1) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxkbcommon-x11-0)
+	@missing=$$(for p in $(XVFB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 screenshot: setup xvfb
 	QT_QPA_PLATFORM=xcb $(XVFB) $(PY) -m app --demo --screenshot docs/screenshot.png
