@@ -285,7 +285,8 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     model = build_model(ModelCard(name=name, encoder=args.encoder, patch_size=args.patch_size, mpp=args.model_mpp))
     if init is not None:
         model.load_state_dict(init.state)
-        say(f"Starting from the weights of {init.card.name} ({init.path}, sha256 {init.card.weights_sha256[:12]}…)")
+        say(f"Starting from the weights of {init.card.name} ({init.path}, sha256 {init.card.weights_sha256[:12]}…; "
+            f"its encoder {init.card.encoder} is kept)")
     settings = TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         seed=args.seed, workers=args.workers, patches_per_epoch=args.patches_per_epoch, max_steps=args.max_steps,
