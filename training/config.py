@@ -67,6 +67,12 @@ class Segmentation:
     Touching nuclei are split by a watershed seeded at maxima of a blob filter (Laplacian of
     Gaussian at ``split_sigma_um``, about a lymphocyte radius / √2) plus ``split_shape`` ×
     distance to the edge (per 3.5 µm), at least ``peak_min_distance_um`` apart.
+    ``edge_fraction`` trims each nucleus to where the smoothed Hoechst is at least that fraction of
+    its own peak (0: off), on images of at most
+    0.5 µm/px (``segment.EDGE_TRIM_MAX_MPP``: coarser ones do not resolve that edge). On a dim slide
+    the low global threshold lets haze around a nucleus into its segment; the trim keeps the
+    nucleus's own edge, whatever its brightness. 0.3 measured best on dim realistic phantoms (see
+    ``segment.EDGE_TRIM_MAX_MPP``); 0.5 (the half maximum) cut dim nuclei touching bright ones.
     """
 
     smooth_sigma_um: float = 0.5
@@ -78,6 +84,7 @@ class Segmentation:
     peak_min_distance_um: float = 1.5
     split_sigma_um: float = 2.0
     split_shape: float = 1.0
+    edge_fraction: float = 0.3
     cell_expansion_um: float = 1.0
     block_size_px: int = 2048
     block_overlap_um: float = 25.0

@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 
 from core.progress import run_to_completion
 from core.slides import open_slide
-from training.config import LabelConfig, Thresholds, load_config
+from training.config import LabelConfig, Segmentation, Thresholds, load_config
 from training.label import main as label_main
 from training.labelcheck import compare_to_truth, format_comparison
 from training.labeller import classify, label_slide
+from training.segment import segment_nuclei
 
 
 def test_class_rule() -> None:
@@ -72,3 +74,27 @@ def test_label_cli_calibrate(eval_phantom: Path, tmp_path: Path, capsys: pytest.
     assert (tmp_path / "hist-cd8.png").is_file() and (tmp_path / "qc-summary.csv").is_file()
     cfg = load_config(tmp_path / "labels.toml")  # suggested thresholds, readable back
     assert cfg.thresholds != Thresholds()
+
+
+def test_dim_nucleus_in_haze_is_trimmed_to_its_own_edge() -> None:
+    """A dim nucleus (radius 3.5 µm) sitting in a brighter-than-glass haze: the low global threshold
+    takes the haze into its segment; the edge trim brings it back to the nucleus, so its centroid and
+    area are the nucleus's. At 1 µm/px (not resolved) the trim is not applied."""
+    mpp = 0.227
+    yy, xx = np.mgrid[:200, :200] * mpp
+    nucleus = np.where(np.hypot(xx - 22.0, yy - 22.0) < 3.5, 300.0, 0.0)
+    haze = 120.0 * np.exp(-((xx - 25.0) ** 2 + (yy - 22.0) ** 2) / (2 * 5.0**2))  # off-centre by 3 µm
+    image = 1000.0 + ndimage.gaussian_filter(nucleus, 0.4 / mpp) + haze
+    area = {}
+    for fraction in (0.0, 0.3):
+        labels = segment_nuclei(image, mpp, Segmentation(edge_fraction=fraction), threshold=60.0)
+        assert labels.max() == 1
+        ys, xs = np.nonzero(labels)
+        area[fraction] = len(ys) * mpp * mpp
+        if fraction:
+            assert abs(xs.mean() * mpp - 22.0) < 1.0 and abs(ys.mean() * mpp - 22.0) < 1.0
+    disc = np.pi * 3.5**2
+    assert area[0.0] > 2 * disc and area[0.3] < 1.5 * disc
+    coarse = image[::4, ::4]
+    assert (segment_nuclei(coarse, 1.0, Segmentation(edge_fraction=0.3), 60.0) > 0).sum() == \
+        (segment_nuclei(coarse, 1.0, Segmentation(edge_fraction=0.0), 60.0) > 0).sum()
