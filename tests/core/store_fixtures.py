@@ -246,14 +246,20 @@ def _child_save_cells(url: str, n_cells: int, mode: str) -> None:
 def _child_create_cases(url: str, tag: str, n: int, go_file: str) -> None:
     """Waits for ``go_file``, opens the store (racing the other child to migrate it) and writes."""
     print("READY", flush=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not os.path.exists(go_file) and time.monotonic() < deadline:
         time.sleep(0.005)
     store = CaseStore.open(url, user=f"user-{tag}")
+    # Second start line: both have opened (one may have waited for the other's migration), so the
+    # writes below overlap however the two processes were scheduled until now.
+    Path(f"{go_file}-{tag}").touch()
+    while len(glob.glob(f"{glob.escape(go_file)}-*")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
     for i in range(n):
         case = store.create_case(f"{tag}-{i:03d}", patient_id=f"P{i}")
         store.update_case(case.id, notes=f"written by {tag}")  # read-then-write transaction
         store.find_cases(tag)
+        time.sleep(0.002)  # a user's pace, far faster than a lab's: lets the other writer in between
     store.close()
     print("DONE", flush=True)
 
