@@ -210,8 +210,9 @@ def segment_nuclei(hoechst: np.ndarray, mpp: float, seg: Segmentation, threshold
             markers[pos] = len(peaks) + 1 + k
     labels = watershed(-land, markers, mask=fg).astype(np.int32)
     if seg.edge_fraction > 0 and mpp <= EDGE_TRIM_MAX_MPP and labels.max() > 0:
-        peak = np.zeros(int(labels.max()) + 1, np.float32)
-        np.maximum.at(peak, labels.ravel(), smoothed.ravel().astype(np.float32))
+        n_labels = int(labels.max())
+        peak = np.zeros(n_labels + 1, np.float64)
+        peak[1:] = ndi.maximum(smoothed, labels, np.arange(1, n_labels + 1))
         labels[(labels > 0) & (smoothed < seg.edge_fraction * peak[labels])] = 0
     sizes = np.bincount(labels.ravel())
     bad = (sizes < min_px) | (sizes > max_px)
