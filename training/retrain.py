@@ -63,7 +63,7 @@ from training.evaluate import add_bootstrap_args, evaluate
 from training.export import check_out_dir, export_model, summary_metrics
 from training.init_weights import resolve_init
 from training.patches import PatchParams
-from training.train import BALANCE, DistInfo, TrainSettings, fit
+from training.train import BALANCE, LR_SCHEDULES, DistInfo, TrainSettings, fit
 
 #: Why each --balance choice, for the model card.
 BALANCE_WHY = {
@@ -131,6 +131,10 @@ log.csv/json, checkpoint/, cache/).""",
     t.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
     t.add_argument("--batch-size", type=positive_int, default=32, help="global batch size, split over DDP processes (default 32)")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                   help="constant (default, the paper's) or cosine: from --lr down to 1%% of it over the planned "
+                   "steps (--epochs x patches per epoch, or --max-steps; a --time-limit cuts it short). Use "
+                   "cosine with --init")
     t.add_argument("--weight-decay", type=non_negative_float, default=1e-2, help="AdamW weight decay (default 0.01)")
     t.add_argument("--loss", choices=("ce", "focal"), default="ce", help="pixel cross-entropy (default) or focal loss (gamma 2)")
     t.add_argument("--balance", choices=BALANCE, default="both",
@@ -291,7 +295,7 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         seed=args.seed, workers=args.workers, patches_per_epoch=args.patches_per_epoch, max_steps=args.max_steps,
         time_limit_min=args.time_limit, eval_batch_size=args.eval_batch_size, balance=args.balance,
-        patience=args.patience or None,
+        patience=args.patience or None, lr_schedule=args.lr_schedule,
     )
     stored = {**_to_json(args), "label_config": cfg.to_dict(), "resume": False}
     if dinfo.main:
@@ -331,7 +335,7 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         "data_statistics": stats,
         "cells": {e.name: e.meta.get("cells", {}) for e in entries},
         "label_config": cfg.to_dict(),
-        "settings": {k: stored[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "loss", "overlap",
+        "settings": {k: stored[k] for k in ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "loss", "overlap",
                                             "patches_per_epoch", "max_steps", "time_limit")},
         "precision": prec.name, "device": str(device), "processes": dinfo.world,
         "init": None if init is None else {"name": init.card.name, "weights_sha256": init.card.weights_sha256,

@@ -15,6 +15,7 @@ same whatever the number of GPUs.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -56,6 +57,24 @@ class TrainSettings:
     eval_batch_size: int = 16
     balance: str = "none"
     patience: int | None = None
+    lr_schedule: str = "constant"
+
+
+#: Learning-rate schedules: 'constant' (the paper's), or 'cosine' from ``lr`` down to
+#: ``lr * COSINE_FLOOR`` over the run's planned steps. Cosine is what a fine-tune (``--init``) wants:
+#: a constant rate keeps knocking a good starting model off its optimum (measured on the demo model:
+#: validation F1 swinging 0.856-0.894 epoch to epoch at a constant 3e-4).
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.01
+
+
+def lr_at(settings: TrainSettings, step: int, total: int) -> float:
+    """Learning rate for optimiser step ``step`` (0-based) of ``total``: a pure function of the step,
+    so ``--resume`` continues the schedule exactly."""
+    if settings.lr_schedule == "constant" or total <= 1:
+        return settings.lr
+    frac = min(1.0, step / (total - 1))
+    return settings.lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,8 @@ def fit(
     cancel = cancel or CancelToken()
     if settings.loss not in ("ce", "focal"):
         raise TrainingError(f"--loss {settings.loss!r}; valid: ce, focal.")
+    if settings.lr_schedule not in LR_SCHEDULES:
+        raise TrainingError(f"--lr-schedule {settings.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}.")
     if settings.balance not in BALANCE:
         raise TrainingError(f"--balance {settings.balance!r}; valid: {', '.join(BALANCE)}.")
     if settings.batch_size % dinfo.world:
@@ -191,6 +212,9 @@ def fit(
             with torch.autocast(**autocast):
                 logits = net(x)
             loss = pixel_loss(logits, y, settings.loss, settings.focal_gamma, loss_weight)
+            lr = lr_at(settings, state.step, total)
+            for group in opt.param_groups:
+                group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -232,7 +256,7 @@ def fit(
             **{f"val_f1_{CLASS_NAMES[c]}": float(scores["hard"][CLASS_NAMES[c]]["f1"]) for c in POSITIVE_CLASSES},
             "patches": int(sums[1]), "seconds": seconds, "data_wait_s": float(sums[2]) / dinfo.world,
             "compute_s": float(sums[3]) / dinfo.world, "patches_per_s": float(sums[1]) / max(1e-9, float(sums[2] + sums[3]) / dinfo.world),
-            "lr": settings.lr, "precision": precision.name, "truncated": truncated, "best": improved,
+            "lr": opt.param_groups[0]["lr"], "precision": precision.name, "truncated": truncated, "best": improved,
         }
         if dinfo.main:
             save_checkpoint(out_dir, model, opt, state, run_settings, best if improved else None, scaler)

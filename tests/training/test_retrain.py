@@ -150,3 +150,26 @@ def test_init_fine_tunes_from_a_model(train_phantom: Path, patch_cache: Path, tm
 
     assert retrain_main([*common, "--out", str(tmp_path / "bad"), "--init", str(tmp_path / "nowhere")]) == 2
     assert "no such model folder" in capsys.readouterr().err
+
+
+def test_cosine_schedule_decays_to_the_floor_and_is_recorded(train_phantom: Path, patch_cache: Path, tmp_path: Path,
+                                                            tiny: list[str]) -> None:
+    """A fine-tune's learning rate falls from --lr to 1% of it over the planned steps, step by step
+    (so --resume, which restores the step, continues the same curve), and the card says so."""
+    from training.train import COSINE_FLOOR, TrainSettings, lr_at
+
+    cosine = TrainSettings(lr=1e-3, lr_schedule="cosine")
+    lrs = [lr_at(cosine, s, 10) for s in range(10)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-3 * COSINE_FLOOR)
+    assert all(a > b for a, b in zip(lrs[:-1], lrs[1:], strict=True))
+    assert lr_at(TrainSettings(lr=1e-3), 7, 10) == 1e-3
+
+    out = tmp_path / "run"
+    assert retrain_main(["--slides", str(train_phantom), "--cache", str(patch_cache), "--out", str(out), *tiny,
+                         "--patches-per-epoch", "8", "--epochs", "3", "--lr", "2e-4", "--lr-schedule", "cosine"]) == 0
+    log = json.loads((out / "log.json").read_text())
+    epoch_lrs = [r["lr"] for r in log]  # the rate of each epoch's last step
+    assert epoch_lrs[0] < 2e-4 and epoch_lrs == sorted(epoch_lrs, reverse=True)
+    assert epoch_lrs[-1] == pytest.approx(2e-4 * COSINE_FLOOR)
+    _, card = load_weights(out)
+    assert card.training["settings"]["lr_schedule"] == "cosine"
