@@ -13,8 +13,8 @@ from core.phantom import PhantomParams, generate_phantom
 from core.phantom.export_qupath import DOWNSAMPLE_1UM, export_tiles
 from core.progress import run_to_completion
 from core.slides import open_slide
-from training.calibrate import suggest_one
-from training.config import LabelConfig, load_config
+from training.calibrate import suggest_one, suggest_thresholds
+from training.config import LabelConfig, Thresholds, load_config
 from training.label import main as label_main
 from training.labelcheck import compare_to_truth, macro_f1
 from training.labeller import label_slide
@@ -59,6 +59,30 @@ def test_rare_marker_threshold_stays_out_of_negatives() -> None:
     assert np.mean(neg >= otsu) > 0.01  # what the old method did
     none = suggest_one(neg)  # no positives at all: few false calls
     assert none is not None and np.mean(neg >= none.threshold) < 0.01
+
+
+def test_cd3_hi_never_cuts_through_the_cd8_cd3hi_cells() -> None:
+    """A handful of CD8_CD3HI cells with a tight bright clump gives the AF750 of CD8+ cells a dip inside
+    them; split there, most CD8_CD3HI cells become CD8_CD3LO. They carry as much CD3 as CD3 cells, so a
+    split above the CD3 cells' median is replaced by one between the CD8_CD3LO and the CD3 cells."""
+    rng = np.random.default_rng(3)
+
+    def cells(n: int, cd8: float, cd3: float, sd: float) -> pd.DataFrame:
+        return pd.DataFrame({"mean_cd20": 800 * np.exp(rng.normal(0, 0.1, n)),
+                             "mean_cd8": cd8 * np.exp(rng.normal(0, 0.1, n)),
+                             "mean_cd3": cd3 * np.exp(rng.normal(0, sd, n))})
+
+    lo = cells(150, 3000, 1370, 0.15)  # CD8_CD3LO: dim CD3
+    hi_spread = cells(8, 3000, 2900, 0.12)  # CD8_CD3HI, as bright as the CD3 cells
+    hi_clump = cells(8, 3000, 4600, 0.01)  # a few more, tightly bunched: the false "population"
+    cd3 = cells(120, 450, 3000, 0.12)  # CD3+ CD8- cells
+    other = cells(1500, 450, 300, 0.15)
+    table = pd.concat([lo, hi_spread, hi_clump, cd3, other], ignore_index=True)
+    s = suggest_thresholds(table, Thresholds())
+    hi_all = pd.concat([hi_spread, hi_clump])["mean_cd3"]
+    assert s["cd8"] is not None and s["cd3_hi"] is not None
+    assert s["cd3_hi"].threshold < np.median(cd3["mean_cd3"]), s["cd3_hi"]
+    assert np.mean(hi_all >= s["cd3_hi"].threshold) >= 0.9 and np.mean(lo["mean_cd3"] >= s["cd3_hi"].threshold) < 0.05
 
 
 def test_blank_tile_warns_without_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
