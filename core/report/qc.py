@@ -58,6 +58,9 @@ def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
             out[f"{word} F1, {kind}, mean"] = sum(f1.values()) / len(f1)
             if kind == "hard":
                 out[f"{word} F1, {kind}, by class"] = " · ".join(f"{c} {v:.2f}" for c, v in f1.items())
+                ci = ((metrics.get("centroid_ci") or {}).get("hard") or {}).get("average") if level == "centroid" else None
+                if isinstance(ci, list | tuple) and len(ci) == 2:
+                    out[f"{word} F1, {kind}, 95% CI"] = f"{float(ci[0]):.2f}–{float(ci[1]):.2f}"
     return out
 
 

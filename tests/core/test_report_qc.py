@@ -24,3 +24,15 @@ def test_metrics_of_the_training_tools_summarised_as_f1() -> None:
     assert out["Per-pixel F1, hard, mean"] == pytest.approx(0.85)
     assert out["Per-cell (centroid) F1, hard, by class"] == "CD3 0.80 · CD20 0.90"
     assert list(out)[1] == "Per-pixel F1, hard, mean"
+
+
+def test_the_per_cell_confidence_interval_is_shown() -> None:
+    """The training tools' honest metric comes with a bootstrap interval; a report that printed only
+    the point estimate of a few dozen cells would claim more than it knows."""
+    per = {"other": {"precision": 1, "recall": 1, "f1": 0.99}, "CD3": {"precision": 0.7, "recall": 0.7, "f1": 0.7}}
+    metrics = {"split": "test", "patches": 10, "pixel": {"soft": per, "hard": per},
+               "centroid": {"soft": per, "hard": per}, "centroid_ci": {"hard": {"average": [0.615, 0.7296]}}}
+    out = summarise_metrics(metrics)
+    assert out["Per-cell (centroid) F1, hard, 95% CI"] == "0.61–0.73"
+    del metrics["centroid_ci"]
+    assert not any("CI" in k for k in summarise_metrics(metrics))
