@@ -128,6 +128,9 @@ log.csv/json, checkpoint/, cache/).""",
                    help="fine-tune: start from this model's weights (a model folder, an installed model's name, or "
                    "'demo'); its encoder and pixel size are kept. Often better than training from scratch on a "
                    "small set")
+    t.add_argument("--description", default=None, metavar="TEXT",
+                   help="model card description (default: the encoder and the slides that trained, chose and "
+                   "tested the model)")
     t.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
     t.add_argument("--batch-size", type=positive_int, default=32, help="global batch size, split over DDP processes (default 32)")
     t.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW learning rate (default 1e-3)")
@@ -347,7 +350,7 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     card = export_model(
         model, out, name, args.encoder, args.patch_size, args.model_mpp, args.weights_dtype,
         synthetic=_is_synthetic([*args.slides, *args.tiles]) or bool(init and init.card.synthetic), training=training, metrics=card_metrics,
-        description=f"U-Net {args.encoder}, {len(CLASS_NAMES)} classes, trained on {', '.join(patches.slide_names)}.",
+        description=args.description or _describe(args.encoder, summary, test_split),
     )
     say(f"Exported {out / 'model.safetensors'} ({card.weights_dtype}, sha256 {card.weights_sha256[:12]}…)")
     if args.install is not None:
@@ -356,6 +359,17 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         target = install_model(out, name=args.install or None, force=args.force)
         say(f"Installed as {target}")
     return 0
+
+
+def _describe(encoder: str, summary: dict[str, dict], test_split: str) -> str:
+    """The card's default description: which slides trained, chose and tested the model (listing every
+    input as 'trained on' would count the held-out test slides as training data)."""
+    def names(split: str) -> str:
+        return ", ".join(summary.get(split, {}).get("slides", [])) or "none"
+
+    tested = "tested on the validation split (no test split)" if test_split == "val" else f"tested on {names('test')}"
+    return (f"U-Net {encoder}, {len(CLASS_NAMES)} classes; trained on {names('train')}; "
+            f"epoch chosen on {names('val')}; {tested}.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,7 @@ def test_end_to_end_export_install_evaluate(
     assert card.synthetic and card.encoder == "resnet18" and card.patch_size == 64
     assert card.weights_dtype == "float16"
     assert card.training["slides"] == ["mif"] and card.training["split"]["train"]["patches"] > 0
+    assert card.description == "U-Net resnet18, 5 classes; trained on mif; epoch chosen on mif; tested on mif."
     assert set(card.metrics["pixel"]["soft"]["CD3"]) == {"precision", "recall", "f1"}
     with open_slide(eval_phantom) as slide:
         patch = slide.read_region((600, 600), 0, (64, 64), channels=["hoechst"])
@@ -173,3 +174,12 @@ def test_cosine_schedule_decays_to_the_floor_and_is_recorded(train_phantom: Path
     assert epoch_lrs[-1] == pytest.approx(2e-4 * COSINE_FLOOR)
     _, card = load_weights(out)
     assert card.training["settings"]["lr_schedule"] == "cosine"
+
+
+def test_description_keeps_held_out_slides_out_of_training() -> None:
+    from training.retrain import _describe
+
+    summary = {"train": {"slides": ["a", "b"]}, "val": {"slides": ["v"]}, "test": {"slides": ["t1", "t2"]}}
+    text = _describe("resnet34", summary, "test")
+    assert "trained on a, b;" in text and "epoch chosen on v;" in text and "tested on t1, t2." in text
+    assert "tested on the validation split" in _describe("resnet34", {**summary, "test": {"slides": []}}, "val")
