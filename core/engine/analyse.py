@@ -217,6 +217,7 @@ def analyse_slide(
         raw, class_map[r * k_r : (r + 1) * k_r] = ckpt.load(r)
         tables[r] = cell_table(raw, grid, card.classes, region)
         yield BlockDone(done, total, f"Tile {done} of {total}", cells=tables[r].copy(), block=r)
+        cancel.check()
     to_finalise = [r for r in plan.rows if r not in tables]
     min_px = max(1, int(np.ceil(params.min_cell_area_um2 / card.mpp**2)))
     max_px = int(params.max_cell_area_um2 / card.mpp**2)
@@ -297,6 +298,7 @@ def analyse_slide(
                 tables[r] = table
                 block_done = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
             yield block_done
+            cancel.check()  # every resumption: a cancel is obeyed at once, not after the finished work is reported
 
     def apply(limit: int, pool: ThreadPoolExecutor | None) -> Iterator[Progress]:
         """Store finished batches in order (waiting while more than ``limit`` are in flight), then
@@ -311,6 +313,7 @@ def analyse_slide(
                 plan.left[r] -= 1
             done += len(group)
             yield Progress(done, total, f"Tile {done} of {total}")
+            cancel.check()
             while to_finalise and ready(to_finalise[0]):
                 r = to_finalise.pop(0)
                 need = {key: v for key, v in outputs.items() if r - 1 <= key[0] <= r + 1}
