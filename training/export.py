@@ -89,13 +89,14 @@ def export_model(
 
 
 def summary_metrics(evaluation: dict[str, Any], split: str) -> dict[str, Any]:
-    """The card's metrics: per-class soft/hard precision, recall, F1 per pixel and per cell (centroid),
+    """The card's metrics: per-class soft/hard precision, recall, F1 and count error per pixel and per cell (centroid),
     the per-cell bootstrap 95 % intervals, and each slide's per-cell macro F1 with its interval."""
     out: dict[str, Any] = {"split": split, "patches": evaluation["patches"]}
     for level in ("pixel", "centroid"):
         sc = evaluation[level]
         out[level] = {
-            kind: {c: {k: round(float(v[k]), 4) for k in ("precision", "recall", "f1")} for c, v in sc[kind].items()}
+            kind: {c: {k: round(float(v[k]), 4) for k in ("precision", "recall", "f1", "count_error", "count_error_abs")
+                       if v.get(k) is not None} for c, v in sc[kind].items()}
             for kind in ("soft", "hard")
         }
         out[level]["count"] = sc["count"]

@@ -9,6 +9,13 @@ sums are kept (TP, Σp, class counts, confusion), so batches, DDP ranks and slid
 The average is the macro mean over the positive classes (the paper's "Avg."); "other" is listed
 but not averaged, as in the paper.
 
+Each class also gets its **count error**, calls / true − 1 (= recall / precision − 1): what a
+density read from this model would be off by if these cells were one region. F1 hides it: a model
+whose false calls outnumber its misses can gain F1 and count a class far too often (the
+demo model's second fine-tune of 2026-12-02, never shipped, raised the held-out macro-F1 from 0.845
+to 0.865 while its CD20 calls went from +9 % to +48 % of the true CD20 cells, and end to end its
+CD20+ IM densities came out 14 % high on average).
+
 Per cell, :class:`CellRecords` keeps one row per evaluated cell (true class, softmax at the cell,
 slide, tile) so that the same rows give the point estimate (through :class:`Counts`) and a
 seeded bootstrap 95 % interval (:func:`bootstrap_ci`), pooled and per slide.
@@ -82,9 +89,13 @@ class Counts:
                 p = tp[c] / (tp[c] + fp) if tp[c] + fp > 0 else 0.0
                 r = tp[c] / (tp[c] + fn) if tp[c] + fn > 0 else 0.0
                 f = 2 * p * r / (p + r) if p + r > 0 else 0.0
-                table[CLASS_NAMES[c]] = {"precision": p, "recall": r, "f1": f, "support": int(round(self.true[c]))}
+                table[CLASS_NAMES[c]] = {"precision": p, "recall": r, "f1": f, "support": int(round(self.true[c])),
+                                         "calls": float(pred[c]),
+                                         "count_error": float(pred[c] / self.true[c] - 1) if self.true[c] > 0 else None}
             pos = [CLASS_NAMES[c] for c in POSITIVE_CLASSES if c < self.n]
             table["average"] = {k: float(np.mean([table[c][k] for c in pos])) for k in ("precision", "recall", "f1")}
+            errors = [abs(table[c]["count_error"]) for c in pos if table[c]["count_error"] is not None]
+            table["average"]["count_error_abs"] = float(np.mean(errors)) if errors else None
             out[kind] = table
         out["confusion"] = self.confusion.tolist()
         out["count"] = self.total
@@ -195,14 +206,17 @@ def macro_f1(counts: Counts, kind: str = "hard") -> float:
 
 
 def format_scores(title: str, scores: dict[str, Any]) -> str:
-    """A readable table: one row per class, soft / hard for each measure, then the confusion matrix."""
+    """A readable table: one row per class, soft / hard for each measure, the hard count error
+    (calls / true − 1; for the average, the mean of its absolute values), then the confusion matrix."""
     lines = [f"{title} ({scores['count']} items)   soft / hard",
-             f"  {'class':<12} {'precision':>13} {'recall':>13} {'F1':>13} {'support':>10}"]
+             f"  {'class':<12} {'precision':>13} {'recall':>13} {'F1':>13} {'support':>10} {'calls/true':>11}"]
     for name in [*CLASS_NAMES, "average"]:
         s, h = scores["soft"][name], scores["hard"][name]
         cells = " ".join(f"{s[k]:.3f} / {h[k]:.3f}".rjust(13) for k in ("precision", "recall", "f1"))
         support = "" if name == "average" else str(s["support"])
-        lines.append(f"  {name:<12} {cells} {support:>10}")
+        err = h.get("count_error_abs") if name == "average" else h.get("count_error")
+        bias = "" if err is None else (f"±{err:.0%}" if name == "average" else f"{err:+.0%}")
+        lines.append(f"  {name:<12} {cells} {support:>10} {bias:>11}")
     lines.append("  confusion (rows true, columns predicted): " + " ".join(f"{c[:8]:>9}" for c in CLASS_NAMES))
     for name, row in zip(CLASS_NAMES, scores["confusion"], strict=True):
         lines.append(f"  {name:>12} " + " ".join(f"{v:>9d}" for v in row))

@@ -37,7 +37,7 @@ __all__ = [
 
 def _f1_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
     return {str(c): float(v["f1"]) for c, v in scores.items()
-            if isinstance(v, Mapping) and isinstance(v.get("f1"), int | float) and str(c) != "other"}
+            if isinstance(v, Mapping) and isinstance(v.get("f1"), int | float) and str(c) not in ("other", "average")}
 
 
 def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
@@ -61,10 +61,30 @@ def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
                 ci = ((metrics.get("centroid_ci") or {}).get("hard") or {}).get("average") if level == "centroid" else None
                 if isinstance(ci, list | tuple) and len(ci) == 2:
                     out[f"{word} F1, {kind}, 95% CI"] = f"{float(ci[0]):.2f}–{float(ci[1]):.2f}"
+                if level == "centroid":
+                    errors = _count_error_by_class((metrics.get(level) or {}).get(kind) or {})
+                    if errors:
+                        out[f"{word} calls vs true cells, {kind}"] = " · ".join(f"{c} {v:+.0%}" for c, v in errors.items())
     return out
 
 
-def summarise_metrics(metrics: Mapping[str, Any], limit: int = 8) -> dict[str, float | str]:
+def _count_error_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
+    """Per cell class, calls / true cells − 1 on the test cells: the bias a density read from this
+    model carries, which F1 does not show (a model can gain F1 while counting a class 40 % too
+    often). Cards from before the field was written get it from recall / precision, the same ratio."""
+    out: dict[str, float] = {}
+    for c, v in scores.items():
+        if str(c) in ("other", "average") or not isinstance(v, Mapping):
+            continue
+        err, p, r = v.get("count_error"), v.get("precision"), v.get("recall")
+        if isinstance(err, int | float):
+            out[str(c)] = float(err)
+        elif isinstance(p, int | float) and isinstance(r, int | float) and p > 0:
+            out[str(c)] = float(r) / float(p) - 1.0
+    return out
+
+
+def summarise_metrics(metrics: Mapping[str, Any], limit: int = 10) -> dict[str, float | str]:
     """The model card's metrics as at most ``limit`` (label, value) pairs for the report.
 
     The training tools' layout is summarised as F1 means and per-class F1 (see

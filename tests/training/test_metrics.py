@@ -75,3 +75,23 @@ def test_empty_counts_give_zeros_not_errors() -> None:
     s = Counts().scores()
     assert s["hard"]["average"]["f1"] == 0.0
     assert s["count"] == 0
+
+
+def test_count_error_is_calls_over_true_cells() -> None:
+    """A density is a count: the card must say how far each class's calls are from its true cells,
+    which F1 hides (over-calls and misses of a class can trade F1 for count bias)."""
+    # Rows: 2 other, 4 CD3 (one called other), 2 CD20 plus 2 others called CD20.
+    labels = torch.tensor([0, 0, 0, 0, 2, 2, 2, 2, 3, 3])
+    called = torch.tensor([0, 0, 3, 3, 2, 2, 2, 0, 3, 3])
+    counts = Counts()
+    counts.update(torch.nn.functional.one_hot(called, 5).double(), labels)
+    hard = counts.scores()["hard"]
+    assert hard["CD3"]["calls"] == 3 and hard["CD3"]["count_error"] == pytest.approx(-0.25)
+    assert hard["CD20"]["calls"] == 4 and hard["CD20"]["count_error"] == pytest.approx(1.0)
+    assert hard["CD20"]["count_error"] == pytest.approx(hard["CD20"]["recall"] / hard["CD20"]["precision"] - 1)
+    assert hard["CD8_CD3LO"]["count_error"] is None  # no true cells: no ratio, not 0
+    assert hard["average"]["count_error_abs"] == pytest.approx((0.25 + 1.0) / 2)
+    table = format_scores("Per centroid", counts.scores())
+    assert "calls/true" in table
+    row = next(line for line in table.splitlines() if line.strip().startswith("CD20"))
+    assert row.rstrip().endswith("+100%")

@@ -45,7 +45,9 @@ def test_end_to_end_export_install_evaluate(
     assert card.weights_dtype == "float16"
     assert card.training["slides"] == ["mif"] and card.training["split"]["train"]["patches"] > 0
     assert card.description == "U-Net resnet18, 5 classes; trained on mif; epoch chosen on mif; tested on mif."
-    assert set(card.metrics["pixel"]["soft"]["CD3"]) == {"precision", "recall", "f1"}
+    cd3 = card.metrics["pixel"]["soft"]["CD3"]
+    assert set(cd3) == {"precision", "recall", "f1", "count_error"}
+    assert cd3["count_error"] == pytest.approx(cd3["recall"] / cd3["precision"] - 1, rel=0.02, abs=2e-3)  # 4-digit rounding
     with open_slide(eval_phantom) as slide:
         patch = slide.read_region((600, 600), 0, (64, 64), channels=["hoechst"])
     with torch.inference_mode():
