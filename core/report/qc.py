@@ -7,7 +7,7 @@ too; their names are re-exported here for callers of the earlier layout.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,9 +35,16 @@ __all__ = [
 ]
 
 
+def _cell_classes(scores: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(class, its measures) for the cell classes of a score table: not background "other", not the
+    "average" row."""
+    for c, v in scores.items():
+        if isinstance(v, Mapping) and str(c) not in ("other", "average"):
+            yield str(c), v
+
+
 def _f1_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
-    return {str(c): float(v["f1"]) for c, v in scores.items()
-            if isinstance(v, Mapping) and isinstance(v.get("f1"), int | float) and str(c) not in ("other", "average")}
+    return {c: float(v["f1"]) for c, v in _cell_classes(scores) if isinstance(v.get("f1"), int | float)}
 
 
 def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
@@ -70,17 +77,15 @@ def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
 
 def _count_error_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
     """Per cell class, calls / true cells − 1 on the test cells: the bias a density read from this
-    model carries, which F1 does not show (a model can gain F1 while counting a class 40 % too
-    often). Cards from before the field was written get it from recall / precision, the same ratio."""
+    model carries, which F1 does not show (a model can gain F1 while calling a class far too often).
+    Cards from before the field was written get it from recall / precision, the same ratio."""
     out: dict[str, float] = {}
-    for c, v in scores.items():
-        if str(c) in ("other", "average") or not isinstance(v, Mapping):
-            continue
+    for c, v in _cell_classes(scores):
         err, p, r = v.get("count_error"), v.get("precision"), v.get("recall")
         if isinstance(err, int | float):
-            out[str(c)] = float(err)
+            out[c] = float(err)
         elif isinstance(p, int | float) and isinstance(r, int | float) and p > 0:
-            out[str(c)] = float(r) / float(p) - 1.0
+            out[c] = float(r) / float(p) - 1.0
     return out
 
 
