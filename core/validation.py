@@ -36,6 +36,9 @@ GROUPS = ("CD3+", "CD8+", "CD20+")
 MIN_TRUE_CELLS = 20
 #: Radius (µm) within which a call is matched to a true lymphocyte (a nucleus radius).
 MATCH_RADIUS_UM = 3.5
+#: The engine's cell table and tissue mask, written into each case's work folder.
+ENGINE_CELLS = "engine-cells.csv"
+ENGINE_TISSUE = "engine-tissue.npz"
 
 
 @dataclass(frozen=True)
@@ -105,13 +108,9 @@ def validate_case(seed: int, levels: tuple[float, float], model: Any, options: V
     """Generate one phantom, analyse it, score engine and truth; see the module docstring."""
     import time
 
-    from core.analysis import detected_tissue
-    from core.classes import class_index
     from core.engine import AnalysisParams, analyse_slide
     from core.phantom import PhantomParams, generate_phantom
-    from core.regions import read_regions_geojson
     from core.slides import open_slide
-    from core.tissue_mask import encode_mask
 
     t0 = time.perf_counter()
     out = options.work_dir / f"phantom-{options.size}-{seed}"
@@ -119,21 +118,40 @@ def validate_case(seed: int, levels: tuple[float, float], model: Any, options: V
     if not (out / "phantom.json").is_file():
         yield from generate_phantom(params, out, cancel)
     meta = json.loads((out / "phantom.json").read_text(encoding="utf-8"))
-    mpp = (float(meta["mpp"]), float(meta["mpp"]))
-    bounds = (options.size * mpp[0], options.size * mpp[1])
-    width = float(meta["im_half_width_um"])
-    tumour = list(read_regions_geojson(out / "tumour.geojson", mpp, bounds_um=bounds).regions)
-    true_tissue = list(read_regions_geojson(out / "tissue.geojson", mpp, bounds_um=bounds).regions)
     with open_slide(out / "hoechst.ome.tif") as slide:
-        side_um = options.size * mpp[0]
+        side_um = options.size * float(meta["mpp"])
         engine_params = AnalysisParams(batch_size=options.batch_size,
                                        tissue_min_area_um2=min(20_000.0, side_um**2 / 20))
         result = yield from analyse_slide(slide, model, engine_params, cancel=cancel)
-    tissue = detected_tissue({"tissue_mask": encode_mask(result.tissue_mask, result.raster_downsample)}, mpp)
+    # kept beside the phantom: the same engine output can be compared again (another cell filter,
+    # another cohort) with compare_case, without the minutes of model time
+    result.cells.to_csv(out / ENGINE_CELLS, index=False)
+    np.savez_compressed(out / ENGINE_TISSUE, mask=result.tissue_mask, raster_downsample=result.raster_downsample)
+    case = compare_case(out, result.cells, result.tissue_mask, result.raster_downsample, cohort, seed, levels)
+    case.seconds = time.perf_counter() - t0
+    return case
+
+
+def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster_downsample: float, cohort: Any,
+                 seed: int, levels: tuple[float, float]) -> CaseValidation:
+    """The engine's ``cells`` and tissue mask of the phantom in ``out`` against its truth: no model
+    involved, so the same engine output can be compared again (e.g. under another cell filter)."""
+    from core.analysis import detected_tissue
+    from core.classes import class_index
+    from core.regions import read_regions_geojson
+    from core.tissue_mask import encode_mask
+
+    meta = json.loads((out / "phantom.json").read_text(encoding="utf-8"))
+    mpp = (float(meta["mpp"]), float(meta["mpp"]))
+    bounds = (int(meta["size"]) * mpp[0], int(meta["size"]) * mpp[1])
+    width = float(meta["im_half_width_um"])
+    tumour = list(read_regions_geojson(out / "tumour.geojson", mpp, bounds_um=bounds).regions)
+    true_tissue = list(read_regions_geojson(out / "tissue.geojson", mpp, bounds_um=bounds).regions)
+    tissue = detected_tissue({"tissue_mask": encode_mask(tissue_mask, raster_downsample)}, mpp)
     truth = pd.read_csv(out / "cells.csv")
     true_cells = truth[truth["type"] != "other"].rename(columns={"type": "class_name"})
     true_cells = true_cells.assign(class_id=[class_index(t) for t in true_cells["class_name"]])
-    engine = _scores(result.cells, tumour + ([tissue] if tissue is not None else []), bounds, cohort, width)
+    engine = _scores(cells, tumour + ([tissue] if tissue is not None else []), bounds, cohort, width)
     exact = _scores(true_cells, tumour + true_tissue, bounds, cohort, width)
     case = CaseValidation(seed, levels[0], levels[1])
     for region in REGIONS:
@@ -152,8 +170,7 @@ def validate_case(seed: int, levels: tuple[float, float], model: Any, options: V
     case.is_level = (exact.immunoscore_like.level, engine.immunoscore_like.level)
     case.tb_category = (exact.t_and_b.category, engine.t_and_b.category)
     case.true_lymphocytes = len(true_cells)
-    case.split, case.merged = split_and_merged(result.cells, truth)
-    case.seconds = time.perf_counter() - t0
+    case.split, case.merged = split_and_merged(cells, truth)
     return case
 
 

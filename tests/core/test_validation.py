@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from core.validation import (
+    ENGINE_CELLS,
+    ENGINE_TISSUE,
     CaseValidation,
     ValidationOptions,
+    compare_case,
     format_table,
     split_and_merged,
     summarise,
@@ -61,3 +65,10 @@ def test_one_phantom_case_end_to_end(tmp_path: Path, one_torch_thread) -> None:
     assert truth > 0 and engine == pytest.approx(truth, rel=0.15)
     cd3 = [r for r in case.rows if r["group"] == "CD3+" and r["true_cells"]]
     assert cd3 and all(r["engine_cells"] is not None for r in cd3)
+    # the engine's output is kept beside the phantom; comparing it again needs no model and agrees
+    out = tmp_path / "phantom-768-5000"
+    saved = np.load(out / ENGINE_TISSUE)
+    again = compare_case(out, pd.read_csv(out / ENGINE_CELLS), saved["mask"], float(saved["raster_downsample"]),
+                         cohort, 5000, (1.0, 1.0))
+    assert pd.DataFrame(again.rows).equals(pd.DataFrame(case.rows))
+    assert (again.im_area_mm2, again.is_category, again.split) == (case.im_area_mm2, case.is_category, case.split)
