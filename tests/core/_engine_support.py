@@ -51,6 +51,11 @@ class Blob:
     n_px: int
 
 
+#: The painted blobs are 2.5 µm-radius discs at 0.5 µm/px (~20 µm², at the engine's lower bound for
+#: a lymphocyte); tests about seams, tiling and frames pass these bounds so that every blob counts.
+SIZE_BOUNDS = {"min_cell_area_um2": 3.0, "max_cell_area_um2": 400.0}
+
+
 def paint_blobs(
     shape: tuple[int, int], centres: list[tuple[float, float, int]], radius: float = 5.0, hot: int = 1
 ) -> tuple[np.ndarray, list[Blob]]:

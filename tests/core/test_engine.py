@@ -19,7 +19,14 @@ from core.engine import AnalysisParams, BlockDone, analyse_slide
 from core.normalise import normalise_patch
 from core.progress import run_to_completion
 from core.slides import open_slide
-from tests.core._engine_support import intensity_model, match, paint_blobs, seam_centres, write_slide
+from tests.core._engine_support import (
+    SIZE_BOUNDS,
+    intensity_model,
+    match,
+    paint_blobs,
+    seam_centres,
+    write_slide,
+)
 
 SHAPE = (300, 400)  # slide px (h, w) at 0.5 µm
 KEEP = 48  # default test tiles: patch 64, context 8
@@ -35,7 +42,7 @@ def blob_slide(tmp_path_factory: pytest.TempPathFactory):
 def run(path: Path, model=None, **kwargs) -> object:
     regions = kwargs.pop("regions_um", None)
     with open_slide(path) as slide:
-        params = AnalysisParams(**{"context_px": 8, "batch_size": 4, **kwargs})
+        params = AnalysisParams(**{"context_px": 8, "batch_size": 4, **SIZE_BOUNDS, **kwargs})
         return run_to_completion(analyse_slide(slide, model or intensity_model(), params, regions_um=regions))
 
 

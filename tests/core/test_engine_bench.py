@@ -18,7 +18,8 @@ from tests.core._engine_support import intensity_model, paint_blobs, seam_centre
 
 @pytest.fixture(scope="module")
 def slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    img, _ = paint_blobs((192, 192), seam_centres((192, 192), 48))
+    # 3 µm-radius discs (28 µm²): lymphocyte-sized, so the default cell size bounds keep them all
+    img, _ = paint_blobs((192, 192), seam_centres((192, 192), 48, radius=6.0), radius=6.0)
     return write_slide(tmp_path_factory.mktemp("bench") / "bench.ome.tif", img)
 
 

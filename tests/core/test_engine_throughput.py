@@ -28,7 +28,7 @@ from core.normalise import normalise_batch, normalise_batch_tensor
 from core.phantom import PhantomParams, generate_phantom
 from core.progress import run_to_completion
 from core.slides import open_slide
-from tests.core._engine_support import paint_blobs, seam_centres, write_slide
+from tests.core._engine_support import SIZE_BOUNDS, paint_blobs, seam_centres, write_slide
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,9 @@ def _run(path: Path, model, **kwargs) -> object:
 def test_parallel_run_gives_the_serial_cell_table(phantom: Path) -> None:
     card = ModelCard(name="standin", synthetic=True)
     model = standin_model(card)
-    serial = _run(phantom, model, reader_threads=0, extract_workers=0, batch_size=8)
-    parallel = _run(phantom, model, reader_threads=3, extract_workers=2, prefetch_rows=1, batch_size=5)
+    # the stand-in calls bright fragments, many under a lymphocyte's size: keep them, more cells to compare
+    serial = _run(phantom, model, reader_threads=0, extract_workers=0, batch_size=8, **SIZE_BOUNDS)
+    parallel = _run(phantom, model, reader_threads=3, extract_workers=2, prefetch_rows=1, batch_size=5, **SIZE_BOUNDS)
     assert len(serial.cells) > 100  # the stand-in's class map has cells, of several classes
     assert serial.cells["class_id"].nunique() >= 3
     pd.testing.assert_frame_equal(parallel.cells, serial.cells)
