@@ -28,7 +28,8 @@ each side, stitched from the tiles' kept centres (each model px predicted by exa
   window. The split of a nucleus depends only on its own component near it, and the owned area
   lies a whole tile inside the window, so both windows see the same nuclei there. (Limit: a chain
   of touching nuclei longer than a tile may be split differently where a window cuts it.)
-- Nuclei smaller than the minimum cell area are noise, larger than the maximum no cell.
+- Nuclei smaller than the minimum cell area are noise, larger than the maximum no cell, and one
+  whose mean Hoechst is below the slide's stroma level no nucleus (see ``AnalysisParams``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from skimage.segmentation import watershed
 from core.engine._label import Components, label4
 from core.engine._peaks import local_maxima
 
-#: Tile outputs: (row, col) -> (argmax class uint8 K×K, its probability float32 K×K).
-TileOutputs = dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
+#: Tile outputs: (row, col) -> (argmax class uint8 K×K, its probability float32 K×K[, the raw
+#: nuclear stain float32 K×K, the model's input before normalisation]).
+TileOutputs = dict[tuple[int, int], tuple[np.ndarray, ...]]
 
 #: Tile columns per labelling chunk (bounds memory on wide slides).
 CHUNK_COLS = 16
@@ -103,9 +105,10 @@ class RawCells:
 
 def extract_block(
     tiles: TileOutputs, row: int, grid_shape: tuple[int, int], keep: int, min_px: int, max_px: int,
-    split: Split = Split(),
+    split: Split = Split(), min_stain: float = 0.0,
 ) -> RawCells:  # fmt: skip
-    """Cells owned by tile row ``row`` (see the module rule), of ``min_px``–``max_px`` pixels.
+    """Cells owned by tile row ``row`` (see the module rule), of ``min_px``–``max_px`` pixels and,
+    where the tiles carry the stain, a mean stain of at least ``min_stain``.
 
     ``tiles`` must hold rows row±1."""
     rows_total, cols_total = grid_shape
@@ -121,6 +124,7 @@ def extract_block(
         c0, c1 = max(a - 1, 0), min(b, cols_total - 1)
         lab = np.zeros(((r1 - r0 + 1) * keep, (c1 - c0 + 1) * keep), dtype=np.uint8)
         prob = np.zeros(lab.shape, dtype=np.float32)
+        stain = np.zeros(lab.shape, dtype=np.float32) if min_stain > 0 else None
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
                 t = tiles.get((r, c))
@@ -128,10 +132,12 @@ def extract_block(
                     ys, xs = (r - r0) * keep, (c - c0) * keep
                     lab[ys : ys + keep, xs : xs + keep] = t[0]
                     prob[ys : ys + keep, xs : xs + keep] = t[1]
+                    if stain is not None:
+                        stain[ys : ys + keep, xs : xs + keep] = t[2]
         cuts = (r0 > 0, r1 < rows_total - 1, c0 > 0, c1 < cols_total - 1)  # top, bottom, left, right
         owned_y = (row * keep - r0 * keep, (row + 1) * keep - r0 * keep)
         owned_x = (a * keep - c0 * keep, b * keep - c0 * keep)
-        part = find_cells(lab, prob, cuts, owned_y, owned_x, min_px, max_px, split)
+        part = find_cells(lab, prob, cuts, owned_y, owned_x, min_px, max_px, split, stain, min_stain)
         if part is not None:
             part.cx += c0 * keep
             part.cy += r0 * keep
@@ -250,12 +256,16 @@ def find_cells(
     min_px: int,
     max_px: int,
     split: Split = Split(),
+    stain: np.ndarray | None = None,
+    min_stain: float = 0.0,
 ) -> RawCells | None:
     """Owned, complete, cell-sized nuclei in one window (window px), each with one class.
 
     ``lab``/``prob``: argmax class and its probability; ``cuts``: whether the top, bottom, left and
     right edges are cut inside the slide; ``owned_y``/``owned_x``: the owned half-open ranges.
-    A whole image is one window with no cuts owning everything.
+    A whole image is one window with no cuts owning everything. ``stain`` (the raw nuclear stain
+    per pixel), if given: a nucleus whose mean stain is below ``min_stain`` is no cell (the
+    model called a lymphocyte where there is no DNA, e.g. on stroma fibres).
     """
     if not lab.any():
         return None
@@ -282,6 +292,9 @@ def find_cells(
         if cut:
             keep[np.unique(edge)] = False
     keep[1:] &= (count[1:] >= min_px) & (count[1:] <= max_px)
+    if stain is not None and min_stain > 0:
+        stain_sum = np.bincount(ids, weights=stain.ravel()[idx], minlength=n + 1)
+        keep[1:] &= stain_sum[1:] >= min_stain * count[1:]
     # Centroid (continuous) = sum/n + 0.5 lies in [lo, hi)  <=>  2·lo·n ≤ 2·sum + n < 2·hi·n (exact).
     for total, (lo, hi) in ((sum_y, owned_y), (sum_x, owned_x)):
         twice = 2 * total + count

@@ -45,6 +45,21 @@ def read_overview(slide: Any, grid: TileGrid, channel: int) -> np.ndarray:
     return out
 
 
+def stroma_level(overview: np.ndarray) -> float | None:
+    """The slide's stroma|nucleus level in raw intensity: the upper three-class Otsu threshold of
+    the log ``overview`` (glass | stroma | nucleus-dense tissue). A nucleus, read at full
+    resolution, is brighter than this blurred boundary; a call below it sits on no DNA. None
+    when the overview has too few grey levels to tell three populations apart."""
+    img = np.log1p(np.maximum(overview, 0.0))
+    if img.size == 0 or float(img.max()) <= float(img.min()):
+        return None
+    try:
+        upper = float(threshold_multiotsu(img, classes=3)[1])
+    except ValueError:
+        return None
+    return float(np.expm1(upper))
+
+
 def detect_tissue(overview: np.ndarray, raster_mpp: float, min_area_um2: float,
                   max_hole_um2: float = 500.0) -> np.ndarray:
     """bool mask of tissue in ``overview`` (raster px of ``raster_mpp`` µm); pieces smaller than

@@ -28,7 +28,7 @@ from core.engine._grid import TileGrid, check_region
 from core.engine._reader import Ahead, BlockReader
 from core.engine._results import cell_table, density_raster, mask_area_mm2, region_mask
 from core.engine._stages import StageClock
-from core.engine._tissue import detect_tissue, read_overview
+from core.engine._tissue import detect_tissue, read_overview, stroma_level
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
 from core.models.runtime import LoadedModel, classes_from_logits
 from core.normalise import normalise_batch, normalise_batch_tensor
@@ -42,7 +42,7 @@ SPLIT_ROUND_AREA_UM2 = 60.0
 #: Each part of a split must be at least a 2.25 µm-radius disc (~16 µm²; lymphocyte nuclei are 20–60).
 SPLIT_MIN_PART_UM2 = np.pi * 2.25**2
 #: Bump when a change makes old checkpoints invalid.
-ENGINE_VERSION = 2  # 2: cells are nucleus instances with a confidence
+ENGINE_VERSION = 3  # 2: cells are nucleus instances with a confidence; 3: nuclei need DNA (stain check)
 #: Per-stage times in ``summary["stage_ms_per_tile"]`` (busy) and ``["stage_cpu_ms_per_tile"]`` (ms per
 #: computed tile, summed over threads: stages that overlap add up to more than the wall time per tile).
 R = TypeVar("R")
@@ -182,11 +182,16 @@ def analyse_slide(
     candidates = np.ones(grid.shape, dtype=bool)
     if region is not None:
         candidates = grid.region_tiles(region, margin_um=grid.keep * grid.model_mpp / 2)
-    if params.tissue_detection:  # on the whole slide even with a region: the threshold needs glass
-        tissue = detect_tissue(read_overview(slide, grid, channel), grid.raster_mpp, params.tissue_min_area_um2,
-                               params.tissue_max_hole_um2)
+    # on the whole slide even with a region: the thresholds need glass and stroma
+    check_stain = params.nucleus_stain_ratio > 0
+    overview = read_overview(slide, grid, channel) if params.tissue_detection or check_stain else None
+    if params.tissue_detection:
+        tissue = detect_tissue(overview, grid.raster_mpp, params.tissue_min_area_um2, params.tissue_max_hole_um2)
     else:
         tissue = np.ones(grid.raster_shape, dtype=bool)
+    stroma = stroma_level(overview) if check_stain and overview is not None else None
+    min_stain = params.nucleus_stain_ratio * stroma if stroma is not None else 0.0
+    del overview
     tissue_tiles = grid.tissue_tiles(ndimage.binary_dilation(tissue) if tissue.any() else tissue)
     selected = candidates & tissue_tiles
 
@@ -228,10 +233,12 @@ def analyse_slide(
     batch_size = params.batch_size
     on_cpu = model.device.type == "cpu"
     crop = grid.context
+    keep = grid.keep
 
-    def prepare() -> Iterator[tuple[list[tuple[int, int]], np.ndarray]]:
-        """Batches (tile keys, input patches) in raster order; runs in the batch-reader thread.
-        On the CPU the patches are normalised here; on a GPU where the model runs."""
+    def prepare() -> Iterator[tuple[list[tuple[int, int]], np.ndarray, np.ndarray | None]]:
+        """Batches (tile keys, input patches, raw kept centres for the stain check or None) in
+        raster order; runs in the batch-reader thread. On the CPU the patches are normalised
+        here; on a GPU where the model runs."""
         cols_by_row: dict[int, list[int]] = defaultdict(list)
         for r, c in plan.tiles:
             cols_by_row[r].append(c)
@@ -246,10 +253,11 @@ def analyse_slide(
                 while queued >= params.batch_size or (queued and r == plan.tiles[-1][0]):
                     keys, x = _take(pending, params.batch_size)
                     queued -= len(keys)
+                    stain = x[:, 0, crop : crop + keep, crop : crop + keep].copy() if min_stain > 0 else None
                     if on_cpu:
                         with stage("normalise"):
                             x = normalise_batch(x)
-                    yield keys, x
+                    yield keys, x, stain
             stage.add("decode", reader.decode_seconds, reader.decode_cpu_seconds)
 
     def post_cpu(logits: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -278,14 +286,14 @@ def analyse_slide(
 
     def extract(r: int, tiles: TileOutputs) -> tuple[RawCells, pd.DataFrame]:
         with stage("extraction"):
-            raw = extract_block(tiles, r, grid.shape, grid.keep, min_px, max_px, split)
+            raw = extract_block(tiles, r, grid.shape, grid.keep, min_px, max_px, split, min_stain)
         with stage("cell table"):
             return raw, cell_table(raw, grid, card.classes, region)
 
     def ready(r: int) -> bool:
         return plan.left.get(r, 0) == 0 and plan.left.get(r + 1, 0) == 0
 
-    posts: deque[tuple[list[tuple[int, int]], Future[tuple[np.ndarray, ...]]]] = deque()
+    posts: deque[tuple[list[tuple[int, int]], Future[tuple[np.ndarray, ...]], np.ndarray | None]] = deque()
     jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame]]]] = deque()
 
     def collect(limit: int) -> Iterator[BlockDone]:
@@ -305,10 +313,10 @@ def analyse_slide(
         hand every block whose neighbours are done to the extraction pool."""
         nonlocal done
         while posts and (len(posts) > limit or posts[0][1].done()):
-            group, fut = posts.popleft()
+            group, fut, stain = posts.popleft()
             labels, probs, rasters = fut.result()
-            for (r, c), lab, pr, ras in zip(group, labels, probs, rasters, strict=True):
-                outputs[(r, c)] = (lab, pr)
+            for i, ((r, c), lab, pr, ras) in enumerate(zip(group, labels, probs, rasters, strict=True)):
+                outputs[(r, c)] = (lab, pr) if stain is None else (lab, pr, stain[i])
                 class_map[r * k_r : (r + 1) * k_r, c * k_r : (c + 1) * k_r] = ras
                 plan.left[r] -= 1
             done += len(group)
@@ -342,10 +350,10 @@ def analyse_slide(
             waiting += time.perf_counter() - tw
             if item is None:
                 break
-            group, x = item
+            group, x, stain = item
             cancel.check()
             outs, batch_size = predict_with_backoff(run_cpu if on_cpu else run_device, x, batch_size)
-            posts.append((group, _submit(post_pool, post_cpu, outs[0]) if on_cpu else _done(outs)))
+            posts.append((group, _submit(post_pool, post_cpu, outs[0]) if on_cpu else _done(outs), stain))
             yield from apply(1, pool)
         yield from apply(0, pool)
         yield from collect(0)
@@ -372,6 +380,7 @@ def analyse_slide(
         "counts": count_by_class(cells, card.classes),
         "total_cells": int(len(cells)),
         "tissue_area_mm2": tissue_area,
+        "nucleus_stain_min": min_stain,
         "analysed_area_mm2": mask_area_mm2(analysed, grid),
         "region_area_mm2": None if region is None else region.area / 1e6,
         "tiles_in_grid": rows_total * cols_total,
