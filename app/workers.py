@@ -8,6 +8,7 @@ A core job yields :class:`core.progress.Progress` and returns its result. :class
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import os
@@ -64,6 +65,29 @@ def _lower_this_thread() -> None:
 
 #: Makes the job on the worker thread (so slow set-up such as loading a model runs there too).
 JobFactory = Callable[[CancelToken], Generator[Progress, None, Any]]
+
+#: (thread, worker) of every started job until its thread has finished. Destroying a QThread that
+#: still runs aborts the whole process, and that is what happened when a widget owning a runner
+#: was deleted after ``wait()`` gave up on a job slow to notice its cancel (a fully loaded CPU,
+#: the worker thread niced). So a runner may go, but its thread and worker stay referenced here;
+#: finished ones are dropped at the next start. At exit each is cancelled and waited for a while,
+#: so that quitting while a job winds down does not abort either.
+_STARTED: set[tuple[QThread, QObject, CancelToken]] = set()
+#: How long (ms) the exit waits for each job still running.
+EXIT_WAIT_MS = 10_000
+
+
+def _keep_until_finished(thread: QThread, worker: QObject, token: CancelToken) -> None:
+    _STARTED.difference_update({entry for entry in _STARTED if entry[0].isFinished()})
+    _STARTED.add((thread, worker, token))
+
+
+@atexit.register
+def _wait_for_jobs_at_exit() -> None:
+    for thread, _worker, token in list(_STARTED):
+        token.cancel()
+        if not thread.wait(EXIT_WAIT_MS):
+            log.warning("A background job did not stop within %d s of quitting", EXIT_WAIT_MS // 1000)
 
 
 class JobWorker(QObject):
@@ -122,6 +146,7 @@ class JobRunner(QObject):
         if sys.getswitchinterval() > UI_SWITCH_INTERVAL_S:
             sys.setswitchinterval(UI_SWITCH_INTERVAL_S)  # the UI thread gets the GIL back sooner
         freeze_long_lived()
+        _keep_until_finished(self.thread, self.worker, self.token)
         self.thread.start(QThread.Priority.LowPriority)
 
     def cancel(self) -> None:

@@ -60,3 +60,46 @@ def test_cancel_ends_the_job_with_cancelled(qtbot) -> None:  # noqa: ANN001
     assert cancelled == [True] and not runner.running
     with pytest.raises(Cancelled):
         runner.token.check()
+
+
+_OWNER_DELETED_WHILE_RUNNING = """
+import gc, threading
+import shiboken6
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QApplication
+from app.workers import JobRunner
+from core.progress import Progress
+
+app = QApplication([])
+release, started, ended = threading.Event(), threading.Event(), threading.Event()
+
+def job(cancel):
+    started.set()
+    release.wait(10)  # a job slow to notice its cancel
+    yield Progress(1, 1, "late")
+    ended.set()
+    return "late"
+
+owner = QObject()
+runner = JobRunner(job, owner)
+runner.start()
+assert started.wait(10)
+runner.cancel()
+assert not runner.wait(50)  # the owner gave up waiting ...
+shiboken6.delete(owner)  # ... and is deleted, the runner with it
+del runner, owner
+gc.collect()
+release.set()
+assert ended.wait(10)
+print("survived")
+"""
+
+
+def test_deleting_the_owner_of_a_running_job_does_not_abort_the_app() -> None:
+    """A QThread destroyed while it runs aborts the process (seen in a test under full CPU load)."""
+    import subprocess
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", _OWNER_DELETED_WHILE_RUNNING], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "survived" in done.stdout, done.stderr[-2000:]
