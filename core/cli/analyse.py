@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tissue-detection", action="store_true", help="analyse every tile, glass included")
     p.add_argument("--tissue-min-area", type=non_negative_float, default=d.tissue_min_area_um2, metavar="UM2",
                    help=f"ignore tissue pieces smaller than this, in µm² (default {d.tissue_min_area_um2:g})")
+    p.add_argument("--nucleus-stain-ratio", type=non_negative_float, default=d.nucleus_stain_ratio, metavar="R",
+                   help="keep a cell only if its nucleus's mean stain is at least R times the slide's stroma level "
+                   f"(default {d.nucleus_stain_ratio:g}; 0 = keep calls without stain, e.g. for a very faint stain)")
     p.add_argument("--threads", type=positive_int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
     p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
                    help="CPU inference runtime (default auto: ONNX Runtime at fp32 when installed, else PyTorch)")
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         channel=int(args.channel) if args.channel is not None and args.channel.isdigit() else args.channel,
         tissue_detection=not args.no_tissue_detection,
         tissue_min_area_um2=args.tissue_min_area,
+        nucleus_stain_ratio=args.nucleus_stain_ratio,
     )
     checkpoint = args.checkpoint_dir or (args.out / ".checkpoint")
     with open_slide(args.slide, mpp=tuple(args.mpp) if args.mpp else None) as slide:

@@ -170,6 +170,9 @@ def test_cli_analyse_writes_its_files(unet_dir: Path, small_slide: Path, tmp_pat
     assert cli_main(["analyse", str(nompp), "--model", str(unet_dir), "--device", "cpu", "--out", str(out)]) == 2
     assert "no pixel size" in capsys.readouterr().err
     assert cli_main([*argv[:-2], "--mpp", "0.5", "0.5", "--out", str(out), "--channel", "1"]) == 0
+    assert json.loads((out / "summary.json").read_text())["nucleus_stain_min"] > 0  # calls need stain by default
+    assert cli_main([*argv[:-2], "--mpp", "0.5", "0.5", "--out", str(out), "--nucleus-stain-ratio", "0"]) == 0
+    assert json.loads((out / "summary.json").read_text())["nucleus_stain_min"] == 0  # the check is off
 
 
 def test_torch_threads_apply_during_the_run_only(small_slide: Path) -> None:
