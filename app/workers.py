@@ -66,12 +66,13 @@ def _lower_this_thread() -> None:
 #: Makes the job on the worker thread (so slow set-up such as loading a model runs there too).
 JobFactory = Callable[[CancelToken], Generator[Progress, None, Any]]
 
-#: (thread, worker) of every started job until its thread has finished. Destroying a QThread that
+#: (thread, worker, token) of every started job until its thread has finished. Destroying a QThread that
 #: still runs aborts the whole process, and that is what happened when a widget owning a runner
 #: was deleted after ``wait()`` gave up on a job slow to notice its cancel (a fully loaded CPU,
-#: the worker thread niced). So a runner may go, but its thread and worker stay referenced here;
-#: finished ones are dropped at the next start. At exit each is cancelled and waited for a while,
-#: so that quitting while a job winds down does not abort either.
+#: the worker thread niced). So a runner may go, but its thread and worker stay referenced here
+#: until its end is handled (or, if the runner went first, until the next start; the worker holds
+#: the job's closure, e.g. an open slide, so it is not kept longer). At exit each is cancelled and
+#: waited for a while, so that quitting while a job winds down does not abort either.
 _STARTED: set[tuple[QThread, QObject, CancelToken]] = set()
 #: How long (ms) the exit waits for each job still running.
 EXIT_WAIT_MS = 10_000
@@ -172,4 +173,5 @@ class JobRunner(QObject):
         # Between jobs the collector may see everything again: objects that became cyclic garbage
         # while frozen (a closed slide's, say) are freed instead of kept for the whole session.
         gc.unfreeze()
+        _STARTED.discard((self.thread, self.worker, self.token))  # the runner holds them from here
         self.done.emit()

@@ -10,6 +10,7 @@ from collections.abc import Generator
 
 import pytest
 
+from app import workers
 from app.workers import UI_SWITCH_INTERVAL_S, WORKER_NICENESS, JobRunner
 from core.errors import Cancelled
 from core.progress import CancelToken, Progress
@@ -39,6 +40,8 @@ def test_job_runs_off_the_ui_thread_lowered_frozen_then_unfrozen(qtbot) -> None:
     assert sys.getswitchinterval() <= UI_SWITCH_INTERVAL_S
     if sys.platform.startswith("linux"):
         assert seen["nice"] == min(19, base_nice + WORKER_NICENESS)
+    # once its end is handled, only the runner holds the job (and what its closure holds, e.g. a slide)
+    assert all(entry[0] is not runner.thread for entry in workers._STARTED)
 
 
 def test_cancel_ends_the_job_with_cancelled(qtbot) -> None:  # noqa: ANN001
