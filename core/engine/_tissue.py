@@ -15,6 +15,7 @@ closing is glass (a vessel lumen, a tear, fat), and filling it would add cell-fr
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,34 +46,40 @@ def read_overview(slide: Any, grid: TileGrid, channel: int) -> np.ndarray:
     return out
 
 
-def stroma_level(overview: np.ndarray) -> float | None:
-    """The slide's stroma|nucleus level in raw intensity: the upper three-class Otsu threshold of
-    the log ``overview`` (glass | stroma | nucleus-dense tissue). A nucleus, read at full
-    resolution, is brighter than this blurred boundary; a call below it sits on no DNA. None
-    when the overview has too few grey levels to tell three populations apart."""
+@dataclass(frozen=True)
+class OverviewLevels:
+    """The cuts of the log overview's three populations (glass | stroma | nucleus-dense tissue),
+    from one multi-Otsu: the tissue mask and the nucleus stain check read the same split."""
+
+    log: np.ndarray  # log1p of the overview
+    tissue: float | None  # log threshold glass | tissue (None: a flat image, no tissue)
+    stroma: float | None  # raw intensity stroma | nucleus (None: fewer than three populations)
+
+
+def overview_levels(overview: np.ndarray) -> OverviewLevels:
+    """The levels of ``overview``. ``stroma``: a nucleus, read at full resolution, is brighter than
+    this blurred boundary; a call below it sits on no DNA. With too few grey levels for three
+    classes, the tissue threshold falls back to a two-class Otsu and there is no stroma level."""
     img = np.log1p(np.maximum(overview, 0.0))
     if img.size == 0 or float(img.max()) <= float(img.min()):
-        return None
+        return OverviewLevels(img, None, None)
     try:
-        upper = float(threshold_multiotsu(img, classes=3)[1])
-    except ValueError:
-        return None
-    return float(np.expm1(upper))
+        lower, upper = threshold_multiotsu(img, classes=3)
+    except ValueError:  # fewer than three grey levels
+        return OverviewLevels(img, float(threshold_otsu(img)), None)
+    return OverviewLevels(img, float(lower), float(np.expm1(upper)))
 
 
 def detect_tissue(overview: np.ndarray, raster_mpp: float, min_area_um2: float,
-                  max_hole_um2: float = 500.0) -> np.ndarray:
+                  max_hole_um2: float = 500.0, levels: OverviewLevels | None = None) -> np.ndarray:
     """bool mask of tissue in ``overview`` (raster px of ``raster_mpp`` µm); pieces smaller than
     ``min_area_um2`` (and than 5% of the slide) are dropped, holes smaller than ``max_hole_um2``
-    filled (larger ones are glass and stay out)."""
-    img = np.log1p(np.maximum(overview, 0.0))
-    if img.size == 0 or float(img.max()) <= float(img.min()):
+    filled (larger ones are glass and stay out). ``levels``: :func:`overview_levels` of
+    ``overview`` if the caller has them already."""
+    levels = levels if levels is not None else overview_levels(overview)
+    if levels.tissue is None:
         return np.zeros(overview.shape, dtype=bool)
-    try:
-        threshold = float(threshold_multiotsu(img, classes=3)[0])
-    except ValueError:  # fewer than three grey levels
-        threshold = float(threshold_otsu(img))
-    mask = img > threshold
+    mask = levels.log > levels.tissue
     radius = max(1, math.ceil(CLOSING_UM / raster_mpp))
     yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     disk = yy * yy + xx * xx <= radius * radius

@@ -28,7 +28,7 @@ from core.engine._grid import TileGrid, check_region
 from core.engine._reader import Ahead, BlockReader
 from core.engine._results import cell_table, density_raster, mask_area_mm2, region_mask
 from core.engine._stages import StageClock
-from core.engine._tissue import detect_tissue, read_overview, stroma_level
+from core.engine._tissue import detect_tissue, overview_levels, read_overview
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
 from core.models.runtime import LoadedModel, classes_from_logits
 from core.normalise import normalise_batch, normalise_batch_tensor
@@ -185,13 +185,15 @@ def analyse_slide(
     # on the whole slide even with a region: the thresholds need glass and stroma
     check_stain = params.nucleus_stain_ratio > 0
     overview = read_overview(slide, grid, channel) if params.tissue_detection or check_stain else None
+    levels = overview_levels(overview) if overview is not None else None
     if params.tissue_detection:
-        tissue = detect_tissue(overview, grid.raster_mpp, params.tissue_min_area_um2, params.tissue_max_hole_um2)
+        tissue = detect_tissue(overview, grid.raster_mpp, params.tissue_min_area_um2, params.tissue_max_hole_um2,
+                               levels)
     else:
         tissue = np.ones(grid.raster_shape, dtype=bool)
-    stroma = stroma_level(overview) if check_stain and overview is not None else None
+    stroma = levels.stroma if check_stain and levels is not None else None
     min_stain = params.nucleus_stain_ratio * stroma if stroma is not None else 0.0
-    del overview
+    del overview, levels
     tissue_tiles = grid.tissue_tiles(ndimage.binary_dilation(tissue) if tissue.any() else tissue)
     selected = candidates & tissue_tiles
 

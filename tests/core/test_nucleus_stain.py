@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from core.engine import AnalysisParams, analyse_slide
 from core.engine._extract import find_cells
-from core.engine._tissue import stroma_level
+from core.engine._tissue import overview_levels
 from core.engine.standin import standin_model
 from core.models import ModelCard
 from core.progress import run_to_completion
@@ -78,6 +78,6 @@ def test_calls_on_stroma_are_dropped_and_nuclei_kept(stroma_slide) -> None:
 def test_stroma_level_lies_between_stroma_and_nuclei() -> None:
     rng = np.random.default_rng(0)
     overview = np.concatenate([rng.normal(GLASS, 5, 3000), rng.normal(STROMA, 30, 5000), rng.normal(1500, 200, 2000)])
-    level = stroma_level(overview.reshape(100, 100).astype(np.float32))
+    level = overview_levels(overview.reshape(100, 100).astype(np.float32)).stroma
     assert level is not None and STROMA + 60 < level < 1500 - 200
-    assert stroma_level(np.full((10, 10), 7.0, dtype=np.float32)) is None  # flat: no populations
+    assert overview_levels(np.full((10, 10), 7.0, dtype=np.float32)).stroma is None  # flat: no populations
