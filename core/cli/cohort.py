@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "finished cohort table can itself become the lab's reference, see docs/cohorts.md)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
     p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: chosen on each worker")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="CPU inference runtime, as core analyse (default auto: ONNX Runtime at fp32 when installed, else PyTorch)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
     p.add_argument("--tissue-min-area", type=float, default=d.tissue_min_area_um2, metavar="UM2",
                    help=f"ignore tissue pieces smaller than this, in µm² (default {d.tissue_min_area_um2:g})")
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     card = load_card(model_dir)
     params = AnalysisParams(batch_size=args.batch_size, tissue_min_area_um2=args.tissue_min_area)
     settings = CohortSettings(model_dir, card.weights_sha256, _reference(args.reference_csv),
-                              params, args.device, args.precision, args.im_width)
+                              params, args.device, args.precision, args.im_width, args.runtime)
     if not args.verbose:  # the scheduler's and workers' INFO lines would bury the progress bar
         import distributed  # noqa: F401 - it sets its loggers' levels on import: quieten them after
 

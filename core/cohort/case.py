@@ -49,7 +49,10 @@ class CohortSettings:
     model_dir: model folder; model_sha256: its weights' sha256 (from the card, so the key is
     known without loading the model); device/precision: as ``load_model`` (None: chosen on each
     worker); reference_csv: the cohort the scores rank against; im_half_width_um: IM half-width
-    when CT/IM are derived from a tumour outline.
+    when CT/IM are derived from a tumour outline; runtime: the CPU inference runtime, as
+    ``core analyse --runtime`` (its "auto" default too, so that a cohort case equals a per-slide
+    run of the same slide to the last digit: ONNX Runtime and PyTorch agree on the classes, not on
+    every last bit of the probabilities).
     """
 
     model_dir: Path
@@ -59,6 +62,7 @@ class CohortSettings:
     device: str | None = None
     precision: str | None = None
     im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM
+    runtime: str = "auto"
 
 
 def _file_sha256(path: Path | None) -> str | None:
@@ -87,6 +91,7 @@ def case_key(case: CohortCase, settings: CohortSettings) -> str:
         "model_sha256": settings.model_sha256,
         "device": settings.device,
         "precision": settings.precision,
+        "runtime": settings.runtime,
         "params": settings.params.result_key(),
         "im_half_width_um": settings.im_half_width_um,
         "reference_sha256": None if settings.reference_csv is None else _file_sha256(settings.reference_csv),
@@ -111,11 +116,13 @@ def is_done(folder: Path, key: str) -> bool:
 
 
 @lru_cache(maxsize=2)
-def worker_model(model_dir: str, device: str | None, precision: str | None) -> Any:
-    """The model, loaded once per worker process (and per folder/device/precision)."""
+def worker_model(model_dir: str, device: str | None, precision: str | None, runtime: str = "auto",
+                 threads: int | None = None) -> Any:
+    """The model, loaded once per worker process (and per folder/device/precision/runtime)."""
+    from core.models.onnx_runtime import with_runtime
     from core.models.runtime import load_model
 
-    return load_model(Path(model_dir), device=_worker_device(device), precision=precision)
+    return with_runtime(load_model(Path(model_dir), device=_worker_device(device), precision=precision), runtime, threads)
 
 
 def _worker_device(device: str | None) -> str | None:
@@ -164,7 +171,8 @@ def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[s
     from core.scores import ReferenceCohort, score_case
     from core.slides import open_slide
 
-    model = worker_model(str(settings.model_dir), settings.device, settings.precision)
+    model = worker_model(str(settings.model_dir), settings.device, settings.precision, settings.runtime,
+                         settings.params.torch_threads)
     checkpoint = folder / ".checkpoint"
     with open_slide(case.slide, mpp=case.mpp) as slide:
         mpp = slide.require_mpp()
