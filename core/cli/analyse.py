@@ -24,7 +24,7 @@ from core.cli._args import (
 )
 from core.engine.params import AnalysisParams
 from core.errors import CoreError
-from core.models.precision import PRECISION_CHOICES
+from core.models.precision import PRECISION_CHOICES, RUNTIMES
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep a cell only if its nucleus's mean stain is at least R times the slide's stroma level "
                    f"(default {d.nucleus_stain_ratio:g}; 0 = keep calls without stain, e.g. for a very faint stain)")
     p.add_argument("--threads", type=positive_int, default=None, help="PyTorch CPU threads (default: PyTorch's choice)")
-    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="CPU inference runtime (default auto: ONNX Runtime at fp32 when installed, else PyTorch)")
     p.add_argument("--checkpoint-dir", type=output_dir, default=None,
                    help="where finished blocks are kept for resuming (default: OUT/.checkpoint, removed on success)")

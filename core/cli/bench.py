@@ -26,6 +26,7 @@ from core.cli._args import (
 )
 from core.engine.params import AnalysisParams
 from core.models.card import PRECISIONS
+from core.models.precision import RUNTIMES
 
 if TYPE_CHECKING:
     import torch
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-tiles", type=positive_int, default=48, help="tiles for the model-only measurement")
     p.add_argument("--cache", type=output_dir, default=None, help="where phantoms are kept (default: user cache dir)")
     p.add_argument("--slide", type=existing_file, default=None, help="benchmark this slide instead of a phantom")
-    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="torch",
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="CPU inference runtime for fp32 (default torch; auto: ONNX Runtime when installed)")
     p.add_argument("--stand-in", choices=("instant", "sleep", "compute"), default=None, dest="stand_in",
                    help="replace the model by a stand-in of the same output shape (fp32, CPU): 'instant' "

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.engine.params import AnalysisParams
 from core.models.card import PRECISIONS
+from core.models.precision import RUNTIMES
 from core.regions import DEFAULT_IM_HALF_WIDTH_UM
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "finished cohort table can itself become the lab's reference, see docs/cohorts.md)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if available")
     p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: chosen on each worker")
-    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="CPU inference runtime, as core analyse (default auto: ONNX Runtime at fp32 when installed, else PyTorch)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"tiles per model call (default {d.batch_size})")
     p.add_argument("--tissue-min-area", type=float, default=d.tissue_min_area_um2, metavar="UM2",

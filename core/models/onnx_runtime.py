@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from core.errors import ModelLoadError
+from core.models.precision import RUNTIMES
 from core.models.runtime import PARITY_THRESHOLD, LoadedModel, cpu_threads_hint, parity_input
-
-RUNTIMES = ("auto", "torch", "onnxruntime")
 
 
 def onnxruntime_version() -> str | None:

@@ -28,10 +28,12 @@ from core.models.card import PRECISIONS
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PRECISIONS", "PRECISION_CHOICES", "Hardware", "PrecisionPlan", "cpu_bf16_support", "precision_plan"]
+__all__ = ["PRECISIONS", "PRECISION_CHOICES", "RUNTIMES", "Hardware", "PrecisionPlan", "cpu_bf16_support", "precision_plan"]
 
 #: PRECISIONS (fp32, bf16, fp16) plus "auto" (or None): the device's default by the rule above.
 PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
+#: CPU inference runtimes at fp32 (core.models.onnx_runtime.with_runtime); here, without torch, for the CLIs.
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
