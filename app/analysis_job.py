@@ -62,17 +62,18 @@ def analysis_job(
     from core.analysis import analyse_and_record, jsonable
     from core.errors import CoreError
     from core.models import load_card
-    from core.models.runtime import load_model
+    from core.models.inference import load_for_inference
 
     try:
         name = f" “{load_card(model_dir).name}”"
     except CoreError:  # load_model below says what is wrong with the folder
         name = ""
     yield Progress(0, 0, f"Loading the model{name}…")
-    model = load_model(model_dir, device=device, precision=precision)
+    params = engine_params(channel)
+    # the runtime rule of `core analyse`, so the app and the CLI count the same cells on one computer
+    model = load_for_inference(model_dir, device, precision, threads=params.torch_threads)
     freeze_long_lived()  # torch and the model are here for good: keep them out of full GC passes
     cancel.check()
-    params = engine_params(channel)
     parameters = {"engine": jsonable(dataclasses.asdict(params)), **(provenance or {})}
     recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, params, parameters=parameters,
                                              cancel=cancel, checkpoint_dir=checkpoint_dir())

@@ -224,11 +224,11 @@ def _analyse(store: Any, case_id: int, slide_id: int, slide: DemoSlide, options:
     """Run the engine on the demo slide and store the analysis; returns its id."""
     from core.analysis import analyse_and_record
     from core.models.card import load_card
-    from core.models.runtime import load_model
+    from core.models.inference import load_for_inference
     from core.slides import open_slide
 
     yield Progress(0, 0, f"Loading the model “{load_card(options.model_dir).name}”…")
-    model = load_model(options.model_dir, device=options.device, precision=options.precision)
+    model = load_for_inference(options.model_dir, options.device, options.precision, threads=engine_params.torch_threads)
     with open_slide(slide.hoechst, mpp=slide.mpp) as opened:
         recorded = yield from analyse_and_record(
             store, case_id, slide_id, opened, model, engine_params, parameters=parameters, cancel=cancel,

@@ -51,6 +51,7 @@ class ValidationOptions:
     first_seed: int = 5000
     model_dir: Path | None = None
     precision: str = "fp32"
+    runtime: str = "auto"  # as `core analyse` and the app: core.models.inference
     reference_csv: Path | None = None
     work_dir: Path = Path("validation-work")
     batch_size: int = 8
@@ -72,6 +73,8 @@ class CaseValidation:
     split: int = 0
     merged: int = 0
     seconds: float = 0.0
+    #: What counted: model name, weights sha256 (12), precision and runtime, so a table names its model.
+    model: str = ""
 
 
 def split_and_merged(calls: pd.DataFrame, truth: pd.DataFrame, radius_um: float = MATCH_RADIUS_UM) -> tuple[int, int]:
@@ -177,21 +180,24 @@ def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster
 def run_validation(options: ValidationOptions, cancel: CancelToken | None = None
                    ) -> Generator[Progress, None, list[CaseValidation]]:
     """Validate ``options.cases`` phantoms; yields progress, returns one CaseValidation per case."""
-    from core.models.runtime import default_model_dir, load_model
+    from core.models.inference import load_for_inference
+    from core.models.runtime import default_model_dir
     from core.scores import ReferenceCohort
 
     cancel = cancel or CancelToken()
-    model = load_model(options.model_dir or default_model_dir(), device="cpu", precision=options.precision)
+    model = load_for_inference(options.model_dir or default_model_dir(), "cpu", options.precision, options.runtime)
     reference = options.reference_csv or Path(__file__).resolve().parents[1] / "resources" / "reference" / "demo_cohort.csv"
     cohort = ReferenceCohort.from_csv(reference)
     rng = np.random.default_rng(options.first_seed)
     levels = rng.uniform(0.0, 1.0, size=(options.cases, 2))
+    about = f"{model.card.name} {model.card.weights_sha256[:12]} {model.precision} {model.runtime}"
     cases = []
     for i in range(options.cases):
         cancel.check()
         seed = options.first_seed + i
         yield Progress(i, options.cases, f"Case {i + 1} of {options.cases} (seed {seed})")
         case = yield from validate_case(seed, (float(levels[i, 0]), float(levels[i, 1])), model, options, cohort, cancel)
+        case.model = about
         cases.append(case)
     yield Progress(options.cases, options.cases, "Done")
     return cases
@@ -213,6 +219,7 @@ def summarise(cases: list[CaseValidation]) -> dict[str, Any]:
     tb_pairs = [c.tb_category for c in cases if c.tb_category[0] is not None]
     return {
         "cases": len(cases),
+        "model": cases[0].model if cases else "",
         "densities": per,
         "all_judged": {"n": int(len(judged)),
                        "median_abs_error_pct": float(judged["error_pct"].abs().median()) if len(judged) else None,
@@ -267,5 +274,6 @@ def format_table(cases: list[CaseValidation]) -> str:
         if tb is not None else "- T-and-B: not evaluable",
         f"- True lymphocytes: {s['true_lymphocytes']:,}; split into several calls: {s['split']:,}; "
         f"merged into a neighbour: {s['merged']:,}",
+        f"- Model: {s['model']}" if s["model"] else "- Model: not recorded",
     ]
     return "\n".join(lines)

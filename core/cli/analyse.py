@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from core.engine import analyse_slide
     from core.engine.export import write_analysis
     from core.models.domain import check_slide
-    from core.models.onnx_runtime import with_runtime
-    from core.models.runtime import default_model_dir, load_model
+    from core.models.inference import load_for_inference
+    from core.models.runtime import default_model_dir
     from core.progress import Progress, run_to_completion
     from core.slides import open_slide
 
@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_model(args.model or default_model_dir(), device=args.device, precision=args.precision)
-    model = with_runtime(model, args.runtime)
+    model = load_for_inference(args.model or default_model_dir(), device=args.device, precision=args.precision,
+                               runtime=args.runtime)
     print(f"model {model.card.name} on {model.device} ({model.precision_reason})", file=sys.stderr)
     params = AnalysisParams(
         batch_size=args.batch_size,

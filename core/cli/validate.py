@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from core.models.card import PRECISIONS
+from core.models.precision import RUNTIMES
 from core.progress import CancelToken
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seed of the first case (default 5000; the demo model was trained on seeds 11-14, 201, 301, 302, 401-404 and its epoch chosen on 202)")
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the demo model)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="numeric precision (default fp32)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="what runs the network on the CPU, as in core analyse (default auto: ONNX Runtime when "
+                        "installed, else PyTorch)")
     p.add_argument("--reference", type=Path, default=None,
                    help="reference cohort CSV for the categories (default: the SYNTHETIC demo cohort)")
     p.add_argument("--work-dir", type=Path, default=Path("validation-work"),
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from core.validation import ValidationOptions, format_table, run_validation, write_outputs
 
     options = ValidationOptions(cases=args.cases, size=args.size, first_seed=args.first_seed, model_dir=args.model,
-                                precision=args.precision, reference_csv=args.reference, work_dir=args.work_dir)
+                                precision=args.precision, runtime=args.runtime, reference_csv=args.reference, work_dir=args.work_dir)
     last = [""]
 
     def show(p) -> None:

@@ -119,10 +119,9 @@ def is_done(folder: Path, key: str) -> bool:
 def worker_model(model_dir: str, device: str | None, precision: str | None, runtime: str = "auto",
                  threads: int | None = None) -> Any:
     """The model, loaded once per worker process (and per folder/device/precision/runtime)."""
-    from core.models.onnx_runtime import with_runtime
-    from core.models.runtime import load_model
+    from core.models.inference import load_for_inference
 
-    return with_runtime(load_model(Path(model_dir), device=_worker_device(device), precision=precision), runtime, threads)
+    return load_for_inference(Path(model_dir), _worker_device(device), precision, runtime, threads)
 
 
 def _worker_device(device: str | None) -> str | None:

@@ -67,7 +67,7 @@ def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: 
                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from app.analysis_job import checkpoint_dir, engine_params
     from core.engine import analyse_slide
-    from core.models.runtime import load_model
+    from core.models.inference import load_for_inference
     from core.progress import run_to_completion
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the checkpoints of this test only
@@ -77,9 +77,11 @@ def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: 
     window.runner.cancel()
     with qtbot.waitSignal(window.runner.done, timeout=120000):
         pass
-    # An earlier run of the same analysis that stopped after three of its six blocks (rows of tiles).
-    model = load_model(window.model_dir(), device="cpu", precision="fp32")
-    run_to_completion(analyse_slide(window.session.slide, model, engine_params(window.session.channel),
+    # An earlier run of the same analysis (the model loaded as the app loads it: same runtime, so the
+    # same checkpoint key) that stopped after three of its six blocks (rows of tiles).
+    params = engine_params(window.session.channel)
+    model = load_for_inference(window.model_dir(), "cpu", "fp32", threads=params.torch_threads)
+    run_to_completion(analyse_slide(window.session.slide, model, params,
                                     checkpoint_dir=checkpoint_dir()))
     blocks = sorted(checkpoint_dir().glob("*/block-*.npz"))
     assert len(blocks) == 6

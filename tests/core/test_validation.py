@@ -72,3 +72,20 @@ def test_one_phantom_case_end_to_end(tmp_path: Path, one_torch_thread) -> None:
                          cohort, 5000, (1.0, 1.0))
     assert pd.DataFrame(again.rows).equals(pd.DataFrame(case.rows))
     assert (again.im_area_mm2, again.is_category, again.split) == (case.im_area_mm2, case.is_category, case.split)
+
+
+def test_validate_cli_names_the_model_and_runtime_it_measured(tmp_path: Path, one_torch_thread) -> None:
+    """`core validate` measures what `core analyse` runs (one loading rule) and says which model that was."""
+    import json
+
+    from core.cli import main as core_main
+    from core.models.onnx_runtime import onnxruntime_version
+
+    out = tmp_path / "out"
+    assert core_main(["validate", "--cases", "1", "--size", "512", "--first-seed", "5000", "--precision", "fp32",
+                      "--work-dir", str(tmp_path / "work"), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    name, sha, precision, runtime = summary["model"].split()
+    assert name == "hoechstscore-demo" and len(sha) == 12 and precision == "fp32"
+    assert runtime == ("onnxruntime" if onnxruntime_version() else "torch")  # as `core analyse --runtime auto`
+    assert pd.read_csv(out / "cases.csv")["model"].tolist() == [summary["model"]]
