@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", type=_positive_int, default=20, help="number of phantom cases (default 20)")
     p.add_argument("--size", type=_slide_size, default=2048, help="phantom side in px (default 2048)")
     p.add_argument("--first-seed", type=int, default=5000,
-                   help="seed of the first case (default 5000; the demo model was trained on seeds 11-14, 201, 301, 302, 401-404 and its epoch chosen on 202)")
+                   help="seed of the first case (default 5000; the demo model was trained on seeds 11-14, 201, 301, 302, "
+                        "401-404 and 501-504, with 202 for validation; 16000, 17000, 22000 and 23000 chose between models)")
     p.add_argument("--model", type=Path, default=None, help="model directory (default: the demo model)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="numeric precision (default fp32)")
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",

@@ -65,7 +65,10 @@ def test_the_demo_model_warns_on_a_realistic_phantom(tmp_path: Path, capsys: pyt
                      "--tissue-min-area", "500"]) == 0
     warnings = json.loads((tmp_path / "a" / "summary.json").read_text())["warnings"]
     text = " ".join(warnings)
-    assert "stand out from the background less" in text and "Hoechst intensities differ" in text
+    # Low contrast is what sets this style apart. Its bright nuclei (p99 ~1560) are dimmer than the
+    # demo model's training data (p5 ~2740) but within the factor of 2 the intensity check allows;
+    # that check is tested above with statistics far off.
+    assert "stand out from the background less" in text
     assert "synthetic phantom slides" in text
     assert "stand out from the background less" in capsys.readouterr().err
 
