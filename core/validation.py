@@ -52,6 +52,8 @@ class ValidationOptions:
     model_dir: Path | None = None
     precision: str = "fp32"
     runtime: str = "auto"  # as `core analyse` and the app: core.models.inference
+    #: "cpu" by default: the figures are meant to be a lab PC's; "cuda" measures the GPU path.
+    device: str = "cpu"
     reference_csv: Path | None = None
     work_dir: Path = Path("validation-work")
     batch_size: int = 8
@@ -73,7 +75,7 @@ class CaseValidation:
     split: int = 0
     merged: int = 0
     seconds: float = 0.0
-    #: What counted: model name, weights sha256 (12), precision and runtime, so a table names its model.
+    #: What counted: model name, weights sha256 (12), precision, runtime and device, so a table names its model.
     model: str = ""
 
 
@@ -185,12 +187,12 @@ def run_validation(options: ValidationOptions, cancel: CancelToken | None = None
     from core.scores import ReferenceCohort
 
     cancel = cancel or CancelToken()
-    model = load_for_inference(options.model_dir or default_model_dir(), "cpu", options.precision, options.runtime)
+    model = load_for_inference(options.model_dir or default_model_dir(), options.device, options.precision, options.runtime)
     reference = options.reference_csv or Path(__file__).resolve().parents[1] / "resources" / "reference" / "demo_cohort.csv"
     cohort = ReferenceCohort.from_csv(reference)
     rng = np.random.default_rng(options.first_seed)
     levels = rng.uniform(0.0, 1.0, size=(options.cases, 2))
-    about = f"{model.card.name} {model.card.weights_sha256[:12]} {model.precision} {model.runtime}"
+    about = f"{model.card.name} {model.card.weights_sha256[:12]} {model.precision} {model.runtime} {model.device.type}"
     cases = []
     for i in range(options.cases):
         cancel.check()

@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", choices=RUNTIMES, default="auto",
                    help="what runs the network on the CPU, as in core analyse (default auto: ONNX Runtime when "
                         "installed, else PyTorch)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where the network runs (default cpu: the figures are a lab PC's; cuda: the GPU path, "
+                        "e.g. with --precision bf16 as core analyse uses it there)")
     p.add_argument("--reference", type=Path, default=None,
                    help="reference cohort CSV for the categories (default: the SYNTHETIC demo cohort)")
     p.add_argument("--work-dir", type=Path, default=Path("validation-work"),
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from core.validation import ValidationOptions, format_table, run_validation, write_outputs
 
     options = ValidationOptions(cases=args.cases, size=args.size, first_seed=args.first_seed, model_dir=args.model,
-                                precision=args.precision, runtime=args.runtime, reference_csv=args.reference, work_dir=args.work_dir)
+                                precision=args.precision, runtime=args.runtime, device=args.device,
+                                reference_csv=args.reference, work_dir=args.work_dir)
     last = [""]
 
     def show(p) -> None:

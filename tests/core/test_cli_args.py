@@ -123,7 +123,7 @@ def test_helpers_accept_what_is_valid(tmp_path: Path) -> None:
     assert output_dir(str(tmp_path / "new" / "deeper")) == tmp_path / "new" / "deeper"
     assert database_url(f"sqlite:///{tmp_path}/x/cases.db").startswith("sqlite")
     assert database_url("sqlite://") == "sqlite://"  # in memory
-    assert database_url("postgresql://u@localhost/cases")  # psycopg2 is installed here (dev extra)
+    assert database_url("postgresql://u@localhost/cases")  # psycopg 3, SQLAlchemy's default driver: the postgres extra
     assert fractions(3)("1,0,0") == "1,0,0"
 
 

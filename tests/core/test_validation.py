@@ -85,7 +85,7 @@ def test_validate_cli_names_the_model_and_runtime_it_measured(tmp_path: Path, on
     assert core_main(["validate", "--cases", "1", "--size", "512", "--first-seed", "5000", "--precision", "fp32",
                       "--work-dir", str(tmp_path / "work"), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    name, sha, precision, runtime = summary["model"].split()
-    assert name == "hoechstscore-demo" and len(sha) == 12 and precision == "fp32"
+    name, sha, precision, runtime, device = summary["model"].split()
+    assert name == "hoechstscore-demo" and len(sha) == 12 and precision == "fp32" and device == "cpu"
     assert runtime == ("onnxruntime" if onnxruntime_version() else "torch")  # as `core analyse --runtime auto`
     assert pd.read_csv(out / "cases.csv")["model"].tolist() == [summary["model"]]
