@@ -71,6 +71,9 @@ class CaseValidation:
     is_category: tuple[str | None, str | None] = (None, None)
     is_level: tuple[int | None, int | None] = (None, None)
     tb_category: tuple[str | None, str | None] = (None, None)
+    #: Whether the engine's category was flagged near a cut (core.scores.near_cut): a miss should be.
+    is_near_cut: bool = False
+    tb_near_cut: bool = False
     true_lymphocytes: int = 0
     split: int = 0
     merged: int = 0
@@ -174,6 +177,8 @@ def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster
     case.is_category = (exact.immunoscore_like.category, engine.immunoscore_like.category)
     case.is_level = (exact.immunoscore_like.level, engine.immunoscore_like.level)
     case.tb_category = (exact.t_and_b.category, engine.t_and_b.category)
+    case.is_near_cut, case.tb_near_cut = (r.category_range is not None and r.category_range.near_cut
+                                          for r in (engine.immunoscore_like, engine.t_and_b))
     case.true_lymphocytes = len(true_cells)
     case.split, case.merged = split_and_merged(cells, truth)
     return case
@@ -219,6 +224,14 @@ def summarise(cases: list[CaseValidation]) -> dict[str, Any]:
     im = [(e - t) / t * 100 for c in cases for t, e in [c.im_area_mm2] if t > 0]
     is_pairs = [c.is_category for c in cases if c.is_category[0] is not None]
     tb_pairs = [c.tb_category for c in cases if c.tb_category[0] is not None]
+
+    def near_cut(score: str) -> dict[str, int]:
+        """How many engine categories were flagged near a cut, and how many of the misses were."""
+        judged = [c for c in cases if getattr(c, f"{score}_category")[0] is not None]
+        misses = [c for c in judged if getattr(c, f"{score}_category")[0] != getattr(c, f"{score}_category")[1]]
+        return {"flagged": sum(getattr(c, f"{score}_near_cut") for c in judged),
+                "misses": len(misses), "misses_flagged": sum(getattr(c, f"{score}_near_cut") for c in misses)}
+
     return {
         "cases": len(cases),
         "model": cases[0].model if cases else "",
@@ -232,6 +245,8 @@ def summarise(cases: list[CaseValidation]) -> dict[str, Any]:
         "is_evaluable_cases": len(is_pairs),
         "tb_category_agreement": (sum(a == b for a, b in tb_pairs) / len(tb_pairs)) if tb_pairs else None,
         "tb_evaluable_cases": len(tb_pairs),
+        "is_near_cut": near_cut("is"),
+        "tb_near_cut": near_cut("tb"),
         "true_lymphocytes": sum(c.true_lymphocytes for c in cases),
         "split": sum(c.split for c in cases),
         "merged": sum(c.merged for c in cases),
@@ -274,6 +289,10 @@ def format_table(cases: list[CaseValidation]) -> str:
         if agree is not None else "- Immunoscore-like: not evaluable",
         f"- T-and-B category equal to truth's: {tb:.0%} of {s['tb_evaluable_cases']} cases"
         if tb is not None else "- T-and-B: not evaluable",
+        *(f"- {name} flagged near a category cut: {n['flagged']} of {cases} cases; misses flagged: "
+          f"{n['misses_flagged']} of {n['misses']}" for name, n, cases in (
+              ("Immunoscore-like", s["is_near_cut"], s["is_evaluable_cases"]),
+              ("T-and-B", s["tb_near_cut"], s["tb_evaluable_cases"])) if cases),
         f"- True lymphocytes: {s['true_lymphocytes']:,}; split into several calls: {s['split']:,}; "
         f"merged into a neighbour: {s['merged']:,}",
         f"- Model: {s['model']}" if s["model"] else "- Model: not recorded",

@@ -27,6 +27,8 @@ from core.classes import marker_colour
 from core.scores import CaseScores, ImmunoscoreLike, TAndBScore
 
 PARAMS = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
+#: After a category the counting error could change (core.scores.near_cut); the sentence is under Parts.
+_NEAR = " <span style='color:#e0a030'>⚠ near a cut</span>"
 
 
 def _fmt(v: Any, digits: int = 1) -> str:
@@ -89,14 +91,17 @@ class ScorePanel(QWidget):
         typed = CaseScores.from_dict(scores)
         isl, tb = typed.immunoscore_like, typed.t_and_b
         version = isl.provenance.cohort_version
+        near = {name: r.category_range.describe() for name, r in ((ImmunoscoreLike.name, isl), (TAndBScore.name, tb))
+                if r.category_range is not None and r.category_range.near_cut}
         self.headline.setText(
             f"<b>{ImmunoscoreLike.name}:</b> {isl.label} "
-            f"{'(' + isl.category + ')' if isl.category else ''} &nbsp; "
-            f"<b>{TAndBScore.name}:</b> {tb.label}<br>"
+            f"{'(' + isl.category + ')' if isl.category else ''}{_NEAR if ImmunoscoreLike.name in near else ''} &nbsp; "
+            f"<b>{TAndBScore.name}:</b> {tb.label}{_NEAR if TAndBScore.name in near else ''}<br>"
             f"<span style='color:#999'>Reference cohort: {isl.cohort_name or 'none'} (n={isl.cohort_n}"
             f"{', version ' + version if version else ''})</span>")
         self._fill_table(typed.densities)
-        self._fill_parts(isl, tb, list(typed.warnings) + list(warnings or []))
+        near_cut = [f"Near a category cut: {name} {sentence}." for name, sentence in near.items()]
+        self._fill_parts(isl, tb, near_cut + list(typed.warnings) + list(warnings or []))
         self._plot_densities(typed.densities)
         self._plot_cohort(isl)
 

@@ -108,6 +108,11 @@ def _not_evaluable(reason: str) -> list[Flowable]:
             _p(esc(reason or "The score could not be computed."), WARN)]
 
 
+def _near_cut(sentence: str) -> list[Flowable]:
+    """A warning under a score whose category the counting error could change (core.scores.near_cut)."""
+    return [_p(f"Near a category cut: {esc(sentence)}.", WARN)] if sentence else []
+
+
 def _immunoscore_box(data: ReportData, width: float) -> list[Flowable]:
     out: list[Flowable] = [_p("Immunoscore-like (IS)", BOX_TITLE), Spacer(1, 1.5 * mm)]
     result = data.immunoscore
@@ -116,6 +121,7 @@ def _immunoscore_box(data: ReportData, width: float) -> list[Flowable]:
     out += [
         _p(f"{esc(result.label)} · {esc(result.category)}", RESULT),
         _p(f"Mean percentile <b>{fmt_percentile(result.mean_percentile)}</b> of the reference cohort", SMALL),
+        *_near_cut(result.near_cut),
         Spacer(1, 1 * mm),
         PercentileScale(result.mean_percentile or 0.0, width),
     ]
@@ -140,6 +146,7 @@ def _tb_box(data: ReportData, width: float) -> list[Flowable]:
     out += [
         _p(f"{result.score} of 4 Hi · {esc(result.category)}", RESULT),
         _p(f"Cut-off per density: {esc(result.cutoff_rule)}; 0–2 Hi = Low, 3–4 Hi = High", SMALL),
+        *_near_cut(result.near_cut),
         Spacer(1, 2 * mm),
     ]
     rows = [[_p("Density", CELL_HEAD), _p("cells/mm²", CELL_HEAD_RIGHT), _p("Cut-off", CELL_HEAD_RIGHT),

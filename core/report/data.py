@@ -103,6 +103,9 @@ class ImmunoscoreSummary:
     level: int | None = None
     components: Sequence[ScoreComponent] = ()
     reason: str = ""
+    #: Set when the counting error could change the category (core.scores.near_cut), e.g. "with each
+    #: cell count 10% (at least one cell) lower or higher it would be IS1 (Low) or IS2 (Intermediate)".
+    near_cut: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class TBSummary:
     components: Sequence[ScoreComponent] = ()
     cutoff_rule: str = "cohort median"
     reason: str = ""
+    near_cut: str = ""  # as ImmunoscoreSummary.near_cut
 
 
 @dataclass(frozen=True)

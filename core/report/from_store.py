@@ -114,6 +114,12 @@ def _sentence(reason: str | None) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+def _near_cut(result: ImmunoscoreLikeResult | TAndBResult) -> str:
+    """The sentence saying the counting error could change the category; "" when it could not."""
+    span = result.category_range
+    return span.describe() if span is not None and span.near_cut else ""
+
+
 def _immunoscore(result: ImmunoscoreLikeResult | None) -> ImmunoscoreSummary:
     if result is None:
         return ImmunoscoreSummary(evaluable=False, reason="No scores were saved for this case.")
@@ -121,7 +127,7 @@ def _immunoscore(result: ImmunoscoreLikeResult | None) -> ImmunoscoreSummary:
         return ImmunoscoreSummary(evaluable=False, reason=_sentence(result.reason))
     return ImmunoscoreSummary(
         evaluable=True, mean_percentile=result.mean_percentile, label=result.label,
-        category=result.category or "", level=result.level,
+        category=result.category or "", level=result.level, near_cut=_near_cut(result),
         components=[ScoreComponent(_param_label(p), result.values.get(p), result.percentiles.get(p))
                     for p in IS_ORDER],
     )
@@ -143,6 +149,7 @@ def _tb(result: TAndBResult | None) -> TBSummary:
     calls = result.calls
     return TBSummary(
         evaluable=True, score=result.score, category=result.category or "", cutoff_rule=rule,
+        near_cut=_near_cut(result),
         components=[ScoreComponent(_param_label(p), result.values.get(p), cutoff=result.cutoffs.get(p),
                                    high=None if p not in calls else calls[p] == "Hi") for p in TB_ORDER],
     )

@@ -16,7 +16,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import BaseDocTemplate, CondPageBreak, Frame, PageTemplate
+from reportlab.platypus import BaseDocTemplate, CondPageBreak, Frame, KeepTogether, PageTemplate
 
 from core import __version__
 from core.report import _sections as sections
@@ -115,12 +115,37 @@ def _page_furniture(c: Canvas, data: ReportData, settings: ReportSettings, logo:
     c.restoreState()
 
 
-def _story(data: ReportData, settings: ReportSettings, width: float) -> list[Any]:
+#: The overview's height on page 1: it gives way, down to the smaller figure, when what is above it
+#: grows (a long case label, a note that a score is near a category cut), so that page 1 still shows
+#: the scores, the densities and the overview together and the report keeps its two pages.
+OVERVIEW_MAX_H, OVERVIEW_MIN_H = 88 * mm, 60 * mm
+
+
+def _height(flowables: list[Any], width: float) -> float:
+    """Height the flowables take in a column of ``width`` (their spacing included), measured on a
+    scratch canvas. A KeepTogether is measured by its content: its own wrap answers "too tall"."""
+    scratch = Canvas(io.BytesIO())
+    total = 0.0
+    for f in flowables:
+        if isinstance(f, KeepTogether):  # its spacing is its content's
+            total += _height(f._content, width)
+        else:
+            total += f.wrapOn(scratch, width, PAGE_H)[1] + f.getSpaceBefore() + f.getSpaceAfter()
+    return total
+
+
+def _story(data: ReportData, settings: ReportSettings, width: float, frame_height: float) -> list[Any]:
     story: list[Any] = []
     story += sections.identification(data, settings, width)
     story += sections.scores(data, width)
     story += sections.region_table(data, width)
-    story += sections.overview(data, width, max_height=88 * mm)
+    left = frame_height - _height(story, width)
+    max_height = OVERVIEW_MAX_H
+    overview = sections.overview(data, width, max_height=max_height)
+    while max_height > OVERVIEW_MIN_H and _height(overview, width) > left:
+        max_height = max(OVERVIEW_MIN_H, max_height - 2 * mm)
+        overview = sections.overview(data, width, max_height=max_height)
+    story += overview
     story.append(CondPageBreak(70 * mm))  # cohort, model and QC start a page unless most of one is left
     story += sections.cohort_and_model(data, width)
     story += sections.quality(data, width)
@@ -144,7 +169,7 @@ def render_report(data: ReportData, settings: ReportSettings | None = None) -> b
         creator=f"HoechstScore {data.software_version or __version__}", producer="HoechstScore (ReportLab)",
         leftMargin=MARGIN_X, rightMargin=MARGIN_X, topMargin=top, bottomMargin=FOOTER_H,
     )
-    doc.build(_story(data, settings, frame._width), canvasmaker=_canvas_class(data, settings))
+    doc.build(_story(data, settings, frame._width, frame._height), canvasmaker=_canvas_class(data, settings))
     return buf.getvalue()
 
 

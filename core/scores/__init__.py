@@ -16,6 +16,7 @@ from core.scores.immunoscore import (
     is_category,
     is_level,
 )
+from core.scores.near_cut import COUNT_MARGIN, CategoryRange, count_margin, shifted_parameters
 from core.scores.percentile import PERCENTILE_CONVENTION, percentile_rank, percentile_rank_exact
 from core.scores.reference import STORE_COHORT_NAME, cohort_from_store, reference_values
 from core.scores.table import format_scores
@@ -26,6 +27,7 @@ SCORES: tuple[type[Score], ...] = (CellDensity, ImmunoscoreLike, TAndBScore)
 
 __all__ = [
     "COHORT_PARAMETERS",
+    "COUNT_MARGIN",
     "CUTOFF_CONVENTION",
     "IS_PARAMETERS",
     "MIN_COHORT_SIZE",
@@ -36,6 +38,7 @@ __all__ = [
     "STORE_COHORT_NAME",
     "TB_PARAMETERS",
     "CaseScores",
+    "CategoryRange",
     "CellDensity",
     "DensityTable",
     "ImmunoscoreLike",
@@ -49,6 +52,7 @@ __all__ = [
     "TAndBScore",
     "cohort_from_store",
     "compute_densities",
+    "count_margin",
     "format_scores",
     "is_category",
     "is_level",
@@ -58,4 +62,5 @@ __all__ = [
     "reference_values",
     "resolve_ct_im",
     "score_case",
+    "shifted_parameters",
 ]

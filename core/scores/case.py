@@ -8,9 +8,9 @@ whole tumour, and the Immunoscore-like and T-and-B scores computed against the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -21,7 +21,10 @@ from core.scores.base import Provenance
 from core.scores.cohort import NO_COHORT, ReferenceCohort
 from core.scores.density import DensityTable, compute_densities
 from core.scores.immunoscore import ImmunoscoreLike, ImmunoscoreLikeResult
+from core.scores.near_cut import CategoryRange, shifted_parameters
 from core.scores.tandb import TAndBResult, TAndBScore
+
+_Result = TypeVar("_Result", ImmunoscoreLikeResult, TAndBResult)
 
 REQUIRED_GROUPS = ("CD3+", "CD8+", "CD20+")
 
@@ -95,6 +98,18 @@ class CaseScores:
                    tuple(d.get("warnings") or ()))
 
 
+def _with_range(table: DensityTable, result: _Result, score: Callable[[dict[str, float | None]], _Result],
+                label: Callable[[_Result], str]) -> _Result:
+    """``result`` with its :class:`CategoryRange`: the same score with every CT/IM count lowered and
+    raised by the counting error (core.scores.near_cut)."""
+    if not result.evaluable:
+        return result
+    low, high = (score(shifted_parameters(table, direction)) for direction in (-1, 1))
+    if not (low.evaluable and high.evaluable and low.category and high.category):
+        return result
+    return replace(result, category_range=CategoryRange(label(low), label(high), low.category, high.category))
+
+
 def score_case(
     cells: pd.DataFrame,
     regions: RegionSet,
@@ -130,7 +145,10 @@ def score_case(
     table = compute_densities(cells, named, exclusions=sr.exclusions, marker_groups=marker_groups,
                               provenance=provenance)
     values = table.parameters()
-    is_result = ImmunoscoreLike.compute(values, cohort, provenance)
-    tb_result = TAndBScore.compute(values, cohort, cutoffs, provenance)
+    is_result = _with_range(table, ImmunoscoreLike.compute(values, cohort, provenance),
+                            lambda v: ImmunoscoreLike.compute(v, cohort, provenance),
+                            lambda r: f"{r.label} ({r.category})")
+    tb_result = _with_range(table, TAndBScore.compute(values, cohort, cutoffs, provenance),
+                            lambda v: TAndBScore.compute(v, cohort, cutoffs, provenance), lambda r: r.label)
     warnings = (*sr.warnings, *(cohort.warnings if cohort is not None else (f"Not scored: {NO_COHORT}.",)))
     return CaseScores(table, is_result, tb_result, provenance, warnings)

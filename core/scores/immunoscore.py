@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from core.scores.base import Provenance, Score
 from core.scores.cohort import NO_COHORT, ReferenceCohort, cohort_dict, cohort_fields
+from core.scores.near_cut import CategoryRange
 from core.scores.percentile import PERCENTILE_CONVENTION, percentile_rank_exact
 
 IS_PARAMETERS: tuple[str, ...] = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
@@ -66,6 +67,8 @@ class ImmunoscoreLikeResult:
     provenance: Provenance = field(default_factory=Provenance)
     percentile_convention: str = PERCENTILE_CONVENTION
     cohort_n_per_parameter: Mapping[str, int] = field(default_factory=dict)
+    #: The categories within the counting error (core.scores.near_cut); None when not evaluable or not computed.
+    category_range: CategoryRange | None = None
 
     @property
     def label(self) -> str:
@@ -81,6 +84,7 @@ class ImmunoscoreLikeResult:
             "percentile_convention": self.percentile_convention,
             "cohort": cohort_dict(self.cohort_name, self.cohort_n, self.cohort_n_per_parameter, self.provenance),
             "warnings": list(self.warnings), "provenance": self.provenance.to_dict(),
+            "category_range": None if self.category_range is None else self.category_range.to_dict(),
         }
 
     @classmethod
@@ -96,6 +100,7 @@ class ImmunoscoreLikeResult:
             warnings=tuple(d.get("warnings") or ()), provenance=Provenance.from_dict(d.get("provenance")),
             percentile_convention=d.get("percentile_convention", PERCENTILE_CONVENTION),
             cohort_n_per_parameter=dict(cohort.get("n_per_parameter") or {}),
+            category_range=CategoryRange.from_dict(d.get("category_range")),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from core.errors import ScoreError
 from core.scores.base import Provenance, Score
 from core.scores.cohort import NO_COHORT, ReferenceCohort, cohort_dict, cohort_fields
+from core.scores.near_cut import CategoryRange
 
 TB_PARAMETERS: tuple[str, ...] = ("CD8_CT", "CD8_IM", "CD20_CT", "CD20_IM")
 CUTOFF_CONVENTION = "Hi when density > cut-off (strictly); equal to the cut-off is Lo"
@@ -43,6 +44,8 @@ class TAndBResult:
     provenance: Provenance = field(default_factory=Provenance)
     cutoff_convention: str = CUTOFF_CONVENTION
     cohort_n_per_parameter: Mapping[str, int] = field(default_factory=dict)
+    #: The categories within the counting error (core.scores.near_cut); None when not evaluable or not computed.
+    category_range: CategoryRange | None = None
 
     @property
     def label(self) -> str:
@@ -58,6 +61,7 @@ class TAndBResult:
             "unit": "cells/mm²", "cutoff_convention": self.cutoff_convention,
             "cohort": cohort_dict(self.cohort_name, self.cohort_n, self.cohort_n_per_parameter, self.provenance),
             "warnings": list(self.warnings), "provenance": self.provenance.to_dict(),
+            "category_range": None if self.category_range is None else self.category_range.to_dict(),
         }
 
     @classmethod
@@ -73,6 +77,7 @@ class TAndBResult:
             provenance=Provenance.from_dict(d.get("provenance")),
             cutoff_convention=d.get("cutoff_convention", CUTOFF_CONVENTION),
             cohort_n_per_parameter=dict(cohort.get("n_per_parameter") or {}),
+            category_range=CategoryRange.from_dict(d.get("category_range")),
         )
 
 

@@ -220,3 +220,21 @@ def test_overview_without_cells_has_no_density_scale() -> None:
     assert ov.density_max is None and ov.density_label == "CD3+" and ov.kinds == ()
     text = _text(render_report(replace(data, density=empty, regions=()), SETTINGS))
     assert "No CD3+ cells" in text and "No regions" in text
+
+
+def test_near_cut_notes_keep_two_pages_with_the_overview_on_page_one() -> None:
+    """Notes under both scores make page 1 taller: the overview gives way instead of moving the
+    cohort, model and QC to a third page."""
+    import dataclasses
+
+    data = make_data()
+    note = "with each cell count 10% (at least one cell) lower or higher it would be {} or {}"
+    data = dataclasses.replace(
+        data, immunoscore=dataclasses.replace(data.immunoscore, near_cut=note.format("IS2 (Intermediate)", "IS3 (High)")),
+        tb_score=dataclasses.replace(data.tb_score, near_cut=note.format("2 (Low)", "4 (High)")))
+    pages = PdfReader(io.BytesIO(render_report(data, SETTINGS))).pages
+    assert len(pages) == 2
+    first = " ".join(pages[0].extract_text().split())
+    assert first.count("Near a category cut") == 2 and "IS2 (Intermediate) or IS3 (High)" in first
+    assert "Overview" in first and "Page 1 of 2" in first
+
