@@ -6,7 +6,7 @@ table always says what the folders hold. Columns: the case and its status (done 
 run, with the error), tissue and analysed areas (mm²), cell counts per class, per region (CT, IM,
 Tumour) its area, counts and densities per marker group (cells/mm², columns named as the
 reference cohort's, e.g. ``CD8_CT``), densities in the analysed tissue (``CD8_Tissue``), the
-Immunoscore-like and the T-and-B score. The CSV works as a reference cohort for ``core score``.
+Immunoscore-like and the T-and-B score, each with whether it is near a category cut. The CSV works as a reference cohort for ``core score``.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ def _scores_columns(scores: Mapping[str, Any]) -> dict[str, Any]:
         "is_category": is_.get("category"), "is_mean_percentile": is_.get("mean_percentile"),
         "tb_evaluable": tb.get("evaluable"), "tb_label": tb.get("label"), "tb_score": tb.get("value"),
         "tb_category": tb.get("category"),
+        # True when the counting error alone could change the category (core.scores.near_cut); None
+        # when not evaluable or scored before this was recorded.
+        "is_near_cut": (is_.get("category_range") or {}).get("near_cut"),
+        "tb_near_cut": (tb.get("category_range") or {}).get("near_cut"),
         "reference_cohort": is_.get("cohort", {}).get("name"),
     })
     return row

@@ -164,6 +164,8 @@ def test_table_and_store_merge(one_case, settings, tmp_path: Path) -> None:
     ct = next(r for r in scores["densities"]["regions"] if r["region"] == "CT")
     assert row["status"] == "done" and row["CD8_CT"] == pytest.approx(ct["densities"]["CD8+"])
     assert row["is_label"] == scores["immunoscore_like"]["label"]
+    assert row["is_near_cut"] == scores["immunoscore_like"]["category_range"]["near_cut"]  # a bool, scored
+    assert row["tb_near_cut"] == scores["t_and_b"]["category_range"]["near_cut"]
     assert table.set_index("case_id").loc["C-2", "error"] == "C-2: boom"
     # the table is itself a reference cohort for `core score --reference`
     table.to_csv(tmp_path / "ref.csv", index=False)
