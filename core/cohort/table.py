@@ -6,7 +6,8 @@ table always says what the folders hold. Columns: the case and its status (done 
 run, with the error), tissue and analysed areas (mm²), cell counts per class, per region (CT, IM,
 Tumour) its area, counts and densities per marker group (cells/mm², columns named as the
 reference cohort's, e.g. ``CD8_CT``), densities in the analysed tissue (``CD8_Tissue``), the
-Immunoscore-like and the T-and-B score, each with whether it is near a category cut. The CSV works as a reference cohort for ``core score``.
+Immunoscore-like and the T-and-B score, each with whether it is near a category cut. The CSV
+works as a reference cohort for ``core score``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Why: on phantoms the engine never saw (docs/validation.md), every judged density
 the truth. Even so, 2 of 20 Immunoscore-like categories differed from the truth's. In each, one extra
 cell in a small tumour centre (3 calls for 2 true cells, 10 for 9) moved the mean percentile across
 the IS1/IS2 cut. A T-and-B miss had every density within 5%, and one of them lay 2.5% under its
-cut-off (the cohort median). Such a category is what the engine measured, but the measurement cannot tell it from the
-next one. The report and the app say so instead of printing it as certain as any other.
+cut-off (the cohort median). Such a category is what the engine measured, but the measurement
+cannot tell it from the next one. The report and the app say so instead of printing it as certain
+as any other.
 
 The rule: each count in CT and IM is moved by ``COUNT_MARGIN`` of itself, rounded up and at least
 one cell, all down and then all up, over the same areas. Both scores only grow with every density (a
