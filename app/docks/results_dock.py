@@ -91,8 +91,7 @@ class ScorePanel(QWidget):
         typed = CaseScores.from_dict(scores)
         isl, tb = typed.immunoscore_like, typed.t_and_b
         version = isl.provenance.cohort_version
-        near = {name: r.category_range.describe() for name, r in ((ImmunoscoreLike.name, isl), (TAndBScore.name, tb))
-                if r.category_range is not None and r.category_range.near_cut}
+        near = typed.near_cut_notes()
         self.headline.setText(
             f"<b>{ImmunoscoreLike.name}:</b> {isl.label} "
             f"{'(' + isl.category + ')' if isl.category else ''}{_NEAR if ImmunoscoreLike.name in near else ''} &nbsp; "
@@ -100,8 +99,7 @@ class ScorePanel(QWidget):
             f"<span style='color:#999'>Reference cohort: {isl.cohort_name or 'none'} (n={isl.cohort_n}"
             f"{', version ' + version if version else ''})</span>")
         self._fill_table(typed.densities)
-        near_cut = [f"Near a category cut: {name} {sentence}." for name, sentence in near.items()]
-        self._fill_parts(isl, tb, near_cut + list(typed.warnings) + list(warnings or []))
+        self._fill_parts(isl, tb, list(near.values()) + list(typed.warnings) + list(warnings or []))
         self._plot_densities(typed.densities)
         self._plot_cohort(isl)
 

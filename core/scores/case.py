@@ -89,6 +89,13 @@ class CaseScores:
             "warnings": list(self.warnings),
         }
 
+    def near_cut_notes(self) -> dict[str, str]:
+        """Score name -> "Near a category cut: <name> <why>." for each score whose category the
+        counting error could change (core.scores.near_cut); the one wording of the CLI and the app."""
+        results = ((ImmunoscoreLike.name, self.immunoscore_like), (TAndBScore.name, self.t_and_b))
+        return {name: f"Near a category cut: {name} {r.category_range.describe()}." for name, r in results
+                if r.category_range is not None and r.category_range.near_cut}
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CaseScores:
         """Inverse of :meth:`to_dict`: a stored result back as typed values (store, report, app)."""

@@ -43,9 +43,7 @@ def format_scores(scores: CaseScores) -> str:
         lines.append(f"{TAndBScore.name}: {tb.label} [{calls}]")
     else:
         lines.append(f"{TAndBScore.name}: not evaluable ({tb.reason})")
-    for name, result in ((ImmunoscoreLike.name, isl), (TAndBScore.name, tb)):
-        if result.category_range is not None and result.category_range.near_cut:
-            lines.append(f"Near a category cut: {name} {result.category_range.describe()}.")
+    lines += scores.near_cut_notes().values()
     prov = scores.provenance
     synthetic = ", SYNTHETIC" if prov.cohort_synthetic else ""
     lines.append("")

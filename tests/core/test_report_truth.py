@@ -81,20 +81,13 @@ def test_a_phantom_opened_as_any_file_prints_synthetic(store: CaseStore, tmp_pat
 def test_a_category_near_a_cut_is_printed_as_such(store: CaseStore, tmp_path: Path) -> None:
     """3 CD8 cells in each 100 µm square = percentile 25 of the steps cohort: IS1 exactly at the IS1/IS2
     cut, which one more cell crosses. The report says so under the score; a case far from it does not."""
-    from shapely.geometry import box
+    from core.scores import score_case
+    from tests.core._near_cut_case import STEPS_COHORT, cells_in_ct_and_im, squares
 
-    from core.regions import Region, RegionSet
-    from core.scores import COHORT_PARAMETERS, ReferenceCohort, score_case
-
-    cohort = ReferenceCohort("steps", pd.DataFrame({p: [100.0 * i for i in range(1, 11)] for p in COHORT_PARAMETERS}))
-    regions = RegionSet([Region(kind="tumour_centre", geometry=box(0, 0, 100, 100)),
-                         Region(kind="invasive_margin", geometry=box(200, 0, 300, 100))])
     texts = []
     for n, accession in ((3, "R-3"), (6, "R-4")):
         case_id = _case(store, _slide(tmp_path / f"{accession}.ome.tif", phantom=False), accession)
-        cells = pd.DataFrame({"x_um": [x0 + 10.0 * i for x0 in (0, 200) for i in range(1, n + 1)], "y_um": 50.0,
-                              "class_name": "CD8_CD3LO"})
-        scores = score_case(cells, regions, cohort)
+        scores = score_case(cells_in_ct_and_im(n), squares(), STEPS_COHORT)
         store.save_scores(case_id, scores.to_dict(), provenance=scores.provenance.to_dict())
         data = report_data_from_store(store, case_id)
         texts.append(" ".join(_text(render_report(data, ReportSettings())).split()))

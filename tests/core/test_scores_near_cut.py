@@ -8,10 +8,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import box
 
 from core.classes import DEFAULT_MARKER_GROUPS
-from core.regions import Region, RegionSet
 from core.scores import (
     COHORT_PARAMETERS,
     CaseScores,
@@ -25,25 +23,9 @@ from core.scores import (
     score_case,
     shifted_parameters,
 )
+from tests.core._near_cut_case import STEPS_COHORT, cells_in_ct_and_im, squares
 
-#: 100 µm squares: 0.01 mm², so one cell is 100 cells/mm².
-CT, IM = box(0, 0, 100, 100), box(200, 0, 300, 100)
-#: Every parameter 100, 200, ..., 1000 cells/mm²: the percentile of k cells is easy to work out.
-COHORT = ReferenceCohort("steps", pd.DataFrame({p: [100.0 * i for i in range(1, 11)] for p in COHORT_PARAMETERS}))
 ORDER = {"Low": 0, "Intermediate": 1, "High": 2}
-
-
-def cells_in_ct_and_im(n_cd8: int, n_cd20: int = 0) -> pd.DataFrame:
-    """``n_cd8`` CD8_CD3LO cells (CD3+ and CD8+) and ``n_cd20`` CD20 cells in each of CT and IM."""
-    rows = []
-    for x0 in (0.0, 200.0):
-        rows += [(x0 + 5 + 8 * i, 20.0, "CD8_CD3LO") for i in range(n_cd8)]
-        rows += [(x0 + 5 + 8 * i, 60.0, "CD20") for i in range(n_cd20)]
-    return pd.DataFrame(rows, columns=["x_um", "y_um", "class_name"])
-
-
-def regions() -> RegionSet:
-    return RegionSet([Region(kind="tumour_centre", geometry=CT), Region(kind="invasive_margin", geometry=IM)])
 
 
 @pytest.mark.parametrize(("count", "cells"), [(0, 1), (1, 1), (10, 1), (11, 2), (20, 2), (21, 3), (100, 10), (101, 11)])
@@ -53,7 +35,7 @@ def test_count_margin_is_ten_percent_rounded_up_and_at_least_one_cell(count: int
 
 def test_one_cell_across_the_is1_is2_cut_is_flagged() -> None:
     """3 cells = 300/mm² = percentile 25 in all four: IS1 (Low) exactly at the cut; 4 cells would be IS2."""
-    s = score_case(cells_in_ct_and_im(3), regions(), COHORT)
+    s = score_case(cells_in_ct_and_im(3), squares(), STEPS_COHORT)
     isl = s.immunoscore_like
     assert (isl.label, isl.category, isl.mean_percentile) == ("IS1", "Low", 25.0)
     span = isl.category_range
@@ -66,7 +48,7 @@ def test_one_cell_across_the_is1_is2_cut_is_flagged() -> None:
 def test_a_category_far_from_its_cuts_is_not_flagged() -> None:
     """6 cells = percentile 55 (IS2); 5 or 7 cells give 45 or 65, still Intermediate. T-and-B: CD8 Hi
     (600 > median 550) and CD20 Lo in both regions, 2 Hi = Low; with 7 CD8 and 1 CD20 still 2 Hi."""
-    s = score_case(cells_in_ct_and_im(6), regions(), COHORT)
+    s = score_case(cells_in_ct_and_im(6), squares(), STEPS_COHORT)
     for result in (s.immunoscore_like, s.t_and_b):
         assert result.category_range is not None and not result.category_range.near_cut
     assert (s.immunoscore_like.category, s.t_and_b.category) == ("Intermediate", "Low")
@@ -75,7 +57,7 @@ def test_a_category_far_from_its_cuts_is_not_flagged() -> None:
 
 def test_t_and_b_one_cell_under_the_median_is_flagged() -> None:
     """CD8 600 (Hi) and CD20 500 (Lo, median 550) in both regions: 2 Hi, Low; 6 CD20 cells would be Hi."""
-    s = score_case(cells_in_ct_and_im(6, n_cd20=5), regions(), COHORT)
+    s = score_case(cells_in_ct_and_im(6, n_cd20=5), squares(), STEPS_COHORT)
     tb = s.t_and_b
     assert (tb.score, tb.category) == (2, "Low")
     assert tb.category_range is not None and tb.category_range.near_cut
@@ -83,7 +65,7 @@ def test_t_and_b_one_cell_under_the_median_is_flagged() -> None:
 
 
 def test_range_survives_the_store_and_older_results_have_none() -> None:
-    s = score_case(cells_in_ct_and_im(3), regions(), COHORT)
+    s = score_case(cells_in_ct_and_im(3), squares(), STEPS_COHORT)
     stored = json.loads(json.dumps(s.to_dict()))
     back = CaseScores.from_dict(stored)
     assert back.immunoscore_like.category_range == s.immunoscore_like.category_range
@@ -94,7 +76,7 @@ def test_range_survives_the_store_and_older_results_have_none() -> None:
 
 
 def test_not_evaluable_has_no_range() -> None:
-    s = score_case(cells_in_ct_and_im(3), regions(), None)
+    s = score_case(cells_in_ct_and_im(3), squares(), None)
     assert s.immunoscore_like.category_range is None and s.t_and_b.category_range is None
 
 
