@@ -36,7 +36,7 @@ from core.report._styles import (
 )
 from core.report.colours import BRAND, MUTED, RULE, TINT, marker_colour
 from core.report.data import MIN_COHORT_SIZE, ReportData, ReportSettings, ScoreComponent
-from core.report.overview import render_overview
+from core.report.overview import Overview
 
 _GRID = [
     ("LINEBELOW", (0, 0), (-1, 0), 0.8, colors.HexColor(BRAND)),
@@ -220,9 +220,9 @@ def region_table(data: ReportData, width: float) -> list[Flowable]:
     return [KeepTogether([_heading("Cell densities by region"), t, Spacer(1, 1.5 * mm), note])]
 
 
-def overview(data: ReportData, width: float, max_height: float) -> list[Flowable]:
-    """The thumbnail with density overlay and region outlines, legend and scale bar."""
-    ov = render_overview(data.thumbnail, data.thumbnail_downsample, data.mpp, data.regions, data.density)
+def overview(ov: Overview, width: float, max_height: float) -> list[Flowable]:
+    """The thumbnail with density overlay and region outlines (``ov``, rendered once by the caller,
+    who may try several heights), legend and scale bar."""
     caption = _p("Hoechst channel (inverted), cell-density overlay and regions. Scale bar in slide µm.", SMALL)
     return [KeepTogether([_heading("Overview"), OverviewFigure(ov, width, max_height), Spacer(1, 1 * mm), caption])]
 

@@ -24,6 +24,7 @@ from core.report._styles import FONT, FONT_BOLD, INK, fmt_date, pdf_date
 from core.report.branding import logo_png
 from core.report.colours import BRAND, MUTED, RULE, WARNING
 from core.report.data import ReportData, ReportSettings
+from core.report.overview import render_overview
 
 PAGE_W, PAGE_H = A4
 MARGIN_X = 16 * mm
@@ -140,11 +141,12 @@ def _story(data: ReportData, settings: ReportSettings, width: float, frame_heigh
     story += sections.scores(data, width)
     story += sections.region_table(data, width)
     left = frame_height - _height(story, width)
+    picture = render_overview(data.thumbnail, data.thumbnail_downsample, data.mpp, data.regions, data.density)
     max_height = OVERVIEW_MAX_H
-    overview = sections.overview(data, width, max_height=max_height)
+    overview = sections.overview(picture, width, max_height=max_height)
     while max_height > OVERVIEW_MIN_H and _height(overview, width) > left:
         max_height = max(OVERVIEW_MIN_H, max_height - 2 * mm)
-        overview = sections.overview(data, width, max_height=max_height)
+        overview = sections.overview(picture, width, max_height=max_height)
     story += overview
     story.append(CondPageBreak(70 * mm))  # cohort, model and QC start a page unless most of one is left
     story += sections.cohort_and_model(data, width)
