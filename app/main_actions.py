@@ -162,7 +162,7 @@ class ActionsMixin:
 
         Called when the cells or the marker change, not per frame: ~60 ms for 1M cells.
         """
-        from core.density import DENSITY_SIGMA_UM, analysed_density
+        from core.density_map import DENSITY_SIGMA_UM, analysed_density
 
         layer, marker = self.view.density, self.layers_panel.density_marker
         if layer is None:

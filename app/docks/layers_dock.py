@@ -30,7 +30,7 @@ from core.classes import (
     class_label,
     marker_colour,
 )
-from core.density import density_rgba
+from core.density_map import density_rgba
 from core.regions import Region, RegionKind
 
 
@@ -42,7 +42,7 @@ def swatch(colour: QColor | str) -> QIcon:
 
 def colour_bar(vmax: float, marker: str, size: tuple[int, int] = (160, 12)) -> QPixmap:
     """The density map's colour bar, 0 (left) to ``vmax`` (right), drawn by core's
-    :func:`~core.density.density_rgba` over the viewer's background, as the map looks on glass."""
+    :func:`~core.density_map.density_rgba` over the viewer's background, as the map looks on glass."""
     w, h = size
     rgba = density_rgba(np.linspace(0.0, vmax, w, dtype=np.float32)[None, :], vmax, marker_colour(marker), on_dark=True)
     a = rgba[..., 3:].astype(np.float32) / 255

@@ -18,7 +18,7 @@ from shapely import affinity
 from shapely.geometry.base import BaseGeometry
 
 from app.viewer.cells_layer import CellOverlay
-from app.viewer.density_layer import DensityMapLayer
+from app.viewer.density_map_layer import DensityMapLayer
 from app.viewer.display import ROLE_COLOURS, DisplaySettings, compose_rgb32, default_display
 from app.viewer.navigator import OverviewNavigator
 from app.viewer.regions_layer import RegionOverlay

@@ -15,7 +15,7 @@ from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.platypus import Flowable
 
-from core.density import density_colour
+from core.density_map import density_colour
 from core.report._styles import FONT, FONT_BOLD, INK, fmt_density
 from core.report.colours import BRAND, MUTED, REGION_COLOURS, REGION_LABELS, RULE, hex_to_rgb, marker_colour
 from core.report.overview import Overview

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from core.density import DensityOverlay  # the overview's density raster: made in core, re-exported here
+from core.density_map import DensityOverlay  # the overview's density raster: made in core, re-exported here
 
 #: Fewer reference cases than this and the report warns that percentiles are unstable.
 MIN_COHORT_SIZE = 30

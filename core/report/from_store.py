@@ -19,7 +19,7 @@ import numpy as np
 import shapely.wkt
 
 from core import __version__
-from core.density import analysed_density
+from core.density_map import analysed_density
 from core.errors import CoreError, SlideError
 from core.regions import Region, RegionKind, RegionSet
 from core.regions.kinds import region_title

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from core.density import DensityOverlay, density_ceiling, density_rgba
+from core.density_map import DensityOverlay, density_ceiling, density_rgba
 from core.report.colours import REGION_COLOURS, hex_to_rgb, marker_colour
 from core.report.data import RegionLike
 

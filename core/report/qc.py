@@ -1,7 +1,7 @@
 """Figures the report derives from stored results: the model card's metrics, summarised.
 
 The analysed-tissue mask and the density overlay the report also shows live in core
-(:mod:`core.tissue_mask`, :mod:`core.density`), since the app and the analysis records use them
+(:mod:`core.tissue_mask`, :mod:`core.density_map`), since the app and the analysis records use them
 too; their names are re-exported here for callers of the earlier layout.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core.density import DENSITY_SIGMA_UM, analysed_density, density_from_cells, mask_density
+from core.density_map import DENSITY_SIGMA_UM, analysed_density, density_from_cells, mask_density
 from core.tissue_mask import (
     MAX_MASK_SIDE,
     analysis_summary_extras,

@@ -1,4 +1,4 @@
-"""Helpers of the report: the model card's metrics, summarised (masks and density: test_density.py)."""
+"""Helpers of the report: the model card's metrics, summarised (masks and density: test_density_map.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The density map: one marker group's smoothed cell density (cells/mm²) over the slide.
 
-The raster and its colours come from core (:func:`core.density.analysed_density`,
-:func:`core.density.density_rgba`), so the map on screen and the overview in the PDF
+The raster and its colours come from core (:func:`core.density_map.analysed_density`,
+:func:`core.density_map.density_rgba`), so the map on screen and the overview in the PDF
 report show the same raster on the same scale; on screen the colour lightens with density
 (``on_dark``) where the paper's darkens, as it lies over a dark fluorescence image. The RGBA
 raster (at most 512 px a side) becomes a QPixmap once per change of cells or marker: drawing a
@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 from app.viewer.display import pack_argb
 from app.viewer.tiles import array_to_qimage, draw_part
 from core.classes import marker_colour
-from core.density import DensityOverlay, density_ceiling, density_rgba
+from core.density_map import DensityOverlay, density_ceiling, density_rgba
 
 #: Above the tiles (drawn as the view's background), below the cells (10) and regions (20).
 DENSITY_Z = 5

@@ -1,11 +1,12 @@
-"""Cell-density rasters (cells/mm²) of a marker group, and how they are coloured.
+"""Density maps: smoothed cell-density rasters (cells/mm²) of a marker group, and their colours.
 
 The app's density map and the report's overview are made by these functions, so the picture on
 screen and the one on paper agree: :func:`analysed_density` bins the cells, smooths them with a
 Gaussian of :data:`DENSITY_SIGMA_UM` and blanks what the model did not analyse (the stored tissue
 mask, :mod:`core.tissue_mask`); :func:`density_ceiling` and :func:`density_rgba` colour it in the
 marker's colour (:func:`core.classes.marker_colour`). Display only: the scores' densities are exact
-counts in regions (:mod:`core.scores.density`).
+counts in regions (:mod:`core.scores.density`); the app's scene item that paints a map is
+:mod:`app.viewer.density_map_layer`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,13 @@ from PySide6.QtGui import QColor, QImage
 from app.viewer.slide_view import BACKGROUND, SlideView
 from core.cells import make_cell_table
 from core.classes import class_index, marker_colour
-from core.density import DensityOverlay, analysed_density, density_ceiling, density_from_cells, density_rgba
+from core.density_map import (
+    DensityOverlay,
+    analysed_density,
+    density_ceiling,
+    density_from_cells,
+    density_rgba,
+)
 from core.tissue_mask import encode_mask
 from tests.app.conftest import MPP, grab_view
 

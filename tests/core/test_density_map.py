@@ -1,4 +1,4 @@
-"""Density rasters and the stored tissue mask (core.density, core.tissue_mask): app and report share them."""
+"""Density rasters and the stored tissue mask (core.density_map, core.tissue_mask): app and report share them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from core.density import density_from_cells, mask_density
+from core.density_map import density_from_cells, mask_density
 from core.tissue_mask import decode_mask, encode_mask, fraction_in_mask
 
 MPP = (0.5, 0.5)
