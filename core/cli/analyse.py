@@ -98,11 +98,14 @@ def _recorded_mpp(path: Path) -> tuple[float, float] | None:
 
 def run(args: argparse.Namespace) -> int:
     # Heavy imports live here so that `python -m core --help` answers at once.
+    from dataclasses import replace
+
     import torch
     from tqdm import tqdm
 
     from core.engine import analyse_slide
     from core.engine.export import write_analysis
+    from core.engine.summary import MppOverride
     from core.models.domain import check_slide
     from core.models.inference import load_for_inference
     from core.models.runtime import default_model_dir
@@ -154,18 +157,19 @@ def run(args: argparse.Namespace) -> int:
 
             job = analyse_slide(slide, model, params, regions_um=regions, checkpoint_dir=checkpoint)
             result = run_to_completion(job, show)
-        result.summary["warnings"] = warnings
+        override = None
         if args.mpp:
-            result.summary["mpp_override"] = {"recorded": list(recorded) if recorded else None,
-                                              "used": list(args.mpp), "forced": bool(recorded and not same)}
+            override = MppOverride(recorded=(recorded[0], recorded[1]) if recorded else None,
+                                   used=(args.mpp[0], args.mpp[1]), forced=bool(recorded and not same))
+        result.summary = replace(result.summary, warnings=tuple(warnings), mpp_override=override)
         paths = write_analysis(result, args.out, mpp, model.card.class_colours)
     if args.checkpoint_dir is None:
         shutil.rmtree(checkpoint, ignore_errors=True)
     s = result.summary
-    counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
+    counts = ", ".join(f"{k} {v}" for k, v in s.counts.items())
     print(
-        f"{s['total_cells']} cells ({counts}) in {s['tissue_area_mm2']:.2f} mm² tissue; "
-        f"{s['tiles_analysed']} tiles ({s['tiles_skipped_background']} background skipped) in {s['seconds']:.1f} s"
+        f"{s.total_cells} cells ({counts}) in {s.tissue_area_mm2:.2f} mm² tissue; "
+        f"{s.tiles_analysed} tiles ({s.tiles_skipped_background} background skipped) in {s.seconds:.1f} s"
     )
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

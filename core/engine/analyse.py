@@ -30,6 +30,7 @@ from core.engine._results import cell_table, density_raster, mask_area_mm2, regi
 from core.engine._stages import StageClock
 from core.engine._tissue import detect_tissue, overview_levels, read_overview
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
+from core.engine.summary import AnalysisSummary
 from core.models.runtime import LoadedModel, classes_from_logits
 from core.normalise import normalise_batch, normalise_batch_tensor
 from core.progress import CancelToken, Progress
@@ -367,39 +368,41 @@ def analyse_slide(
     tissue_area = mask_area_mm2(tissue, grid)
     seconds = time.perf_counter() - t0
     busy_ms, cpu_ms = stage.per_tile_ms(len(plan.tiles))
-    summary = {
-        "slide": str(slide.path),
-        "slide_mpp": list(mpp),
-        "channel": slide.channel_names[channel],
-        "model": card.name,
-        "model_sha256": card.weights_sha256,
-        "model_mpp": card.mpp,
-        "model_synthetic": card.synthetic,
-        "device": str(model.device),
-        "precision": model.precision,
-        "precision_reason": model.precision_reason,
-        "runtime": model.runtime,
-        "counts": count_by_class(cells, card.classes),
-        "total_cells": int(len(cells)),
-        "tissue_area_mm2": tissue_area,
-        "nucleus_stain_min": min_stain,
-        "analysed_area_mm2": mask_area_mm2(analysed, grid),
-        "region_area_mm2": None if region is None else region.area / 1e6,
-        "tiles_in_grid": rows_total * cols_total,
-        "tiles_analysed": total,
-        "tiles_skipped_background": int((candidates & ~tissue_tiles).sum()),
-        "tiles_computed": len(plan.tiles),
-        "blocks_resumed": len(plan.resumed),
-        "batch_size": batch_size,
-        "tile_px": patch,
-        "context_px": grid.context,
-        "seconds": seconds,
-        "seconds_model": stage.busy["model"],
-        "seconds_waiting_for_tiles": waiting,
-        "stage_ms_per_tile": busy_ms,
-        "stage_cpu_ms_per_tile": cpu_ms,
-        "checkpoint_key": ckpt.key,
-    }
+    summary = AnalysisSummary(
+        slide=str(slide.path),
+        slide_mpp=(float(mpp[0]), float(mpp[1])),
+        channel=slide.channel_names[channel],
+        model=card.name,
+        model_sha256=card.weights_sha256,
+        model_mpp=card.mpp,
+        model_synthetic=card.synthetic,
+        device=str(model.device),
+        precision=model.precision,
+        precision_reason=model.precision_reason,
+        runtime=model.runtime,
+        counts=count_by_class(cells, card.classes),
+        total_cells=int(len(cells)),
+        tissue_area_mm2=tissue_area,
+        nucleus_stain_min=float(min_stain),
+        analysed_area_mm2=mask_area_mm2(analysed, grid),
+        region_area_mm2=None if region is None else region.area / 1e6,
+        tiles_in_grid=rows_total * cols_total,
+        tiles_analysed=total,
+        tiles_skipped_background=int((candidates & ~tissue_tiles).sum()),
+        tiles_computed=len(plan.tiles),
+        blocks_resumed=len(plan.resumed),
+        batch_size=batch_size,
+        tile_px=patch,
+        context_px=grid.context,
+        seconds=seconds,
+        seconds_model=stage.busy["model"],
+        seconds_waiting_for_tiles=waiting,
+        stage_ms_per_tile=busy_ms,
+        stage_cpu_ms_per_tile=cpu_ms,
+        checkpoint_key=ckpt.key,
+        classes=tuple(card.classes),
+        class_colours=tuple(card.class_colours),
+    )
     return AnalysisResult(
         cells=cells,
         class_map=np.ascontiguousarray(class_map[:h, :w]),

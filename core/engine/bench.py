@@ -138,9 +138,9 @@ def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tile
     c0 = time.process_time()
     result = run_to_completion(analyse_slide(slide, model, replace(params)))
     s = result.summary
-    n = max(1, s["tiles_analysed"])
+    n = max(1, s.tiles_analysed)
     pipeline_cpu = (time.process_time() - c0) / n
-    pipeline_rate = s["tiles_analysed"] / s["seconds"] if s["seconds"] > 0 else 0.0
+    pipeline_rate = s.tiles_analysed / s.seconds if s.seconds > 0 else 0.0
     return BenchResult(
         device=str(model.device),
         precision=model.precision,
@@ -152,14 +152,14 @@ def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tile
         cpu_efficiency=model_cpu / pipeline_cpu if pipeline_cpu > 0 else 0.0,
         model_cpu_s_per_tile=model_cpu,
         pipeline_cpu_s_per_tile=pipeline_cpu,
-        tiles_analysed=s["tiles_analysed"],
-        tiles_skipped_background=s["tiles_skipped_background"],
+        tiles_analysed=s.tiles_analysed,
+        tiles_skipped_background=s.tiles_skipped_background,
         tissue_area_mm2=result.tissue_area_mm2,
-        seconds=s["seconds"],
-        s_per_mm2=s["seconds"] / result.tissue_area_mm2 if result.tissue_area_mm2 > 0 else float("nan"),
-        cells=s["total_cells"],
+        seconds=s.seconds,
+        s_per_mm2=s.seconds / result.tissue_area_mm2 if result.tissue_area_mm2 > 0 else float("nan"),
+        cells=s.total_cells,
         peak_rss_mb=peak_rss_mb(),
-        stage_ms_per_tile=dict(s.get("stage_ms_per_tile", {})),
-        stage_cpu_ms_per_tile=dict(s.get("stage_cpu_ms_per_tile", {})),
+        stage_ms_per_tile=dict(s.stage_ms_per_tile),
+        stage_cpu_ms_per_tile=dict(s.stage_cpu_ms_per_tile),
         runtime=model.runtime,
     )

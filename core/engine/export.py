@@ -52,7 +52,7 @@ def write_analysis(
         "class_map": out / "class_map.png",
     }
     summary = {
-        **result.summary,
+        **result.summary.to_dict(),
         "raster_mpp": result.raster_mpp,
         "raster_downsample": result.raster_downsample,
         **(extra_summary or {}),

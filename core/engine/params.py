@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.engine.summary import AnalysisSummary
 from core.progress import Progress
 
 
@@ -136,4 +137,4 @@ class AnalysisResult:
     raster_downsample: float
     raster_downsample_y: float
     raster_mpp: float
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: AnalysisSummary = field(default_factory=AnalysisSummary)
