@@ -78,9 +78,9 @@ def analyse_and_record(
         status = "cancelled" if isinstance(err, KeyboardInterrupt | Cancelled) else "failed"
         store.finish_analysis(run.id, status=status, summary={"error": str(err) or type(err).__name__})
         raise
-    summary = dict(result.summary, **analysis_summary_extras(result, card))
+    summary = {**result.summary.to_dict(), **analysis_summary_extras(result, card)}
     store.finish_analysis(run.id, summary=jsonable(summary))
-    key = result.summary.get("checkpoint_key")
+    key = result.summary.checkpoint_key
     if checkpoint_dir is not None and key:
         # The checkpoint only serves to resume an interrupted run; the store now holds the cells.
         shutil.rmtree(Path(checkpoint_dir) / str(key), ignore_errors=True)
