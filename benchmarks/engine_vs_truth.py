@@ -76,7 +76,7 @@ def main() -> int:
             job = analyse_slide(slide, model, AnalysisParams(torch_threads=args.threads))
             result = run_to_completion(job)
         detected = result.cells
-        print(f"analysed in {result.summary['seconds']:.0f} s: {len(detected)} cells")
+        print(f"analysed in {result.summary.seconds:.0f} s: {len(detected)} cells")
     scores = match(detected, truth, args.radius)
     print(f"{'class':<10} {'precision':>9} {'recall':>7} {'F1':>6} {'called':>7} {'true':>6}")
     for name, s in scores.items():

@@ -93,12 +93,12 @@ def main() -> None:
             seconds = time.perf_counter() - t0
     s = result.summary
     print(json.dumps({
-        "slide_px": SIZE, "tiles_in_grid": s["tiles_in_grid"], "tiles_analysed": s["tiles_analysed"],
+        "slide_px": SIZE, "tiles_in_grid": s.tiles_in_grid, "tiles_analysed": s.tiles_analysed,
         "tissue_area_mm2": round(result.tissue_area_mm2, 3), "seconds": round(seconds, 1),
         "rss_before_mb": round(base), "peak_rss_mb": round(peak_rss_mb()),
         "class_map_shape": list(result.class_map.shape), "density_mb": round(result.density.nbytes / 1e6),
-        "cells": len(result.cells), "tiles_per_s": round(s["tiles_analysed"] / seconds, 1),
-        "stage_ms_per_tile": {k: round(v, 2) for k, v in s.get("stage_ms_per_tile", {}).items()},
+        "cells": len(result.cells), "tiles_per_s": round(s.tiles_analysed / seconds, 1),
+        "stage_ms_per_tile": {k: round(v, 2) for k, v in s.stage_ms_per_tile.items()},
     }))  # fmt: skip
 
 

@@ -55,7 +55,7 @@ def main() -> None:
                 params = AnalysisParams(batch_size=args.batch_size, reader_threads=readers)
                 t0 = time.perf_counter()
                 result = run_to_completion(analyse_slide(slide, model, params, regions_um=region))
-                n = result.summary["tiles_analysed"]
+                n = result.summary.tiles_analysed
                 pipeline = n / (time.perf_counter() - t0)
                 tiles = tissue_tiles_in_memory(slide, model, params, n)
                 model_rate, _ = model_throughput(model, tiles, args.batch_size, 32)

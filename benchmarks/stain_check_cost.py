@@ -30,8 +30,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 result = run_to_completion(analyse_slide(slide, model, AnalysisParams(nucleus_stain_ratio=ratio)))
                 seconds = time.perf_counter() - t0
-            stages = ", ".join(f"{k} {v:.2f}" for k, v in result.summary["stage_ms_per_tile"].items())
-            print(f"stain check {'on ' if ratio else 'off'}: {seconds:.2f} s, {result.summary['tiles_analysed']} tiles, "
+            stages = ", ".join(f"{k} {v:.2f}" for k, v in result.summary.stage_ms_per_tile.items())
+            print(f"stain check {'on ' if ratio else 'off'}: {seconds:.2f} s, {result.summary.tiles_analysed} tiles, "
                   f"{len(result.cells)} cells; ms/tile: {stages}", flush=True)
 
 
