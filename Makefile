@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# mypy reads its files and settings from [tool.mypy] in pyproject.toml; its cache is .mypy_cache.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
@@ -66,4 +68,4 @@ bundle-test: $(BUNDLE_STAMP)
 	installer/bundle_test.sh $(PY)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist
