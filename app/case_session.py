@@ -168,9 +168,9 @@ class CaseSession(QObject):
         self.regions_changed.emit()
         self.rescore()
 
-    def derive_ct_im(self) -> list[str]:
+    def replace_ct_im_by_derived(self) -> list[str]:
         self.check_editable()
-        return self.regions.derive_ct_im(self.im_half_width_um, author=self.store.user)
+        return self.regions.replace_ct_im_by_derived(self.im_half_width_um, author=self.store.user)
 
     def import_geojson(self, path: str | Path) -> list[str]:
         from core.regions import read_regions_geojson

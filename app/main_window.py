@@ -131,7 +131,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         self.redo_action = self.undo.createRedoAction(self, "&Redo")
         self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
         self.delete_action = a("&Delete region", self.regions.delete_selected, QKeySequence.StandardKey.Delete)
-        self.derive_action = a("Tumour → CT + &IM", self.regions.derive_ct_im)
+        self.derive_action = a("Tumour → CT + &IM", self.regions.replace_ct_im_by_derived)
         self.cells_action = a("Show &cells", self.view_toggle_cells, "D", checkable=True)
         self.regions_action = a("Show &regions", self.view_toggle_regions, "A", checkable=True)
         self.fill_action = a("&Fill regions", self.view_toggle_fill, "F", checkable=True)
@@ -232,7 +232,7 @@ class MainWindow(ActionsMixin, CaseActions, QMainWindow):
         lp.density_marker_changed.connect(self.on_density_marker_changed)
         lp.region_selected.connect(self.view.select_region)
         lp.delete_requested.connect(self.regions.delete_selected)
-        lp.derive_requested.connect(self.regions.derive_ct_im)
+        lp.derive_requested.connect(self.regions.replace_ct_im_by_derived)
         ap = self.analysis_panel
         ap.run_requested.connect(self.analysis.run)
         ap.cancel_requested.connect(self.analysis.cancel)

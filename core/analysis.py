@@ -213,4 +213,4 @@ def adopt_detected_tissue(regions: Any, summary: dict[str, Any], mpp: tuple[floa
         return []
     width = regions.im_half_width_um
     regions.add(tissue)
-    return regions.derive_ct_im(width, author=author) if width is not None else []
+    return regions.replace_ct_im_by_derived(width, author=author) if width is not None else []

@@ -253,7 +253,7 @@ def store_regions(store: Any, case: Any, slide: DemoSlide, summary: dict[str, An
     if tissue is not None:  # the engine's tissue clips the IM, as for any slide (not the phantom's truth)
         found.append(tissue)
     derived = RegionSet(found, bounds_um=bounds)
-    derived.derive_ct_im(slide.im_half_width_um, author="HoechstScore demo")
+    derived.replace_ct_im_by_derived(slide.im_half_width_um, author="HoechstScore demo")
     counter: dict[str, int] = {}
     stable = []
     for region in derived:

@@ -279,7 +279,7 @@ def probe_geojson(path: Path) -> str:
     imported = read_regions_geojson(path, mpp, bounds_um=(2000.0, 2000.0))
     regions = RegionSet(imported.regions, bounds_um=(2000.0, 2000.0))
     if regions.of_kind(RegionKind.TUMOUR):
-        regions.derive_ct_im(150.0)
+        regions.replace_ct_im_by_derived(150.0)
     json.dumps(regions_to_geojson(list(regions), mpp))
     read_cells_geojson(path, mpp)
     return f"{len(regions)} regions"

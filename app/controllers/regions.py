@@ -65,13 +65,13 @@ class RegionsController(QObject):
         if rid is not None:
             self._push("Deleting the region", lambda: RemoveRegionCommand(self._regions, rid))
 
-    def derive_ct_im(self) -> None:
+    def replace_ct_im_by_derived(self) -> None:
         """Tumour → CT + IM at the settings' half-width, one undoable step; warnings shown."""
         warnings: list[str] = []
 
         def command() -> ReplaceRegionsCommand:
             before = list(self._regions)
-            warnings.extend(self.window.session.derive_ct_im())
+            warnings.extend(self.window.session.replace_ct_im_by_derived())
             cmd = ReplaceRegionsCommand(self._regions, list(self._regions), "Tumour → CT + IM")
             cmd.before = before
             return cmd
@@ -91,7 +91,7 @@ class RegionsController(QObject):
         derived = [r for r in s.regions if r.kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
                    and DERIVED_WIDTH_KEY in r.extra]
         if derived:
-            self.derive_ct_im()
+            self.replace_ct_im_by_derived()
         else:
             self.window._try("Scoring", s.rescore)
 

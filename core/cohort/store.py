@@ -78,7 +78,7 @@ def _record(store: Any, case: Any, cohort_case: CohortCase, folder: Path, done: 
         regions = case_regions(cohort_case, folder, mpp, done["size_px"])
         given = {r.kind for r in regions}
         if RegionKind.TUMOUR in given and not given & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN}:
-            regions.derive_ct_im(float(done["im_half_width_um"]), author="HoechstScore cohort")
+            regions.replace_ct_im_by_derived(float(done["im_half_width_um"]), author="HoechstScore cohort")
         store.save_regions(case.id, list(regions))
         scores = json.loads(scores_path.read_text(encoding="utf-8"))
         store.save_scores(case.id, scores, provenance=scores.get("provenance", {}), analysis_id=run.id)

@@ -31,17 +31,17 @@ def _tidy(geometry: shapely.Geometry) -> Polygonal:
     return as_polygonal([p for p in polygonal_parts(geometry) if p.area >= MIN_AREA_UM2])
 
 
-def derive_ct_im(
+def _ct_im_geometry(
     tumour: Polygonal,
-    tissue: Polygonal | None = None,
-    exclusions: Iterable[Polygonal] = (),
-    im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM,
+    clip: Polygonal | None,
+    exclusions: Iterable[Polygonal],
+    im_half_width_um: float,
 ) -> tuple[Polygonal, Polygonal]:
-    """Derive (CT, IM) from a tumour outline; all geometries in slide µm.
+    """(CT, IM) of a tumour outline, all in slide µm: the geometry of :func:`derive_ct_im`.
 
     IM = the tumour border buffered by ``im_half_width_um`` (w): w outside and w inside the border.
     CT = tumour minus that band, i.e. ``tumour.buffer(-w)`` (computed as a difference so that CT
-    and IM never overlap and together cover the tumour exactly). Both are clipped to ``tissue`` if
+    and IM never overlap and together cover the tumour exactly). Both are clipped to ``clip`` if
     given, and exclusions are removed. Either may come back empty (a Polygon with no area), e.g. CT
     when the tumour is nowhere wider than 2·w.
     """
@@ -55,8 +55,8 @@ def derive_ct_im(
     inner = tumour.buffer(-im_half_width_um, quad_segs=_QUAD_SEGS)
     im = tumour.buffer(im_half_width_um, quad_segs=_QUAD_SEGS).difference(inner)
     ct = inner
-    if tissue is not None:
-        ct, im = ct.intersection(tissue), im.intersection(tissue)
+    if clip is not None:
+        ct, im = ct.intersection(clip), im.intersection(clip)
     excl = shapely.union_all([e for e in exclusions if not e.is_empty])
     if not excl.is_empty:
         ct, im = ct.difference(excl), im.difference(excl)
@@ -188,31 +188,7 @@ class RegionSet:
             return slide, False
         return _tidy(tissue.intersection(slide)), True
 
-    def derived_ct_im(self, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM) -> tuple[Polygonal, Polygonal, list[str]]:
-        """(CT, IM, warnings) derived from the tumour without changing the set: the one place where
-        CT/IM are derived for the app, the scores and the report.
-
-        The IM is clipped to the Tissue region(s) and the slide, exclusions are removed; without a
-        Tissue region a warning says that the band may cover glass.
-        """
-        tumour = self.union(RegionKind.TUMOUR)
-        if tumour is None:
-            raise RegionError(
-                "No tumour region: draw or import the tumour outline (QuPath class 'Tumor') first."
-            )
-        clip, on_tissue = self.clip_area()
-        exclusions = [r.geometry for r in self.of_kind(RegionKind.EXCLUSION)]
-        ct, im = derive_ct_im(tumour, clip, exclusions, im_half_width_um)
-        warnings = []
-        if not on_tissue:
-            warnings.append(
-                "There is no Tissue region, so the invasive margin is not clipped to tissue and may "
-                "cover glass where the tumour meets the tissue edge. Run the analysis (it finds the "
-                "tissue) or draw the tissue outline."
-            )
-        return ct, im, warnings
-
-    def derive_ct_im(
+    def replace_ct_im_by_derived(
         self, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM, *, author: str = ""
     ) -> list[str]:
         """Replace every CT and IM region by ones derived from the tumour (see :func:`derive_ct_im`).
@@ -221,7 +197,7 @@ class RegionSet:
         the user (e.g. no CT left).
         Emits one "reset" change.
         """
-        ct, im, warnings = self.derived_ct_im(im_half_width_um)
+        ct, im, warnings = derive_ct_im(self, im_half_width_um)
         derived_kinds = (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN)
         kept = [r for r in self._regions.values() if r.kind not in derived_kinds]
         derived = []
@@ -256,3 +232,30 @@ class RegionSet:
         return report
 
 
+def derive_ct_im(
+    regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM
+) -> tuple[Polygonal, Polygonal, list[str]]:
+    """(CT, IM, warnings) derived from the set's tumour, the set unchanged: the one place where
+    CT/IM are derived, for the app, the scores and the report.
+
+    The IM is clipped to the Tissue region(s) and the slide, exclusions are removed; without a
+    Tissue region a warning says that the band may cover glass. Which CT/IM the scores use (drawn
+    ones when there are any) is :func:`core.scores.drawn_or_derived_ct_im`; writing the derived
+    ones into the set is :meth:`RegionSet.replace_ct_im_by_derived`.
+    """
+    tumour = regions.union(RegionKind.TUMOUR)
+    if tumour is None:
+        raise RegionError(
+            "No tumour region: draw or import the tumour outline (QuPath class 'Tumor') first."
+        )
+    clip, on_tissue = regions.clip_area()
+    exclusions = [r.geometry for r in regions.of_kind(RegionKind.EXCLUSION)]
+    ct, im = _ct_im_geometry(tumour, clip, exclusions, im_half_width_um)
+    warnings = []
+    if not on_tissue:
+        warnings.append(
+            "There is no Tissue region, so the invasive margin is not clipped to tissue and may "
+            "cover glass where the tumour meets the tissue edge. Run the analysis (it finds the "
+            "tissue) or draw the tissue outline."
+        )
+    return ct, im, warnings

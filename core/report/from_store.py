@@ -100,9 +100,9 @@ def _scored_regions(regions: list[Region], provenance: Mapping[str, Any]) -> lis
     width = provenance.get("im_half_width_um")
     if RegionKind.TUMOUR not in kinds or kinds & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} or not width:
         return regions
-    from core.scores import resolve_ct_im
+    from core.scores import drawn_or_derived_ct_im
 
-    sr = resolve_ct_im(RegionSet(regions), float(width))
+    sr = drawn_or_derived_ct_im(RegionSet(regions), float(width))
     extra = [Region(kind=k, geometry=g) for k, g in
              ((RegionKind.TUMOUR_CENTRE, sr.ct), (RegionKind.INVASIVE_MARGIN, sr.im)) if g is not None]
     return regions + extra

@@ -6,7 +6,7 @@ a :class:`Provenance`. Densities are cells/mm²; regions are in slide µm.
 """
 
 from core.scores.base import REGION_LABELS, Provenance, Score, parameter_name
-from core.scores.case import CaseScores, ScoringRegions, resolve_ct_im, score_case
+from core.scores.case import CaseScores, ScoringRegions, drawn_or_derived_ct_im, score_case
 from core.scores.cohort import COHORT_PARAMETERS, MIN_COHORT_SIZE, RECOMMENDED_COHORT_SIZE, ReferenceCohort
 from core.scores.density import CellDensity, DensityTable, RegionDensity, compute_densities
 from core.scores.immunoscore import (
@@ -60,7 +60,7 @@ __all__ = [
     "percentile_rank",
     "percentile_rank_exact",
     "reference_values",
-    "resolve_ct_im",
+    "drawn_or_derived_ct_im",
     "score_case",
     "shifted_parameters",
 ]

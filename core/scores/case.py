@@ -16,7 +16,7 @@ import pandas as pd
 
 from core.classes import DEFAULT_MARKER_GROUPS
 from core.errors import ScoreError
-from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet
+from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet, derive_ct_im
 from core.scores.base import Provenance
 from core.scores.cohort import NO_COHORT, ReferenceCohort
 from core.scores.density import DensityTable, compute_densities
@@ -47,8 +47,9 @@ def _derived(im_half_width_um: float, on_tissue: bool) -> str:
     return f"derived from the tumour outline (IM half-width {im_half_width_um:g} µm), {clipped}"
 
 
-def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM) -> ScoringRegions:
-    """CT and IM of a region set: drawn ones if any, else derived from the tumour (set is not changed)."""
+def drawn_or_derived_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_WIDTH_UM) -> ScoringRegions:
+    """The CT and IM the scores count in: drawn ones if any, else derived from the tumour by
+    :func:`core.regions.derive_ct_im` (the set is not changed)."""
     tumour = regions.union(RegionKind.TUMOUR)
     exclusions = regions.union(RegionKind.EXCLUSION)
     ct, im = regions.union(RegionKind.TUMOUR_CENTRE), regions.union(RegionKind.INVASIVE_MARGIN)
@@ -59,7 +60,7 @@ def resolve_ct_im(regions: RegionSet, im_half_width_um: float = DEFAULT_IM_HALF_
     if tumour is None:
         return ScoringRegions(None, None, None, exclusions, "none", None,
                               ("No tumour, CT or IM region: draw or import the tumour outline.",))
-    ct, im, warnings = regions.derived_ct_im(im_half_width_um)
+    ct, im, warnings = derive_ct_im(regions, im_half_width_um)
     if ct.is_empty:
         warnings.append(f"The tumour has no centre (CT) with an IM half-width of {im_half_width_um:g} µm.")
     return ScoringRegions(
@@ -140,7 +141,7 @@ def score_case(
             f"Marker groups {', '.join(lacking)} are needed for the scores; "
             f"given: {', '.join(marker_groups)}."
         )
-    sr = resolve_ct_im(regions, im_half_width_um)
+    sr = drawn_or_derived_ct_im(regions, im_half_width_um)
     provenance = Provenance.for_cohort(
         cohort, regions=tuple((r.kind.value, r.display_name, r.area_mm2) for r in regions),
         region_source=sr.source, im_half_width_um=sr.im_half_width_um, model_name=model_name,

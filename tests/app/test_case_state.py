@@ -31,7 +31,7 @@ def scored(window, slide_path: Path):  # noqa: ANN001, ANN201
     s = window.session
     s.regions.add(Region(kind=RegionKind.TUMOUR, geometry=box(150, 150, 350, 350), name="Tumour"))
     s.set_cells(_cells(), {"id": None, "model_name": "m", "model_sha256": "", "summary": {}})
-    window.regions.derive_ct_im()
+    window.regions.replace_ct_im_by_derived()
     return window
 
 
@@ -94,7 +94,7 @@ def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
 def test_cells_csv_has_the_region_of_each_cell_and_export_names_say_the_case(scored, tmp_path: Path) -> None:  # noqa: ANN001
     window = scored
     window.session.im_half_width_um = 40  # CT 190-310 µm, IM 110-390 µm, the rest outside
-    window.regions.derive_ct_im()
+    window.regions.replace_ct_im_by_derived()
     assert window.export_name("cells.csv") == "STATE-1-v1-cells.csv"
     path = window.session.export_cells_csv(tmp_path / window.export_name("cells.csv"))
     table = pd.read_csv(path, keep_default_na=False)

@@ -86,7 +86,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert "Finished" in window.analysis_panel.status.text()
     window.settings.analysis.im_half_width_um = 50.0
     window._apply_settings_to_session()
-    window.regions.derive_ct_im()
+    window.regions.replace_ct_im_by_derived()
     kinds = {r.kind for r in session.regions}
     assert {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} <= kinds
     assert session.scores is not None
@@ -171,7 +171,7 @@ def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, sl
     _drag_rectangle(qtbot, window, 200, 800)
     window.settings.analysis.im_half_width_um = 40.0
     window._apply_settings_to_session()
-    window.regions.derive_ct_im()
+    window.regions.replace_ct_im_by_derived()
     path = window.session.export_geojson(tmp_path / window.export_name("regions.geojson"))
     features = json.loads(path.read_text())["features"]
     by_id = {f["id"]: f["properties"]["classification"]["color"] for f in features}

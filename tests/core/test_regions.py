@@ -74,9 +74,15 @@ def test_validate_region_keeps_id() -> None:
     assert clean.id == r.id and clean.geometry.is_valid and report.repaired
 
 
+def _tumour_set(tumour: Polygon, *others: Region) -> RegionSet:
+    """A region set holding a tumour outline (and ``others``), without slide bounds."""
+    return RegionSet([Region(kind="tumour", geometry=tumour), *others])
+
+
 def test_derive_ct_im_square() -> None:
     tumour = box(0, 0, 3000, 3000)
-    ct, im = derive_ct_im(tumour, im_half_width_um=500)
+    rs = _tumour_set(tumour)
+    ct, im, warnings = derive_ct_im(rs, im_half_width_um=500)
     # CT = tumour shrunk by 500 µm: 2000 x 2000 µm = 4 mm².
     assert ct.area / 1e6 == pytest.approx(4.0, rel=1e-9)
     # IM inner half: 9 - 4 = 5 mm²; outer half: 4000² - 3000² µm² minus 4 corner squares of
@@ -84,23 +90,29 @@ def test_derive_ct_im_square() -> None:
     assert im.area / 1e6 == pytest.approx(5 + 6 + math.pi * 0.25, rel=1e-3)
     assert ct.intersection(im).area == pytest.approx(0, abs=1e-6)
     assert ct.union(im).intersection(tumour).area == pytest.approx(tumour.area)
+    assert "not clipped to tissue" in warnings[0]
+    assert len(rs) == 1  # deriving leaves the set as it was
 
 
 def test_derive_ct_im_clipped_to_tissue_and_exclusions() -> None:
     tumour = box(0, 0, 3000, 3000)
     tissue = box(-1000, -1000, 1500, 4000)  # left half of the tumour and its margin
     necrosis = box(1000, 1000, 1200, 1200)  # inside CT: 0.04 mm²
-    ct, im = derive_ct_im(tumour, tissue, [necrosis], im_half_width_um=500)
+    rs = _tumour_set(tumour, Region(kind="tissue", geometry=tissue), Region(kind="exclusion", geometry=necrosis))
+    ct, im, warnings = derive_ct_im(rs, im_half_width_um=500)
     assert ct.area / 1e6 == pytest.approx(1.0 * 2.0 - 0.04)
     assert im.bounds[2] == pytest.approx(1500)
     assert not im.intersects(necrosis.buffer(-1e-6))
+    assert warnings == []
 
 
 def test_derive_ct_im_narrow_tumour_has_no_ct() -> None:
-    ct, im = derive_ct_im(box(0, 0, 800, 5000), im_half_width_um=500)
+    ct, im, _ = derive_ct_im(_tumour_set(box(0, 0, 800, 5000)), im_half_width_um=500)
     assert ct.is_empty and im.area > 0
     with pytest.raises(RegionError, match="half-width"):
-        derive_ct_im(box(0, 0, 10, 10), im_half_width_um=0)
+        derive_ct_im(_tumour_set(box(0, 0, 10, 10)), im_half_width_um=0)
+    with pytest.raises(RegionError, match="No tumour region"):
+        derive_ct_im(RegionSet(), im_half_width_um=500)
 
 
 def test_regionset_edits_emit_changes() -> None:
@@ -125,20 +137,20 @@ def test_regionset_edits_emit_changes() -> None:
 def test_regionset_derive_replaces_ct_im_once() -> None:
     tumour = Region(kind="tumour", geometry=box(500, 500, 4500, 4500))
     no_tissue = RegionSet([tumour], bounds_um=(5000, 5000))
-    assert "not clipped to tissue" in no_tissue.derive_ct_im(500)[0]
+    assert "not clipped to tissue" in no_tissue.replace_ct_im_by_derived(500)[0]
     rs = RegionSet([tumour, Region(kind="tissue", geometry=box(-10, -10, 6000, 6000))], bounds_um=(5000, 5000))
     events: list[RegionChange] = []
     rs.changed.connect(events.append)
-    assert rs.derive_ct_im(500) == []  # clipping at the slide edge is expected, not a warning
+    assert rs.replace_ct_im_by_derived(500) == []  # clipping at the slide edge is expected, not a warning
     assert [e.action for e in events] == ["reset"]
     assert rs.im_half_width_um == 500
     (ct,) = rs.of_kind("tumour_centre")
     (im,) = rs.of_kind(RegionKind.INVASIVE_MARGIN)
     assert ct.area_mm2 == pytest.approx(9.0)
     assert im.geometry.bounds == (0, 0, 5000, 5000)  # clipped to the slide
-    rs.derive_ct_im(360)
+    rs.replace_ct_im_by_derived(360)
     assert len(rs.of_kind("tumour_centre")) == 1 and rs.im_half_width_um == 360
-    warnings = rs.derive_ct_im(2100)
+    warnings = rs.replace_ct_im_by_derived(2100)
     assert rs.of_kind("tumour_centre") == [] and "No Tumour centre (CT)" in warnings[0]
 
 
@@ -191,7 +203,7 @@ def test_point_is_not_a_region() -> None:
 def test_derived_width_travels_with_the_regions_and_drawing_clears_it():
     """A reopened case (regions rebuilt from storage) must still know its CT/IM were derived."""
     rs = RegionSet([Region(kind=RegionKind.TUMOUR, geometry=box(0, 0, 2000, 2000))])
-    rs.derive_ct_im(150.0)
+    rs.replace_ct_im_by_derived(150.0)
     assert rs.im_half_width_um == 150.0
     reopened = RegionSet(list(rs))
     assert reopened.im_half_width_um == 150.0

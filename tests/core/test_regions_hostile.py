@@ -17,7 +17,7 @@ from shapely.geometry import Polygon
 
 from core.cli import score
 from core.errors import RegionError
-from core.regions import RegionKind, derive_ct_im, read_regions_geojson, write_regions_geojson
+from core.regions import RegionKind, RegionSet, derive_ct_im, read_regions_geojson, write_regions_geojson
 from core.regions.validate import MAX_CROSSINGS, self_crossings
 
 MPP = (0.5, 0.5)
@@ -132,7 +132,7 @@ def test_a_moderately_self_crossing_outline_is_repaired_and_ct_im_derived(tmp_pa
     imported = read_regions_geojson(path, MPP)
     assert any("repaired" in w for w in imported.warnings)
     (tumour,) = imported.regions
-    ct, im = derive_ct_im(tumour.geometry, im_half_width_um=150.0)
+    ct, im, _ = derive_ct_im(RegionSet([tumour]), im_half_width_um=150.0)
     assert im.area > 0 and abs(ct.area + im.intersection(tumour.geometry).area - tumour.geometry.area) < 1e-3 * tumour.geometry.area
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point
 
-from core.regions import RegionKind, RegionSet
+from core.regions import RegionKind, RegionSet, derive_ct_im
 from core.regions.raster import mask_to_polygon, tissue_region
 from core.regions.region import Region
 
@@ -47,8 +47,8 @@ def test_detected_tissue_clips_the_derived_margin() -> None:
     tumour = Region(kind=RegionKind.TUMOUR, geometry=box(100, 100, 600, 900))
     with_tissue = RegionSet([tumour, tissue], bounds_um=(1000.0, 1000.0))
     without = RegionSet([tumour], bounds_um=(1000.0, 1000.0))
-    ct, im, warnings = with_tissue.derived_ct_im(200.0)
-    ct0, im0, warnings0 = without.derived_ct_im(200.0)
+    ct, im, warnings = derive_ct_im(with_tissue, 200.0)
+    ct0, im0, warnings0 = derive_ct_im(without, 200.0)
     assert warnings == [] and warnings0 and "not clipped to tissue" in warnings0[0]
     assert im.bounds[2] == pytest.approx(600.0, abs=2.1) and im0.bounds[2] == pytest.approx(800.0)
     assert im.area < im0.area and ct.equals_exact(ct0, 1e-6)

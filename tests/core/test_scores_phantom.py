@@ -21,7 +21,7 @@ from core.classes import CLASS_NAMES
 from core.phantom import PhantomParams, generate_phantom
 from core.progress import run_to_completion
 from core.regions import RegionKind, RegionSet, read_regions_geojson
-from core.scores import compute_densities, resolve_ct_im
+from core.scores import compute_densities, drawn_or_derived_ct_im
 
 COMPARTMENTS = {"tumour_centre": "CT", "invasive_margin": "IM"}
 
@@ -50,7 +50,7 @@ def test_densities_match_phantom_truth(phantom: Path) -> None:
         tissue = read_regions_geojson(phantom / "tissue.geojson", mpp).regions
         found += [dataclasses.replace(r, kind=RegionKind.TISSUE) for r in tissue]
     regions = RegionSet(found, bounds_um=(width * mpp[0], height * mpp[1]))
-    scoring = resolve_ct_im(regions, float(meta["im_half_width_um"]))
+    scoring = drawn_or_derived_ct_im(regions, float(meta["im_half_width_um"]))
     cells = pd.read_csv(phantom / "cells.csv").rename(columns={"type": "class_name"})
     table = compute_densities(cells, {"CT": scoring.ct, "IM": scoring.im},
                               marker_groups={name: (name,) for name in CLASS_NAMES})
