@@ -176,17 +176,17 @@ class _Run:
 
 def _demo_slide_record(store: Any, case: Any, slide: DemoSlide) -> Any:
     """The slide record of the demo slide in the case (added to a draft case when missing)."""
-    from core.store import slide_fingerprint
+    from core.fingerprint import slide_fingerprint
 
-    fingerprint, size = slide_fingerprint(slide.hoechst)
+    identity = slide_fingerprint(slide.hoechst)
     for record in store.list_slides(case.id):
-        if record.fingerprint == fingerprint:
+        if record.fingerprint == identity.sha256:
             return record
     if case.is_signed:
         raise CoreError(f"Demo case {case.accession} is signed and holds another demo slide; "
                         "use another database (--db) or a new version of the case.")
     return store.add_slide(case.id, slide.hoechst, mpp=slide.mpp, channels=["Hoechst"], is_synthetic=True,
-                           fingerprint=fingerprint, size_bytes=size)
+                           fingerprint=identity.sha256, size_bytes=identity.size)
 
 
 def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptions, cancel: CancelToken

@@ -9,15 +9,31 @@ replaced or re-exported file from the original; moving or copying the file keeps
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import SlideError
 
+__all__ = ["SlideFingerprint", "slide_fingerprint"]
+
 _MIB = 1 << 20
 
 
-def slide_fingerprint(path: str | Path) -> tuple[str, int]:
-    """(sha256 hex, size in bytes) of the slide file at ``path``; SlideError when it cannot be read."""
+@dataclass(frozen=True)
+class SlideFingerprint:
+    """A slide file's identity: sha256 (hex) of its size, first and last MiB; size in bytes."""
+
+    sha256: str
+    size: int
+
+    def to_dict(self) -> dict[str, str | int]:
+        """The JSON form, ``{"sha256": ..., "size": ...}``, that checkpoint and cohort keys are made of
+        (the keys of earlier runs hash this same form, so they still match)."""
+        return {"sha256": self.sha256, "size": self.size}
+
+
+def slide_fingerprint(path: str | Path) -> SlideFingerprint:
+    """The identity of the slide file at ``path``; SlideError when it cannot be read."""
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -29,4 +45,4 @@ def slide_fingerprint(path: str | Path) -> tuple[str, int]:
                 digest.update(f.read(_MIB))
     except OSError as err:
         raise SlideError(path, f"cannot read it to fingerprint it ({err.strerror or err})") from err
-    return digest.hexdigest(), size
+    return SlideFingerprint(digest.hexdigest(), size)

@@ -76,11 +76,11 @@ def _file_sha256(path: Path | None) -> str | None:
 
 def case_key(case: CohortCase, settings: CohortSettings) -> str:
     """What makes a case's results: slide file identity, regions, model, settings (sha256, 24 hex)."""
-    from core.engine._checkpoint import slide_fingerprint
     from core.errors import SlideError
+    from core.fingerprint import slide_fingerprint
 
     try:
-        slide = slide_fingerprint(case.slide)
+        slide: dict[str, object] = slide_fingerprint(case.slide).to_dict()
     except SlideError:  # unreadable now: the case fails with its own message; its key still names it
         slide = {"path": str(Path(case.slide).resolve()), "unreadable": True}
     ingredients = {

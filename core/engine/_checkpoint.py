@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from core.engine._extract import RawCells
-from core.fingerprint import slide_fingerprint as fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +41,6 @@ _FIELDS = RawCells.FIELDS
 _BLOCK = re.compile(r"block-(\d{6})\.npz")
 #: Seconds after which a temporary block file is taken as a dead run's leftover and removed.
 STALE_TMP_S = 120.0
-
-
-def slide_fingerprint(path: Path) -> dict[str, Any]:
-    """The slide's identity in a checkpoint key: :func:`core.fingerprint.slide_fingerprint` (content,
-    not path or modification time: a moved slide resumes, a re-exported one starts afresh)."""
-    sha256, size = fingerprint(path)
-    return {"sha256": sha256, "size": size}
 
 
 def checkpoint_key(ingredients: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from core.cells import concat_cell_tables, count_by_class
 from core.engine._batching import batch_class_raster, cpu_post, predict_with_backoff
-from core.engine._checkpoint import Checkpoint, slide_fingerprint
+from core.engine._checkpoint import Checkpoint
 from core.engine._extract import RawCells, Split, TileOutputs, extract_block
 from core.engine._grid import TileGrid, check_region
 from core.engine._reader import Ahead, BlockReader
@@ -31,6 +31,7 @@ from core.engine._stages import StageClock
 from core.engine._tissue import detect_tissue, overview_levels, read_overview
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
 from core.engine.summary import AnalysisSummary
+from core.fingerprint import slide_fingerprint
 from core.models.runtime import LoadedModel, classes_from_logits
 from core.normalise import normalise_batch, normalise_batch_tensor
 from core.progress import CancelToken, Progress
@@ -202,7 +203,7 @@ def analyse_slide(
         Path(checkpoint_dir) if checkpoint_dir is not None else None,
         {
             "engine_version": ENGINE_VERSION,
-            "slide": slide_fingerprint(slide.path),
+            "slide": slide_fingerprint(slide.path).to_dict(),
             "slide_mpp": list(mpp),
             "channel": [channel, slide.channel_names[channel]],
             "model": card.name,

@@ -19,7 +19,6 @@ Every method is one transaction with its audit row (:mod:`.audit`); results are 
 :class:`core.errors.StoreError`.
 """
 
-from core.store._analyses import slide_fingerprint
 from core.store.engine import default_url
 from core.store.records import (
     AnalysisRecord,
@@ -50,5 +49,4 @@ __all__ = [
     "SlideRecord",
     "UserRecord",
     "default_url",
-    "slide_fingerprint",
 ]

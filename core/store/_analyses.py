@@ -15,17 +15,17 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from core.errors import SlideError, StoreError
-from core.fingerprint import slide_fingerprint as fingerprint
+from core.fingerprint import SlideFingerprint, slide_fingerprint
 from core.store import audit
 from core.store._cases import load_case, require_draft, touch
 from core.store.models import Analysis, CaseAnalysis, CaseSlide, CellChunk, Slide, utcnow
 from core.store.records import AnalysisRecord, AnalysisStatus, SlideRecord
 
 
-def slide_fingerprint(path: str | Path) -> tuple[str, int]:
+def read_fingerprint(path: str | Path) -> SlideFingerprint:
     """:func:`core.fingerprint.slide_fingerprint`, with a StoreError (the store's callers expect one)."""
     try:
-        return fingerprint(path)
+        return slide_fingerprint(path)
     except SlideError as err:
         raise StoreError(f"Cannot read slide {Path(path).name} to fingerprint it: {err.reason}.") from err
 

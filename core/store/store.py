@@ -227,12 +227,13 @@ class CaseStore:
         """Adds a slide file to a draft case; a slide already in the case is returned as it is.
 
         mpp: (x, y) µm per level-0 pixel, None when uncalibrated. fingerprint/size_bytes: give both
-        to skip reading the file (default: :func:`slide_fingerprint` of the file). mpp_source: where
+        to skip reading the file (default: :func:`core.fingerprint.slide_fingerprint` of the file). mpp_source: where
         the pixel size came from ("file", or e.g. "entered by the user"), kept as provenance.
         """
         path = Path(path).expanduser().absolute()
         if fingerprint is None or size_bytes is None:
-            fingerprint, size_bytes = _analyses.slide_fingerprint(path)
+            identity = _analyses.read_fingerprint(path)
+            fingerprint, size_bytes = identity.sha256, identity.size
         names = [str(c) for c in channels]
         return self._write(
             lambda s: _analyses.add_slide(

@@ -266,20 +266,23 @@ def test_one_store_shared_by_threads(store: CaseStore) -> None:
 
 def test_one_slide_fingerprint_for_store_and_checkpoints(tmp_path: Path) -> None:
     """The store and the engine's checkpoints identify a slide by the same content fingerprint."""
-    from core.engine._checkpoint import slide_fingerprint as checkpoint_fingerprint
-    from core.fingerprint import slide_fingerprint
+    from core.engine._checkpoint import checkpoint_key
+    from core.fingerprint import SlideFingerprint, slide_fingerprint
 
     a = tmp_path / "a.tif"
     a.write_bytes(bytes(range(256)) * 20_000)  # 5 MB: first and last MiB both count
     moved = tmp_path / "moved.tif"
     moved.write_bytes(a.read_bytes())
-    sha, size = slide_fingerprint(a)
-    assert (sha, size) == slide_fingerprint(moved) and size == 5_120_000
-    assert checkpoint_fingerprint(moved) == {"sha256": sha, "size": size}
+    identity = slide_fingerprint(a)
+    assert isinstance(identity, SlideFingerprint) and len(identity.sha256) == 64
+    assert identity == slide_fingerprint(moved) and identity.size == 5_120_000
+    # The checkpoint key's form is the one earlier runs hashed, so their checkpoints still resume.
+    assert slide_fingerprint(moved).to_dict() == {"sha256": identity.sha256, "size": identity.size}
+    assert checkpoint_key({"slide": slide_fingerprint(moved).to_dict()}) == checkpoint_key({"slide": identity.to_dict()})
     tail = bytearray(a.read_bytes())
     tail[-1] ^= 0xFF
     moved.write_bytes(bytes(tail))
-    assert slide_fingerprint(moved)[0] != sha
+    assert slide_fingerprint(moved).sha256 != identity.sha256
 
 
 def test_stored_scores_come_back_typed(store: CaseStore) -> None:
