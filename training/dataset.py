@@ -92,7 +92,7 @@ class PatchSet:
 
 
 @dataclass(frozen=True)
-class Region:
+class SlideRect:
     """A rectangle of one slide in level-0 px: ``SLIDE:x0,y0,x1,y1`` on the command line."""
 
     slide: str
@@ -102,7 +102,7 @@ class Region:
     y1: float
 
     @classmethod
-    def parse(cls, text: str, flag: str = "--holdout-region") -> Region:
+    def parse(cls, text: str, flag: str = "--holdout-region") -> SlideRect:
         m = re.fullmatch(r"\s*(.+?)\s*:\s*([-\d.]+)\s*,\s*([-\d.]+)\s*,\s*([-\d.]+)\s*,\s*([-\d.]+)\s*", text)
         if not m or float(m[4]) <= float(m[2]) or float(m[5]) <= float(m[3]):
             raise DatasetError(f"{flag} {text!r}: give SLIDE:x0,y0,x1,y1 in level-0 pixels of that slide, "
@@ -124,8 +124,8 @@ class SplitSpec:
     val_slides: tuple[str, ...] = ()
     holdout_tiles: tuple[str, ...] = ()
     val_tiles: tuple[str, ...] = ()
-    holdout_regions: tuple[Region, ...] = ()
-    val_regions: tuple[Region, ...] = ()
+    holdout_regions: tuple[SlideRect, ...] = ()
+    val_regions: tuple[SlideRect, ...] = ()
     by: str = "patch"
     block_um: float = 500.0
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -144,7 +144,7 @@ class SplitSpec:
 
 
 def _select(patches: PatchSet, slide: np.ndarray, names: Sequence[str], globs: Sequence[str],
-            regions: Sequence[Region], flag: str) -> np.ndarray:
+            regions: Sequence[SlideRect], flag: str) -> np.ndarray:
     """Boolean mask of the patches named by slides, tile globs and regions (centre inside)."""
     known = set(patches.slide_names)
     missing = [s for s in [*names, *(r.slide for r in regions)] if s not in known]

@@ -57,7 +57,7 @@ from training.cli_common import (
     training_statistics,
 )
 from training.config import config_from_dict
-from training.dataset import PatchDataset, PatchSet, Region, SplitSpec, make_splits, split_summary
+from training.dataset import PatchDataset, PatchSet, SlideRect, SplitSpec, make_splits, split_summary
 from training.device import PRECISIONS, choose_device, choose_precision
 from training.evaluate import add_bootstrap_args, evaluate
 from training.export import check_out_dir, export_model, summary_metrics
@@ -250,8 +250,8 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         raise CoreError(f"--patch-size must be a multiple of 32 (got {args.patch_size}); --overlap in [0, 0.95).")
     spec = SplitSpec(
         tuple(args.holdout_slides), tuple(args.val_slides), tuple(args.holdout_tiles), tuple(args.val_tiles),
-        tuple(Region.parse(r, "--holdout-region") for r in args.holdout_region),
-        tuple(Region.parse(r, "--val-region") for r in args.val_region),
+        tuple(SlideRect.parse(r, "--holdout-region") for r in args.holdout_region),
+        tuple(SlideRect.parse(r, "--val-region") for r in args.val_region),
         by=args.split_by, block_um=args.block_um, fractions=fractions,  # type: ignore[arg-type]
     )
     source_mpps = input_mpps(args)

@@ -17,7 +17,7 @@ from training.config import LabelConfig
 from training.dataset import (
     EpochSampler,
     PatchSet,
-    Region,
+    SlideRect,
     SplitSpec,
     balanced_weights,
     class_weights,
@@ -188,14 +188,14 @@ def test_region_and_block_holdouts_never_share_pixels_with_training(train_phanto
         return bool(((A[..., 0] < B[..., 2]) & (B[..., 0] < A[..., 2]) & (A[..., 1] < B[..., 3])
                      & (B[..., 1] < A[..., 3])).any())
 
-    s = make_splits(ps, seed=0, spec=SplitSpec(holdout_regions=(Region.parse("a:0,0,512,1024"),)))
+    s = make_splits(ps, seed=0, spec=SplitSpec(holdout_regions=(SlideRect.parse("a:0,0,512,1024"),)))
     centres = (ps.boxes[s["test"], 0] + ps.boxes[s["test"], 2]) / 2
     assert len(s["test"]) and (centres < 512).all()
     assert len(s["dropped"]) and not overlap(s["train"], s["test"])
     b = make_splits(ps, seed=0, spec=SplitSpec(by="block", block_um=60.0))
     assert not overlap(b["train"], b["test"]) and not overlap(b["train"], b["val"])
     with pytest.raises(DatasetError, match="SLIDE:x0,y0,x1,y1"):
-        Region.parse("a:0,0,10")
+        SlideRect.parse("a:0,0,10")
 
 
 def test_retrain_holds_out_tiles_without_renaming_and_records_its_choices(
