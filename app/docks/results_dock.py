@@ -24,9 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.classes import marker_colour
-from core.scores import CaseScores, ImmunoscoreLike, TAndBScore
+from core.scores import IS_PARAMETERS, CaseScores, ImmunoscoreLike, TAndBScore
 
-PARAMS = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
 #: After a category the counting error could change (core.scores.near_cut); the sentence is under Parts.
 _NEAR = " <span style='color:#e0a030'>⚠ near a cut</span>"
 
@@ -77,7 +76,7 @@ class ScorePanel(QWidget):
 
     def set_cohort(self, cohort: Any) -> None:
         """Reference distributions (core.scores.ReferenceCohort; None: no cohort) for the cohort chart."""
-        self.cohort_values = {} if cohort is None else {p: cohort.values(p) for p in PARAMS}
+        self.cohort_values = {} if cohort is None else {p: cohort.values(p) for p in IS_PARAMETERS}
 
     def show_scores(self, scores: dict[str, Any] | None, warnings: list[str] | None = None) -> None:
         """Show stored scores (``CaseScores.to_dict()`` form), read back as core's typed results."""
@@ -121,7 +120,7 @@ class ScorePanel(QWidget):
 
     def _fill_parts(self, isl: Any, tb: Any, warnings: list[str]) -> None:
         rows = []
-        for p in PARAMS:
+        for p in IS_PARAMETERS:
             rows.append(f"<tr><td>{p}</td><td align=right>{_fmt(isl.values.get(p))}</td>"
                         f"<td align=right>{_fmt(isl.percentiles.get(p))}</td><td></td></tr>")
         tb_rows = "".join(
@@ -163,7 +162,7 @@ class ScorePanel(QWidget):
         plot.clear()
         values = isl.values
         rng = np.random.default_rng(0)
-        for i, p in enumerate(PARAMS):
+        for i, p in enumerate(IS_PARAMETERS):
             ref = self.cohort_values.get(p)
             if ref is not None and ref.size:
                 jitter = rng.uniform(-0.25, 0.25, ref.size)
@@ -172,5 +171,5 @@ class ScorePanel(QWidget):
             v = values.get(p)
             if v:
                 plot.plot([i - 0.35, i + 0.35], [np.log10(v)] * 2, pen=pg.mkPen("#ff4d4d", width=3))
-        plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(PARAMS)]])
+        plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(IS_PARAMETERS)]])
         plot.setLabel("left", "log10 cells/mm² (red: this case)")

@@ -36,13 +36,18 @@ from core.report.data import (
 )
 from core.report.qc import summarise_metrics
 from core.report.synthetic import synthetic_reasons
-from core.scores import CaseScores, DensityTable, ImmunoscoreLikeResult, TAndBResult
+from core.scores import (
+    IS_PARAMETERS,
+    TB_PARAMETERS,
+    CaseScores,
+    DensityTable,
+    ImmunoscoreLikeResult,
+    TAndBResult,
+)
 from core.tissue_mask import decode_mask, fraction_in_mask
 
 #: Order of the density table's rows, by the scores' short names (titles: core.regions.kinds).
 ROW_ORDER = ("CT", "IM", "Tumour")
-IS_ORDER = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM")
-TB_ORDER = ("CD8_CT", "CD8_IM", "CD20_CT", "CD20_IM")
 
 
 def _param_label(parameter: str) -> str:
@@ -129,7 +134,7 @@ def _immunoscore(result: ImmunoscoreLikeResult | None) -> ImmunoscoreSummary:
         evaluable=True, mean_percentile=result.mean_percentile, label=result.label,
         category=result.category or "", level=result.level, near_cut=_near_cut(result),
         components=[ScoreComponent(_param_label(p), result.values.get(p), result.percentiles.get(p))
-                    for p in IS_ORDER],
+                    for p in IS_PARAMETERS],
     )
 
 
@@ -151,7 +156,7 @@ def _tb(result: TAndBResult | None) -> TBSummary:
         evaluable=True, score=result.score, category=result.category or "", cutoff_rule=rule,
         near_cut=_near_cut(result),
         components=[ScoreComponent(_param_label(p), result.values.get(p), cutoff=result.cutoffs.get(p),
-                                   high=None if p not in calls else calls[p] == "Hi") for p in TB_ORDER],
+                                   high=None if p not in calls else calls[p] == "Hi") for p in TB_PARAMETERS],
     )
 
 
