@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from core.cli._args import existing_dir, existing_file, non_negative_float, positive_float
+from core.cli.args import existing_dir, existing_file, non_negative_float, positive_float
 from core.errors import UncalibratedError
 from core.models.domain import summarise
 from core.progress import Progress

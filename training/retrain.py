@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from core.classes import CLASS_NAMES
-from core.cli._args import (
+from core.cli.args import (
     float_range,
     fractions,
     int_range,
@@ -42,7 +42,7 @@ from core.cli._args import (
     positive_int,
     prog_name,
 )
-from core.cli._failure import DEBUG_HELP, report_failure
+from core.cli.failure import DEBUG_HELP, report_failure
 from core.errors import CoreError
 from core.models import ModelCard, build_model
 from training.checkpoint import read_settings

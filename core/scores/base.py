@@ -7,11 +7,26 @@ table in the app, the PDF report and the CLI print the same words.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, ClassVar
 
 from core import __version__
+from core.jsontypes import (
+    JSONDict,
+    JSONMapping,
+    as_float,
+    as_int,
+    as_list,
+    as_mapping,
+    as_str,
+    opt_float,
+    opt_int,
+    opt_str,
+)
 from core.regions.kinds import BY_SHORT
+
+if TYPE_CHECKING:
+    from core.scores.cohort import ReferenceCohort
 
 #: Short region names used in parameter names (CD3_CT) -> display names (from core.regions.kinds).
 REGION_LABELS: Mapping[str, str] = {short: info.label for short, info in BY_SHORT.items()}
@@ -62,29 +77,50 @@ class Provenance:
         object.__setattr__(self, "cohort_n_per_parameter", {k: int(v) for k, v in self.cohort_n_per_parameter.items()})
         object.__setattr__(self, "regions", tuple((str(k), str(n), float(a)) for k, n, a in self.regions))
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["regions"] = [{"kind": k, "name": n, "area_mm2": a} for k, n, a in self.regions]
-        d["marker_groups"] = {k: list(v) for k, v in self.marker_groups.items()}
-        d["cohort_n_per_parameter"] = dict(self.cohort_n_per_parameter)
-        return d
+    def to_dict(self) -> JSONDict:
+        return {
+            "regions": [{"kind": k, "name": n, "area_mm2": a} for k, n, a in self.regions],
+            "region_source": self.region_source, "im_half_width_um": self.im_half_width_um,
+            "cohort_name": self.cohort_name, "cohort_n": self.cohort_n, "cohort_synthetic": self.cohort_synthetic,
+            "cohort_n_per_parameter": dict(self.cohort_n_per_parameter), "cohort_version": self.cohort_version,
+            "cohort_date": self.cohort_date, "cohort_source": self.cohort_source, "model_name": self.model_name,
+            "model_sha256": self.model_sha256, "marker_groups": {k: list(v) for k, v in self.marker_groups.items()},
+            "software_version": self.software_version,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> Provenance:
+    def from_dict(cls, d: JSONMapping | None) -> Provenance:
         """Inverse of :meth:`to_dict`; keys unknown to this version are ignored, missing ones default."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in known}
-        kwargs["regions"] = tuple((r["kind"], r["name"], r["area_mm2"]) for r in d.get("regions") or ())
-        kwargs["marker_groups"] = dict(d.get("marker_groups") or {})
-        kwargs["cohort_n_per_parameter"] = dict(d.get("cohort_n_per_parameter") or {})
-        return cls(**kwargs)
+        d = d or {}
+        synthetic = d.get("cohort_synthetic")
+        regions = (as_mapping(r) for r in as_list(d.get("regions")))
+        return cls(
+            regions=tuple((as_str(r["kind"]), as_str(r["name"]), as_float(r["area_mm2"])) for r in regions),
+            region_source=as_str(d.get("region_source", "")),
+            im_half_width_um=opt_float(d.get("im_half_width_um")),
+            cohort_name=opt_str(d.get("cohort_name")),
+            cohort_n=opt_int(d.get("cohort_n")),
+            cohort_synthetic=None if synthetic is None else bool(synthetic),
+            cohort_n_per_parameter={k: as_int(v) for k, v in as_mapping(d.get("cohort_n_per_parameter")).items()},
+            cohort_version=opt_str(d.get("cohort_version")), cohort_date=opt_str(d.get("cohort_date")),
+            cohort_source=opt_str(d.get("cohort_source")), model_name=opt_str(d.get("model_name")),
+            model_sha256=opt_str(d.get("model_sha256")),
+            marker_groups={k: tuple(as_str(m) for m in as_list(v))
+                           for k, v in as_mapping(d.get("marker_groups")).items()},
+            software_version=as_str(d.get("software_version", __version__)),
+        )
 
     @classmethod
-    def for_cohort(cls, cohort: Any, **kwargs: Any) -> Provenance:
-        """Provenance recording ``cohort`` (a ReferenceCohort, or None: no cohort) plus ``kwargs``."""
+    def for_cohort(
+        cls, cohort: ReferenceCohort | None, *, regions: tuple[tuple[str, str, float], ...] = (),
+        region_source: str = "", im_half_width_um: float | None = None, model_name: str | None = None,
+        model_sha256: str | None = None, marker_groups: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> Provenance:
+        """Provenance recording ``cohort`` (None: no cohort) and the slide's regions, model and groups."""
+        rest = Provenance(regions=regions, region_source=region_source, im_half_width_um=im_half_width_um,
+                          model_name=model_name, model_sha256=model_sha256, marker_groups=marker_groups or {})
         if cohort is None:
-            return cls(**kwargs)
-        return cls(cohort_name=cohort.name, cohort_n=cohort.n, cohort_synthetic=cohort.synthetic,
-                   cohort_n_per_parameter=cohort.n_per_parameter, cohort_version=cohort.version,
-                   cohort_date=cohort.date, cohort_source=cohort.source, **kwargs)
+            return rest
+        return replace(rest, cohort_name=cohort.name, cohort_n=cohort.n, cohort_synthetic=cohort.synthetic,
+                       cohort_n_per_parameter=cohort.n_per_parameter, cohort_version=cohort.version,
+                       cohort_date=cohort.date, cohort_source=cohort.source)

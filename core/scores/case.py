@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pandas as pd
 
 from core.classes import DEFAULT_MARKER_GROUPS
 from core.errors import ScoreError
+from core.jsontypes import JSONDict, JSONMapping, as_list, as_mapping, as_str
 from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionKind, RegionSet, derive_ct_im
 from core.scores.base import Provenance
 from core.scores.cohort import NO_COHORT, ReferenceCohort
@@ -80,7 +81,7 @@ class CaseScores:
     provenance: Provenance
     warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "software_version": self.provenance.software_version,
             "densities": self.densities.to_dict(),
@@ -98,12 +99,13 @@ class CaseScores:
                 if r.category_range is not None and r.category_range.near_cut}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CaseScores:
+    def from_dict(cls, d: JSONMapping) -> CaseScores:
         """Inverse of :meth:`to_dict`: a stored result back as typed values (store, report, app)."""
-        return cls(DensityTable.from_dict(d.get("densities") or {}),
-                   ImmunoscoreLikeResult.from_dict(d.get("immunoscore_like") or {}),
-                   TAndBResult.from_dict(d.get("t_and_b") or {}), Provenance.from_dict(d.get("provenance")),
-                   tuple(d.get("warnings") or ()))
+        return cls(DensityTable.from_dict(as_mapping(d.get("densities"))),
+                   ImmunoscoreLikeResult.from_dict(as_mapping(d.get("immunoscore_like"))),
+                   TAndBResult.from_dict(as_mapping(d.get("t_and_b"))),
+                   Provenance.from_dict(as_mapping(d.get("provenance"))),
+                   tuple(as_str(w) for w in as_list(d.get("warnings"))))
 
 
 def _with_range(table: DensityTable, result: _Result, score: Callable[[dict[str, float | None]], _Result],

@@ -20,15 +20,19 @@ import hashlib
 import io
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from core.errors import ScoreError
+from core.jsontypes import JSONDict
+
+if TYPE_CHECKING:
+    from core.scores.base import Provenance
 
 COHORT_PARAMETERS: tuple[str, ...] = ("CD3_CT", "CD3_IM", "CD8_CT", "CD8_IM", "CD20_CT", "CD20_IM")
 #: Below this many values percentiles and cut-offs are called unreliable.
@@ -108,8 +112,9 @@ class ReferenceCohort:
         if parameter not in COHORT_PARAMETERS:
             known = ", ".join(COHORT_PARAMETERS)
             raise ScoreError(f"Unknown cohort parameter {parameter!r}; known: {known}.")
-        v = self.densities[parameter].to_numpy(float)
-        return v[~np.isnan(v)]
+        v: np.ndarray = self.densities[parameter].to_numpy(float)
+        present: np.ndarray = v[~np.isnan(v)]
+        return present
 
     def median(self, parameter: str) -> float:
         """Median of one parameter (mean of the two middle values for an even count)."""
@@ -143,17 +148,19 @@ class ReferenceCohort:
             out.append(f"Reference cohort {self.name!r} is SYNTHETIC: scores are for demonstration only.")
         return tuple(out)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> JSONDict:
         """What every score records about the cohort (JSON-ready)."""
-        return {"name": self.name, "n": self.n, "n_per_parameter": self.n_per_parameter,
+        return {"name": self.name, "n": self.n, "n_per_parameter": {**self.n_per_parameter},
                 "synthetic": self.synthetic, "version": self.version, "date": self.date, "source": self.source}
 
     @classmethod
     def from_records(
-        cls, records: Iterable[Mapping[str, float | None]], name: str, synthetic: bool = False,
+        cls, records: Iterable[Mapping[str, str | float | None]], name: str, synthetic: bool = False,
         source: str = "", date: str | None = None,
     ) -> ReferenceCohort:
-        """A cohort from one mapping per case (e.g. stored cases flagged as reference); None = missing."""
+        """A cohort from one mapping per case (e.g. stored cases flagged as reference); None = missing.
+
+        Values are densities (cells/mm²) by parameter, plus any labelling columns such as a case id."""
         rows = list(records)
         df = pd.DataFrame.from_records(rows) if rows else pd.DataFrame(columns=list(COHORT_PARAMETERS))
         return cls(name, df, synthetic, source, date)
@@ -200,22 +207,32 @@ NO_COHORT = ("no reference cohort: flag cases as reference in the case list, or 
              "(a CSV of CD3_CT, CD3_IM, CD8_CT, CD8_IM, CD20_CT, CD20_IM in cells/mm²)")
 
 
-def cohort_fields(cohort: ReferenceCohort | None, parameters: Iterable[str]) -> dict[str, Any]:
-    """The cohort fields of a score result: name, n (fewest values among ``parameters``), counts, warnings."""
+@dataclass(frozen=True)
+class CohortFields:
+    """The cohort fields of a score result: name, n (the fewest values among its parameters), counts
+    per parameter, and the cohort's warnings; all empty without a cohort."""
+
+    cohort_name: str | None = None
+    cohort_n: int | None = None
+    cohort_n_per_parameter: Mapping[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+def cohort_fields(cohort: ReferenceCohort | None, parameters: Iterable[str]) -> CohortFields:
+    """The :class:`CohortFields` of a score computed on ``parameters`` against ``cohort``."""
     if cohort is None:
-        return {"cohort_name": None, "cohort_n": None, "cohort_n_per_parameter": {}, "warnings": ()}
+        return CohortFields()
     counts = {p: cohort.n_per_parameter[p] for p in parameters}
-    return {"cohort_name": cohort.name, "cohort_n": min(counts.values()), "cohort_n_per_parameter": counts,
-            "warnings": cohort.warnings}
+    return CohortFields(cohort.name, min(counts.values()), counts, cohort.warnings)
 
 
-def cohort_dict(name: str | None, n: int | None, counts: Mapping[str, int], provenance: Any) -> dict[str, Any]:
+def cohort_dict(name: str | None, n: int | None, counts: Mapping[str, int], provenance: Provenance) -> JSONDict:
     """The ``cohort`` entry of a result's JSON: name, n, values per parameter, version and date."""
     return {"name": name, "n": n, "n_per_parameter": dict(counts),
             "version": provenance.cohort_version, "date": provenance.cohort_date}
 
 
-def _companion(path: Path) -> dict[str, Any]:
+def _companion(path: Path) -> JSONDict:
     side = path.with_suffix(".json")
     if not side.is_file():
         return {}

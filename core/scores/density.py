@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ import shapely
 
 from core.classes import CLASS_NAMES, DEFAULT_MARKER_GROUPS
 from core.errors import ScoreError
+from core.jsontypes import JSONDict, JSONMapping, as_float, as_int, as_list, as_mapping, as_str
 from core.regions import UM2_PER_MM2, Polygonal
 from core.scores.base import Provenance, Score, parameter_name
 
@@ -50,14 +51,15 @@ class RegionDensity:
     counts: Mapping[str, int]
     densities: Mapping[str, float]  # cells/mm²
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"region": self.region, "area_mm2": self.area_mm2, "counts": dict(self.counts),
                 "densities": dict(self.densities)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> RegionDensity:
-        return cls(str(d["region"]), float(d["area_mm2"]), {k: int(v) for k, v in d["counts"].items()},
-                   {k: float(v) for k, v in d["densities"].items()})
+    def from_dict(cls, d: JSONMapping) -> RegionDensity:
+        return cls(as_str(d["region"]), as_float(d["area_mm2"]),
+                   {k: as_int(v) for k, v in as_mapping(d["counts"]).items()},
+                   {k: as_float(v) for k, v in as_mapping(d["densities"]).items()})
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class DensityTable:
         """Cohort-style parameters, e.g. {"CD3_CT": cells/mm², ...}; None for a missing region."""
         return {parameter_name(g, r): self.density(g, r) for g in self.marker_groups for r in regions}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "unit": CellDensity.unit,
             "regions": [r.to_dict() for r in self.regions],
@@ -92,11 +94,12 @@ class DensityTable:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DensityTable:
+    def from_dict(cls, d: JSONMapping) -> DensityTable:
         """Inverse of :meth:`to_dict` (a stored result)."""
-        return cls(tuple(RegionDensity.from_dict(r) for r in d.get("regions") or ()),
-                   {k: tuple(v) for k, v in (d.get("marker_groups") or {}).items()},
-                   tuple(d.get("missing_regions") or ()), Provenance.from_dict(d.get("provenance")))
+        return cls(tuple(RegionDensity.from_dict(as_mapping(r)) for r in as_list(d.get("regions"))),
+                   {k: tuple(as_str(m) for m in as_list(v)) for k, v in as_mapping(d.get("marker_groups")).items()},
+                   tuple(as_str(r) for r in as_list(d.get("missing_regions"))),
+                   Provenance.from_dict(as_mapping(d.get("provenance"))))
 
 
 def _class_names(cells: pd.DataFrame) -> pd.Series:

@@ -19,8 +19,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import ClassVar
 
+from core.jsontypes import (
+    JSONDict,
+    JSONMapping,
+    as_float,
+    as_int,
+    as_list,
+    as_mapping,
+    as_str,
+    opt_float,
+    opt_int,
+    opt_str,
+)
 from core.scores.base import Provenance, Score
 from core.scores.cohort import NO_COHORT, ReferenceCohort, cohort_dict, cohort_fields
 from core.scores.near_cut import CategoryRange
@@ -75,7 +87,7 @@ class ImmunoscoreLikeResult:
         """"IS0".."IS4", or "not evaluable"."""
         return f"IS{self.level}" if self.level is not None else "not evaluable"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "score": ImmunoscoreLike.key, "name": ImmunoscoreLike.name, "evaluable": self.evaluable,
             "reason": self.reason, "label": self.label, "level": self.level, "category": self.category,
@@ -88,19 +100,21 @@ class ImmunoscoreLikeResult:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ImmunoscoreLikeResult:
+    def from_dict(cls, d: JSONMapping) -> ImmunoscoreLikeResult:
         """Inverse of :meth:`to_dict` (a stored result); older results lack the per-parameter counts."""
-        cohort = d.get("cohort") or {}
-        mean = d.get("mean_percentile")
+        cohort = as_mapping(d.get("cohort"))
         return cls(
-            evaluable=bool(d.get("evaluable")), reason=d.get("reason"), values=dict(d.get("values") or {}),
-            percentiles={k: float(v) for k, v in (d.get("percentiles") or {}).items()},
-            mean_percentile=None if mean is None else float(mean), level=d.get("level"),
-            category=d.get("category"), cohort_name=cohort.get("name"), cohort_n=cohort.get("n"),
-            warnings=tuple(d.get("warnings") or ()), provenance=Provenance.from_dict(d.get("provenance")),
-            percentile_convention=d.get("percentile_convention", PERCENTILE_CONVENTION),
-            cohort_n_per_parameter=dict(cohort.get("n_per_parameter") or {}),
-            category_range=CategoryRange.from_dict(d.get("category_range")),
+            evaluable=bool(d.get("evaluable")), reason=opt_str(d.get("reason")),
+            values={k: opt_float(v) for k, v in as_mapping(d.get("values")).items()},
+            percentiles={k: as_float(v) for k, v in as_mapping(d.get("percentiles")).items()},
+            mean_percentile=opt_float(d.get("mean_percentile")), level=opt_int(d.get("level")),
+            category=opt_str(d.get("category")), cohort_name=opt_str(cohort.get("name")),
+            cohort_n=opt_int(cohort.get("n")),
+            warnings=tuple(as_str(w) for w in as_list(d.get("warnings"))),
+            provenance=Provenance.from_dict(as_mapping(d.get("provenance"))),
+            percentile_convention=as_str(d.get("percentile_convention", PERCENTILE_CONVENTION)),
+            cohort_n_per_parameter={k: as_int(v) for k, v in as_mapping(cohort.get("n_per_parameter")).items()},
+            category_range=CategoryRange.from_dict(as_mapping(d.get("category_range"))),
         )
 
 
@@ -124,11 +138,17 @@ class ImmunoscoreLike(Score):
     ) -> ImmunoscoreLikeResult:
         """Score densities ``values`` (cells/mm², keys CD3_CT, CD3_IM, CD8_CT, CD8_IM) against ``cohort``."""
         wanted = {p: values.get(p) for p in IS_PARAMETERS}
-        base = dict(values=wanted, provenance=provenance or Provenance(), **cohort_fields(cohort, IS_PARAMETERS))
+        fields = cohort_fields(cohort, IS_PARAMETERS)
+
+        def result(reason: str | None, percentiles: Mapping[str, float], mean: float | None, level: int | None,
+                   category: str | None) -> ImmunoscoreLikeResult:
+            return ImmunoscoreLikeResult(
+                reason is None, reason, wanted, percentiles, mean, level, category, fields.cohort_name,
+                fields.cohort_n, fields.warnings, provenance or Provenance(),
+                cohort_n_per_parameter=fields.cohort_n_per_parameter)
 
         def not_evaluable(reason: str) -> ImmunoscoreLikeResult:
-            return ImmunoscoreLikeResult(False, reason, percentiles={}, mean_percentile=None, level=None,
-                                         category=None, **base)
+            return result(reason, {}, None, None, None)
 
         missing = [p for p, v in wanted.items() if v is None]
         if missing:
@@ -142,7 +162,4 @@ class ImmunoscoreLike(Score):
         present = {p: float(v) for p, v in wanted.items() if v is not None}  # all four, checked above
         exact = {p: percentile_rank_exact(cohort.values(p), v) for p, v in present.items()}
         mean = sum(exact.values(), Fraction(0)) / len(exact)
-        return ImmunoscoreLikeResult(
-            True, None, percentiles={p: float(f) for p, f in exact.items()}, mean_percentile=float(mean),
-            level=is_level(mean), category=is_category(mean), **base,
-        )
+        return result(None, {p: float(f) for p, f in exact.items()}, float(mean), is_level(mean), is_category(mean))

@@ -18,10 +18,9 @@ reference cohort and the cut-offs stay as they are, since they are not measured 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from core.jsontypes import JSONDict, JSONMapping, as_float, as_str
 from core.scores.base import parameter_name
 from core.scores.density import DensityTable
 
@@ -79,14 +78,14 @@ class CategoryRange:
             return f"{within} it stays {self.lower_category}"
         return f"{within} it would be {self.lower} or {self.upper}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"lower": self.lower, "upper": self.upper, "lower_category": self.lower_category,
                 "upper_category": self.upper_category, "margin": self.margin, "near_cut": self.near_cut}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> CategoryRange | None:
+    def from_dict(cls, d: JSONMapping | None) -> CategoryRange | None:
         """Inverse of :meth:`to_dict`; None for a result stored before ranges were recorded."""
         if not d:
             return None
-        return cls(str(d["lower"]), str(d["upper"]), str(d["lower_category"]), str(d["upper_category"]),
-                   float(d.get("margin", COUNT_MARGIN)))
+        return cls(as_str(d["lower"]), as_str(d["upper"]), as_str(d["lower_category"]),
+                   as_str(d["upper_category"]), as_float(d.get("margin", COUNT_MARGIN)))

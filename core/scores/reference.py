@@ -7,12 +7,14 @@ scores, or without a CT or IM, adds nothing to the parameters it lacks, so each 
 own n. The case being scored is left out of its own reference (``exclude_accession``).
 
 The store is passed in (anything with ``list_reference_cases`` and ``load_scores``, e.g.
-``core.store.CaseStore``), so scores do not depend on the store package.
+``core.store.CaseStore``: :class:`ReferenceSource`), so scores do not depend on the store package.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
 
 from core.scores.case import CaseScores
 from core.scores.cohort import COHORT_PARAMETERS, ReferenceCohort
@@ -22,6 +24,34 @@ STORE_COHORT_NAME = "Lab reference cases"
 STORE_SOURCE = "case store: cases flagged as reference"
 
 
+class _ReferenceCase(Protocol):
+    """What a reference case record offers (``core.store.CaseRecord``)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def accession(self) -> str: ...
+
+
+class _SavedScores(Protocol):
+    """What a saved score record offers (``core.store.ScoreRecord``)."""
+
+    @property
+    def scores(self) -> CaseScores: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class ReferenceSource(Protocol):
+    """The part of a case store the cohort is built from (``core.store.CaseStore``)."""
+
+    def list_reference_cases(self, *, signed_only: bool = ...) -> Iterable[_ReferenceCase]: ...
+
+    def load_scores(self, case_id: int) -> Sequence[_SavedScores]: ...
+
+
 def reference_values(scores: CaseScores) -> dict[str, float | None]:
     """The six cohort parameters (cells/mm²; None = region missing) of one case's scores."""
     values = scores.densities.parameters()
@@ -29,7 +59,7 @@ def reference_values(scores: CaseScores) -> dict[str, float | None]:
 
 
 def cohort_from_store(
-    store: Any,
+    store: ReferenceSource,
     *,
     signed_only: bool = False,
     exclude_accession: str | None = None,
@@ -40,8 +70,8 @@ def cohort_from_store(
     signed_only: only signed cases count. Its date is the day of the newest score it uses; its
     version a hash of its values, so any change of membership or scores shows as a new version.
     """
-    rows: list[dict[str, Any]] = []
-    newest = None
+    rows: list[dict[str, str | float | None]] = []
+    newest: datetime | None = None
     for case in store.list_reference_cases(signed_only=signed_only):
         if exclude_accession is not None and case.accession == exclude_accession:
             continue

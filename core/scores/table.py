@@ -50,8 +50,9 @@ def format_scores(scores: CaseScores) -> str:
     if prov.cohort_name is None:
         lines.append("Reference cohort: none")
     else:
-        counts = sorted(set(prov.cohort_n_per_parameter.values()))
-        per = "" if counts in ([], [prov.cohort_n]) else f"; {min(counts)}-{max(counts)} values per parameter"
+        n_values = sorted(set(prov.cohort_n_per_parameter.values()))
+        per = ("" if n_values in ([], [prov.cohort_n])
+               else f"; {min(n_values)}-{max(n_values)} values per parameter")
         dated = f", dated {prov.cohort_date}" if prov.cohort_date else ""
         lines.append(f"Reference cohort: {prov.cohort_name} (n={prov.cohort_n}{synthetic}{per}); "
                      f"version {prov.cohort_version}{dated}")

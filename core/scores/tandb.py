@@ -12,9 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from core.errors import ScoreError
+from core.jsontypes import (
+    JSONDict,
+    JSONMapping,
+    as_float,
+    as_int,
+    as_list,
+    as_mapping,
+    as_str,
+    opt_float,
+    opt_int,
+    opt_str,
+)
 from core.scores.base import Provenance, Score
 from core.scores.cohort import NO_COHORT, ReferenceCohort, cohort_dict, cohort_fields
 from core.scores.near_cut import CategoryRange
@@ -52,7 +64,7 @@ class TAndBResult:
         """E.g. "3 (High)", or "not evaluable"."""
         return f"{self.score} ({self.category})" if self.score is not None else "not evaluable"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "score": TAndBScore.key, "name": TAndBScore.name, "evaluable": self.evaluable,
             "reason": self.reason, "label": self.label, "value": self.score, "category": self.category,
@@ -65,19 +77,22 @@ class TAndBResult:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TAndBResult:
+    def from_dict(cls, d: JSONMapping) -> TAndBResult:
         """Inverse of :meth:`to_dict` (a stored result); older results lack the per-parameter counts."""
-        cohort = d.get("cohort") or {}
+        cohort = as_mapping(d.get("cohort"))
         return cls(
-            evaluable=bool(d.get("evaluable")), reason=d.get("reason"), values=dict(d.get("values") or {}),
-            cutoffs={k: float(v) for k, v in (d.get("cutoffs") or {}).items()},
-            cutoff_sources=dict(d.get("cutoff_sources") or {}), calls=dict(d.get("calls") or {}),
-            score=d.get("value"), category=d.get("category"), cohort_name=cohort.get("name"),
-            cohort_n=cohort.get("n"), warnings=tuple(d.get("warnings") or ()),
-            provenance=Provenance.from_dict(d.get("provenance")),
-            cutoff_convention=d.get("cutoff_convention", CUTOFF_CONVENTION),
-            cohort_n_per_parameter=dict(cohort.get("n_per_parameter") or {}),
-            category_range=CategoryRange.from_dict(d.get("category_range")),
+            evaluable=bool(d.get("evaluable")), reason=opt_str(d.get("reason")),
+            values={k: opt_float(v) for k, v in as_mapping(d.get("values")).items()},
+            cutoffs={k: as_float(v) for k, v in as_mapping(d.get("cutoffs")).items()},
+            cutoff_sources={k: as_str(v) for k, v in as_mapping(d.get("cutoff_sources")).items()},
+            calls={k: as_str(v) for k, v in as_mapping(d.get("calls")).items()},
+            score=opt_int(d.get("value")), category=opt_str(d.get("category")),
+            cohort_name=opt_str(cohort.get("name")), cohort_n=opt_int(cohort.get("n")),
+            warnings=tuple(as_str(w) for w in as_list(d.get("warnings"))),
+            provenance=Provenance.from_dict(as_mapping(d.get("provenance"))),
+            cutoff_convention=as_str(d.get("cutoff_convention", CUTOFF_CONVENTION)),
+            cohort_n_per_parameter={k: as_int(v) for k, v in as_mapping(cohort.get("n_per_parameter")).items()},
+            category_range=CategoryRange.from_dict(as_mapping(d.get("category_range"))),
         )
 
 
@@ -129,19 +144,24 @@ class TAndBScore(Score):
         wanted = {p: values.get(p) for p in TB_PARAMETERS}
         cut, sources = TAndBScore.cutoffs(cohort, cutoffs)
         from_cohort = [p for p in TB_PARAMETERS if p in cut and sources[p] != "set by the lab"]
-        base = dict(values=wanted, cutoffs=cut, cutoff_sources=sources, provenance=provenance or Provenance(),
-                    **cohort_fields(cohort, from_cohort or TB_PARAMETERS))
+        fields = cohort_fields(cohort, from_cohort or TB_PARAMETERS)
+
+        def result(reason: str | None, calls: Mapping[str, str], score: int | None,
+                   category: str | None) -> TAndBResult:
+            return TAndBResult(
+                reason is None, reason, wanted, cut, sources, calls, score, category, fields.cohort_name,
+                fields.cohort_n, fields.warnings, provenance or Provenance(),
+                cohort_n_per_parameter=fields.cohort_n_per_parameter)
+
         missing = [p for p, v in wanted.items() if v is None]
         if missing:
             regions = sorted({p.split("_")[1] for p in missing})
-            return TAndBResult(False, f"no {' and no '.join(regions)} region (missing {', '.join(missing)})",
-                               calls={}, score=None, category=None, **base)
+            return result(f"no {' and no '.join(regions)} region (missing {', '.join(missing)})", {}, None, None)
         uncut = [p for p in TB_PARAMETERS if p not in cut]
         if uncut:
             why = NO_COHORT if cohort is None else f"reference cohort {cohort.name!r} has no values for them"
-            return TAndBResult(False, f"no cut-off for {', '.join(uncut)}: {why}", calls={}, score=None,
-                               category=None, **base)
+            return result(f"no cut-off for {', '.join(uncut)}: {why}", {}, None, None)
         calls = {p: "Hi" if float(v) > cut[p] else "Lo" for p, v in wanted.items() if v is not None}
         score = sum(c == "Hi" for c in calls.values())
         category = "High" if score >= 3 else "Low"
-        return TAndBResult(True, None, calls=calls, score=score, category=category, **base)
+        return result(None, calls, score, category)
