@@ -23,8 +23,8 @@ import pandas as pd
 from PIL import Image
 
 from core.classes import CLASS_COLOURS, CLASS_NAMES
-from core.cli._args import existing_file, output_dir, output_file, positive_float, positive_int
-from core.cli._failure import DEBUG_HELP, report_failure
+from core.cli.args import existing_file, output_dir, output_file, positive_float, positive_int
+from core.cli.failure import DEBUG_HELP, report_failure
 from core.errors import CoreError, UncalibratedError
 from core.slides import open_slide
 from training.calibrate import (

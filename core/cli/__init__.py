@@ -6,7 +6,8 @@ Each subcommand lives in its own module in this package and exposes
 command never edits this file. A :class:`~core.errors.CoreError` becomes a one-line message and
 exit code 2; any other exception a one-line message, a hint and exit code 1 (``--debug`` adds the
 traceback); cancelling with Ctrl-C exits 130. Option values are checked as they are read
-(:mod:`core.cli._args`).
+(:mod:`core.cli.args`). ``args`` and ``failure`` are no subcommands (they have no ``register``) but
+the public helpers that the training command lines share.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pkgutil
 from collections.abc import Sequence
 
 from core import __version__
-from core.cli._args import prog_name
-from core.cli._failure import DEBUG_HELP, report_failure
+from core.cli.args import prog_name
+from core.cli.failure import DEBUG_HELP, report_failure
 
 
 def build_parser() -> argparse.ArgumentParser:

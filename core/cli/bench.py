@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.cli._args import (
+from core.cli.args import (
     existing_dir,
     existing_file,
     non_negative_int,

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from core.cli._args import non_negative_int, output_dir, positive_int
+from core.cli.args import non_negative_int, output_dir, positive_int
 from core.demo import DEFAULT_SEED, DEFAULT_SIZE, DEMO_MODEL, demo_dir, ensure_demo_slide, require_demo_model
 from core.errors import CoreError
 from core.progress import Progress, run_to_completion

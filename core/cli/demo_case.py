@@ -12,7 +12,7 @@ import argparse
 import os
 import time
 
-from core.cli._args import (
+from core.cli.args import (
     database_url,
     existing_dir,
     existing_file,

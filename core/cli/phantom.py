@@ -7,7 +7,7 @@ import resource
 import sys
 from pathlib import Path
 
-from core.cli._args import (
+from core.cli.args import (
     float_range,
     int_range,
     non_negative_float,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from core.cli._args import database_url, output_file
+from core.cli.args import database_url, output_file
 from core.cli.demo_case import add_report_options, report_settings
 from core.errors import StoreError
 from core.report import ReportSettings, write_report

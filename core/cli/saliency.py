@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from core.classes import POSITIVE_CLASSES
-from core.cli._args import (
+from core.cli.args import (
     existing_dir,
     existing_file,
     finite_float,

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.cli._args import existing_file, output_file, positive_float, positive_int
+from core.cli.args import existing_file, output_file, positive_float, positive_int
 from core.errors import RegionError, ScoreError
 from core.regions import (
     DEFAULT_IM_HALF_WIDTH_UM,

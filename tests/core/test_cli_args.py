@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from core.cli import build_parser
-from core.cli._args import database_url, fractions, output_dir
-from core.cli._failure import report_failure
+from core.cli.args import database_url, fractions, output_dir
+from core.cli.failure import report_failure
 from core.errors import RegionError
 from training.label import build_parser as label_parser
 from training.retrain import build_parser as retrain_parser
