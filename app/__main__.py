@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(SettingsStore(qsettings), REPORTER)
     if args.model:
         window.settings.analysis.model_dir = str(Path(args.model).resolve())
-        from app.main_actions import device_setting_words
-
-        window.analysis_panel.set_model(window.model_label(), device_setting_words(window.settings.analysis.device))
+        window.settings_controller.show_model()
     if args.db:
         window.session.set_database_url(args.db)
         window.cases.refresh_list()

@@ -11,21 +11,29 @@ import dataclasses
 import logging
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import platformdirs
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtWidgets import QApplication
 
+from app.controllers.settings import model_dir
 from core.demo import DemoSlideReady
 from core.progress import CancelToken, Progress
+
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+    from core.demo import DemoResult
+    from core.slides import Slide
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
 MAKING, ANALYSING = "Making the synthetic demo slide (first run only)", "Analysing the demo slide"
 
 
-def demo_words(job: Generator[Progress, None, Any]) -> Generator[Progress, None, Any]:
+def demo_words(job: Generator[Progress, None, R]) -> Generator[Progress, None, R]:
     """The demo job with each message prefixed by its stage ("Analysing the demo slide: Tile 4 of 35").
 
     Reports keep their type (the cells of a BlockDone still reach the viewer)."""
@@ -45,22 +53,22 @@ def demo_words(job: Generator[Progress, None, Any]) -> Generator[Progress, None,
 class DemoRunner(QObject):
     """Opens the demo case in ``window``; with ``screenshot`` saves the window there and quits."""
 
-    def __init__(self, window: Any, size: int, screenshot: Path | None = None) -> None:
+    def __init__(self, window: MainWindow, size: int, screenshot: Path | None = None) -> None:
         super().__init__(window)
         self.window, self.size, self.screenshot = window, size, screenshot
         self._waited = 0
-        self.preview: Any = None  # the demo slide, shown while it is analysed (the case opens it again)
+        self.preview: Slide | None = None  # the demo slide, shown while it is analysed (the case opens it again)
 
     def start(self) -> None:
         from core.demo import DemoOptions, run_demo_case
 
         options = DemoOptions(
             out_dir=Path(platformdirs.user_data_dir("HoechstScore", appauthor=False)) / "demo-case-app",
-            db_url=self.window.session.database_url or None, size=self.size, model_dir=self.window.model_dir(),
+            db_url=self.window.session.database_url or None, size=self.size, model_dir=model_dir(self.window.settings),
             precision=self.window.settings.analysis.precision,
         )
 
-        def factory(cancel: CancelToken) -> Any:
+        def factory(cancel: CancelToken) -> Generator[Progress, None, DemoResult]:
             return demo_words(run_demo_case(options, cancel))
         runner = self.window.analysis.start_job(factory, self.on_done)
         if runner is not None:
@@ -81,7 +89,7 @@ class DemoRunner(QObject):
             log.warning("Could not show the demo slide before its analysis", exc_info=True)
             return
         self.window.view.open_slide(self.preview)
-        self.window._apply_layer_choices()
+        self.window.viewer.apply_layer_choices()
         self.window.view.fit()
         self.window.setWindowTitle("Demo case (being analysed) — HoechstScore")
 
@@ -95,7 +103,7 @@ class DemoRunner(QObject):
             preview.close()
 
     @Slot(object)
-    def on_done(self, result: Any) -> None:
+    def on_done(self, result: DemoResult) -> None:
         self.window.cases.open_case(result.case_id)  # first: a newly opened case resets the Analysis dock
         self.window.analysis_panel.ended(f"Finished: demo case {result.accession}, {result.n_cells:,} cells.")
         if self.screenshot is not None:
@@ -120,6 +128,8 @@ class DemoRunner(QObject):
         QTimer.singleShot(300, self._shoot)
 
     def _shoot(self) -> None:
+        if self.screenshot is None:
+            return
         self.screenshot.parent.mkdir(parents=True, exist_ok=True)
         self.window.grab().save(str(self.screenshot))
         log.info("Screenshot saved to %s", self.screenshot)

@@ -29,7 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.controllers.settings import chosen_device, model_dir
 from app.errors import REPORTER, ErrorReporter
+from app.settings import AppSettings
 from app.workers import JobRunner
 from core.classes import POSITIVE_CLASSES, class_label
 from core.errors import CoreError
@@ -240,11 +242,11 @@ class FeatureVisDialog(QDialog):
 
 
 class FeatureVisLauncher(QObject):
-    """Opens one :class:`FeatureVisDialog` for the main window's current model folder and device."""
+    """Opens one :class:`FeatureVisDialog` for the model folder and device the settings choose."""
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, settings: AppSettings, reporter: ErrorReporter, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.settings, self.reporter, self.host = settings, reporter, parent
         self.dialog: FeatureVisDialog | None = None
 
     def open(self) -> None:
@@ -252,9 +254,8 @@ class FeatureVisLauncher(QObject):
             self.dialog.show()
             self.dialog.raise_()
             return
-        device = self.window.settings.analysis.device
-        self.dialog = FeatureVisDialog(self.window.model_dir(), None if device == "auto" else device,
-                                       self.window.reporter, self.window)
+        self.dialog = FeatureVisDialog(model_dir(self.settings), chosen_device(self.settings), self.reporter,
+                                       self.host)
         self.dialog.show()
 
     def shutdown(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QTabWidget
@@ -16,9 +16,12 @@ from PySide6.QtWidgets import QApplication, QTabWidget
 from app.demo_runner import DemoRunner
 from app.viewer import ToolMode
 
+if TYPE_CHECKING:
+    from app.main_window import MainWindow
+
 
 class GuideRecorder(QObject):
-    def __init__(self, window: Any, out_dir: Path, size: int) -> None:
+    def __init__(self, window: MainWindow, out_dir: Path, size: int) -> None:
         super().__init__(window)
         self.window, self.out_dir = window, out_dir
         self.demo = DemoRunner(window, size, None)
@@ -33,8 +36,9 @@ class GuideRecorder(QObject):
     def start(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.demo.start()
-        if self.window.runner is not None:
-            self.window.runner.done.connect(self._begin)
+        runner = self.window.analysis.runner
+        if runner is not None:
+            runner.done.connect(self._begin)
 
     def _begin(self) -> None:
         QTimer.singleShot(1500, self._next)
@@ -59,21 +63,21 @@ class GuideRecorder(QObject):
     def _open_slide(self) -> None:
         w = self.window
         w.cells_action.setChecked(False)
-        w.view_toggle_cells(False)
+        w.viewer.toggle_cells(False)
         w.regions_action.setChecked(False)
-        w.view_toggle_regions(False)
+        w.viewer.toggle_regions(False)
         w.view.fit()
 
     def _analysis(self) -> None:
         w = self.window
         w.cells_action.setChecked(True)
-        w.view_toggle_cells(True)
+        w.viewer.toggle_cells(True)
         w.analysis_dock.raise_()
 
     def _draw_tumour(self) -> None:
         w = self.window
         w.regions_action.setChecked(True)
-        w.view_toggle_regions(True)
+        w.viewer.toggle_regions(True)
         w.tool_actions[ToolMode.POLYGON].trigger()
         tumour = [r for r in w.session.regions if r.kind.value == "tumour"]
         if tumour and w.view.mpp:

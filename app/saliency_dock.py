@@ -5,10 +5,10 @@ explained class the HiPe saliency map over the patch, all depths summed or one d
 (coarse windows first). Everything is computed by :mod:`core.saliency.explain` in one job run by
 the app's worker (:mod:`app.workers`), with progress and cancel; the window stays usable.
 
-:func:`install_saliency_tools` wires it into the main window: the dock (hidden until used), the
-actions *Analysis › Explain the call at a point…* (arms a one-shot pick: the next left click on the
-slide is explained) and *Explain the call under the cursor* (Shift+X), plus *Feature
-visualisation…* (:mod:`app.feature_vis`).
+:class:`SaliencyController` connects it to the open case and the slide view; the main window
+makes the dock (hidden until used) and the actions *Analysis › Explain the call at a point…*
+(arms a one-shot pick: the next left click on the slide is explained) and *Explain the call under
+the cursor* (Shift+X), plus *Feature visualisation…* (:mod:`app.feature_vis`).
 """
 
 from __future__ import annotations
@@ -16,32 +16,32 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence, QPixmap
+from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QDockWidget,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QRadioButton,
-    QScrollArea,
     QSlider,
     QVBoxLayout,
     QWidget,
 )
 
+from app.controllers.settings import chosen_device, model_dir
 from app.errors import REPORTER, ErrorReporter
 from app.feature_vis import FeatureVisLauncher
+from app.settings import AppSettings
 from app.workers import JobRunner
 from core.classes import POSITIVE_CLASSES, class_label
 from core.errors import CoreError
@@ -61,6 +61,10 @@ from core.saliency.explain import (
     saliency_rgb,
 )
 from core.saliency.hipe import PERTURBATIONS
+
+if TYPE_CHECKING:
+    from app.case_session import CaseSession
+    from app.viewer import SlideView
 
 VIEW_PX = 200  # on-screen size of the small pictures; the saliency view is twice that
 
@@ -446,30 +450,38 @@ class SaliencyPanel(QWidget):
             self.save_to(folder)
 
 
-class SaliencyTools(QObject):
-    """Connects the panel to the main window: context on case change, picking clicks, shutdown on close."""
+class SaliencyController(QObject):
+    """Connects the panel to the slide: context on case change, picking clicks, Explain actions.
 
-    def __init__(self, window: Any, panel: SaliencyPanel, dock: QDockWidget) -> None:
-        super().__init__(window)
-        self.window, self.panel, self.dock = window, panel, dock
+    Its parts come in the constructor: the session (its slide, ``case_changed``), the view (a
+    SlideView: ``viewport()``, ``mapToScene``, ``cursor_moved``), the settings (model folder,
+    device), the panel and its dock, the feature-visualisation launcher, and the window it belongs
+    to (its parent, watched for Esc while a pick is armed). The window makes the dock and the
+    actions and connects them to :meth:`pick_action`, :meth:`explain_under_cursor` and
+    ``launcher.open``.
+    """
+
+    def __init__(self, session: CaseSession, view: SlideView, settings: AppSettings, panel: SaliencyPanel,
+                 dock: QDockWidget, launcher: FeatureVisLauncher, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.session, self.view, self.settings = session, view, settings
+        self.panel, self.dock, self.launcher = panel, dock, launcher
+        self.host = parent
         self.armed = False
         self.cursor: tuple[float, float] | None = None
-        self.menu_actions: tuple[QAction, ...] = ()
-        self.launcher: FeatureVisLauncher | None = None
-        window.session.case_changed.connect(self.refresh_context)
-        window.view.cursor_moved.connect(self.on_cursor_moved)
+        session.case_changed.connect(self.refresh_context)
+        view.cursor_moved.connect(self.on_cursor_moved)
         panel.pick_requested.connect(self.arm)
-        for watched in (window.view.viewport(), window.view, window):
+        for watched in (view.viewport(), view, parent):
             watched.installEventFilter(self)
 
     def refresh_context(self) -> None:
-        """The open slide, the model folder and the device from the window's settings."""
-        device = self.window.settings.analysis.device
-        self.panel.set_context(self.window.session.slide, self.window.model_dir(), None if device == "auto" else device)
+        """The open slide, the model folder and the device from the settings."""
+        self.panel.set_context(self.session.slide, model_dir(self.settings), chosen_device(self.settings))
 
     def arm(self, on: bool = True) -> None:
         self.armed = bool(on)
-        self.window.view.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        self.view.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
         if on:
             self.dock.show()
             self.dock.raise_()
@@ -493,58 +505,21 @@ class SaliencyTools(QObject):
         self.dock.raise_()
         self.panel.explain_at(x, y)
 
+    def shutdown(self) -> None:
+        """Stop a running explanation and feature visualisation (before the window closes)."""
+        self.panel.shutdown()
+        self.launcher.shutdown()
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if obj is self.window and event.type() == QEvent.Type.Close:
-            self.panel.shutdown()
-            if self.launcher is not None:
-                self.launcher.shutdown()
-        elif self.armed and event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape:
+        if not self.armed:
+            return False
+        if isinstance(event, QKeyEvent) and event.type() == QEvent.Type.KeyPress and event.key() == Qt.Key.Key_Escape:
             self.arm(False)
             return True
-        elif (self.armed and obj is not self.window and event.type() == QEvent.Type.MouseButtonPress
-              and event.button() == Qt.MouseButton.LeftButton):
-            pos: QPointF = self.window.view.mapToScene(event.position().toPoint())
+        if (obj is not self.host and isinstance(event, QMouseEvent)
+                and event.type() == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton):
+            pos: QPointF = self.view.mapToScene(event.position().toPoint())
             self.arm(False)
             self.explain(pos.x(), pos.y())
             return True  # the click picks a point; it neither pans nor draws
         return False
-
-
-def install_saliency_tools(window: Any) -> SaliencyTools:
-    """Add the saliency dock and the Explain / Feature visualisation actions to the main window.
-
-    Uses the window's public parts: ``session`` (``slide``, ``case_changed``), ``view`` (a
-    SlideView: ``viewport()``, ``mapToScene``, ``cursor_moved``), ``model_dir()``, ``settings``,
-    ``reporter``, ``menuBar()``. Returns the :class:`SaliencyTools` (kept alive by the window).
-    """
-    panel = SaliencyPanel(window.reporter)
-    dock = QDockWidget("Saliency", window)
-    dock.setObjectName("SaliencyDock")
-    # The panel scrolls inside its dock: at its natural height it grew the window past a 1080-px screen.
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setWidget(panel)
-    dock.setWidget(scroll)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    dock.hide()
-    tools = SaliencyTools(window, panel, dock)
-    tools.refresh_context()
-    explain = QAction("E&xplain the call at a point…", window)
-    explain.triggered.connect(tools.pick_action)
-    here = QAction("Explain the call under the cursor", window)
-    here.setShortcut(QKeySequence("Shift+X"))
-    here.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-    here.triggered.connect(tools.explain_under_cursor)
-    launcher = FeatureVisLauncher(window)
-    features = QAction("&Feature visualisation…", window)
-    features.triggered.connect(launcher.open)
-    menu = next((a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Analysis"), None)
-    menu = menu or window.menuBar().addMenu("&Analysis")
-    menu.addSeparator()
-    for action in (explain, here, features):
-        window.addAction(action)
-        menu.addAction(action)
-    tools.menu_actions, tools.launcher = (explain, here, features), launcher
-    window.saliency_tools = tools
-    return tools

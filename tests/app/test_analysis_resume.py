@@ -66,6 +66,7 @@ def test_panel_says_it_resumed_while_running_and_after(qtbot) -> None:  # noqa: 
 def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: Path,  # noqa: ANN001
                                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from app.analysis_job import checkpoint_dir, engine_params
+    from app.controllers.settings import model_dir
     from core.engine import analyse_slide
     from core.models.inference import load_for_inference
     from core.progress import run_to_completion
@@ -74,13 +75,13 @@ def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: 
     window.settings.analysis.precision = "fp32"
     assert window.cases.open_slide_file(slide_path, "T-RESUME")
     window.analysis.run()  # cancelled at once: it only settles the channel, as a first try would
-    window.runner.cancel()
-    with qtbot.waitSignal(window.runner.done, timeout=120000):
+    window.analysis.runner.cancel()
+    with qtbot.waitSignal(window.analysis.runner.done, timeout=120000):
         pass
     # An earlier run of the same analysis (the model loaded as the app loads it: same runtime, so the
     # same checkpoint key) that stopped after three of its six blocks (rows of tiles).
     params = engine_params(window.session.channel)
-    model = load_for_inference(window.model_dir(), "cpu", "fp32", threads=params.torch_threads)
+    model = load_for_inference(model_dir(window.settings), "cpu", "fp32", threads=params.torch_threads)
     run_to_completion(analyse_slide(window.session.slide, model, params,
                                     checkpoint_dir=checkpoint_dir()))
     blocks = sorted(checkpoint_dir().glob("*/block-*.npz"))
@@ -90,7 +91,7 @@ def test_an_interrupted_analysis_resumes_and_says_so(qtbot, window, slide_path: 
     seen: list[str] = []
     window.analysis_panel.headline.connect(seen.append)
     qtbot.mouseClick(window.analysis_panel.run_button, Qt.MouseButton.LeftButton)
-    with qtbot.waitSignal(window.runner.done, timeout=120000):
+    with qtbot.waitSignal(window.analysis.runner.done, timeout=120000):
         pass
     assert window.reporter.last_error is None, window.reporter.last_error
     status = window.analysis_panel.status.text()

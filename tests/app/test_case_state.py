@@ -30,7 +30,7 @@ def scored(window, slide_path: Path):  # noqa: ANN001, ANN201
     assert window.cases.open_slide_file(slide_path, "STATE-1")
     s = window.session
     s.regions.add(Region(kind=RegionKind.TUMOUR, geometry=box(150, 150, 350, 350), name="Tumour"))
-    s.set_cells(_cells(), {"id": None, "model_name": "m", "model_sha256": "", "summary": {}})
+    s.set_cells(_cells(), None)
     window.regions.replace_ct_im_by_derived()
     return window
 
@@ -50,19 +50,19 @@ def test_changing_the_im_width_in_settings_rederives_ct_im(qtbot, scored) -> Non
         qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok),
                          Qt.MouseButton.LeftButton)
     answer(qtbot, window, set_width)
-    window.settings_dialog()
+    window.settings_controller.dialog()
     assert window.session.im_half_width_um == 50
     after = _im_area(window)
     assert 0 < after < before * 0.6  # a 50 µm band instead of 500 µm (clipped to the slide)
-    window.undo.undo()  # one step back restores the old band
+    window.regions.undo.undo()  # one step back restores the old band
     assert _im_area(window) == pytest.approx(before)
 
 
 def test_chart_legend_keeps_one_entry_per_marker(scored) -> None:  # noqa: ANN001
     window = scored
     for _ in range(3):
-        window.undo.undo()
-        window.undo.redo()
+        window.regions.undo.undo()
+        window.regions.undo.redo()
     legend = window.score_panel.density_plot.getPlotItem().legend
     assert len(legend.items) == 3
 
@@ -72,11 +72,11 @@ def test_opening_another_case_resets_the_panels(qtbot, window, slide_path: Path,
 
     assert window.cases.open_slide_file(slide_path, "STATE-A")
     window.analysis_panel.ended("Finished: 134 cells in 3 s.")
-    window.saliency_tools.panel.info.setText("map of case A")
+    window.saliency.panel.info.setText("map of case A")
     other = write_ome_tiff(tmp_path / "b.ome.tif", size=512)
     assert window.cases.open_slide_file(other, "STATE-B")
     assert window.analysis_panel.status.text() == "Ready."
-    assert window.saliency_tools.panel.info.text() == ""
+    assert window.saliency.panel.info.text() == ""
 
 
 def test_user_words_not_developer_text(window) -> None:  # noqa: ANN001
@@ -95,8 +95,8 @@ def test_cells_csv_has_the_region_of_each_cell_and_export_names_say_the_case(sco
     window = scored
     window.session.im_half_width_um = 40  # CT 190-310 µm, IM 110-390 µm, the rest outside
     window.regions.replace_ct_im_by_derived()
-    assert window.export_name("cells.csv") == "STATE-1-v1-cells.csv"
-    path = window.session.export_cells_csv(tmp_path / window.export_name("cells.csv"))
+    assert window.prompts.export_name("cells.csv") == "STATE-1-v1-cells.csv"
+    path = window.session.export_cells_csv(tmp_path / window.prompts.export_name("cells.csv"))
     table = pd.read_csv(path, keep_default_na=False)
     assert set(table["region"]) == {"CT", "IM", ""}
     centre = table[(table.x_um.between(200, 300)) & (table.y_um.between(200, 300))]

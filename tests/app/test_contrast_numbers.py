@@ -19,8 +19,8 @@ def _type(qtbot, box, text: str) -> None:  # noqa: ANN001
 
 def test_typed_min_max_gamma_and_colour_reach_the_view(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
     assert window.cases.open_slide_file(slide_path, "BC-1")
-    window.contrast_dialog()
-    dlg = window._contrast
+    window.viewer.contrast_dialog()
+    dlg = window.viewer.contrast
     dlg.channel.setCurrentIndex(1)  # FITC
     _type(qtbot, dlg.low, "100")
     _type(qtbot, dlg.high, "5000")

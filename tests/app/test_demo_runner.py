@@ -22,7 +22,7 @@ def test_demo_shows_the_slide_while_it_is_made_and_analysed(qtbot, window, monke
     window.analysis_panel.headline.connect(lines.append)
     runner = DemoRunner(window, size=1024)
     runner.start()
-    job = window.runner
+    job = window.analysis.runner
     assert job is not None
     # The slide is in the viewer before the case exists, i.e. while the demo is still being analysed.
     qtbot.waitUntil(lambda: window.view.slide is not None or not job.running, timeout=120000)
@@ -40,4 +40,4 @@ def test_demo_shows_the_slide_while_it_is_made_and_analysed(qtbot, window, monke
     assert any(line.startswith(f"Analysis: {ANALYSING}: Tile") for line in lines)
     assert not any("/" in line or "\\\\" in line for line in lines)  # no folders in what the user reads
     assert window.analysis_panel.status.text().startswith("Finished: demo case DEMO-1024-7")
-    assert window.device_label.text() in ("Device: CPU", "Device: CPU · shown cells: CPU, full precision")
+    assert window.labels.device.text() in ("Device: CPU", "Device: CPU · shown cells: CPU, full precision")

@@ -44,7 +44,7 @@ def test_open_zoom_pan(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=QPoint(200, 200))
     after = view.visible_rect().center()
     assert after.x() > before.x() and after.y() > before.y()
-    assert "µm" in window.mpp_label.text()
+    assert "µm" in window.labels.pixel_size.text()
 
 
 def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> None:  # noqa: ANN001
@@ -63,9 +63,9 @@ def test_draw_polygon_undo_redo_autosave(qtbot, window, slide_path: Path) -> Non
     assert region.kind is RegionKind.TUMOUR
     assert region.area_um2 == pytest.approx(600 * 570 * 0.25, rel=0.05)
     assert len(session.store.load_regions(session.case.id)) == 1  # autosaved
-    window.undo.undo()
+    window.regions.undo.undo()
     assert len(session.regions) == 0 and not session.store.load_regions(session.case.id)
-    window.undo.redo()
+    window.regions.undo.redo()
     assert len(session.regions) == 1
     assert window.layers_panel.region_list.count() == 1
 
@@ -76,8 +76,8 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert len(window.session.regions) == 1
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
     window.analysis.run()
-    assert window.runner is not None
-    with qtbot.waitSignal(window.runner.done, timeout=120000):
+    assert window.analysis.runner is not None
+    with qtbot.waitSignal(window.analysis.runner.done, timeout=120000):
         pass
     assert window.reporter.last_error is None, window.reporter.last_error
     session = window.session
@@ -85,7 +85,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert window.view.cells.count == len(session.cells)
     assert "Finished" in window.analysis_panel.status.text()
     window.settings.analysis.im_half_width_um = 50.0
-    window._apply_settings_to_session()
+    window.settings_controller.apply_to_session()
     window.regions.replace_ct_im_by_derived()
     kinds = {r.kind for r in session.regions}
     assert {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} <= kinds
@@ -104,7 +104,7 @@ def test_analyse_score_save_reopen_report(qtbot, window, settings_store, slide_p
     assert len(again.session.regions) == n_regions
     assert again.session.cells is not None and len(again.session.cells) == n_cells
     assert again.session.scores is not None and again.score_panel.table.rowCount() >= 2
-    assert "shown cells: CPU, full precision" in again.device_label.text()  # the device of the stored run
+    assert "shown cells: CPU, full precision" in again.labels.device.text()  # the device of the stored run
     again.session.store.add_user("test", "Dr Test", "1234")
     again.session.sign("test", "1234", "Approval")
     assert again.session.read_only
@@ -170,9 +170,9 @@ def test_exported_regions_have_the_colours_drawn_in_the_window(qtbot, window, sl
     window.cases.open_slide_file(slide_path, "T-COLOURS")
     _drag_rectangle(qtbot, window, 200, 800)
     window.settings.analysis.im_half_width_um = 40.0
-    window._apply_settings_to_session()
+    window.settings_controller.apply_to_session()
     window.regions.replace_ct_im_by_derived()
-    path = window.session.export_geojson(tmp_path / window.export_name("regions.geojson"))
+    path = window.session.export_geojson(tmp_path / window.prompts.export_name("regions.geojson"))
     features = json.loads(path.read_text())["features"]
     by_id = {f["id"]: f["properties"]["classification"]["color"] for f in features}
     drawn = {rid: item.pen().color() for rid, item in window.view.regions.items.items()}

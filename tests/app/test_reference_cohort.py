@@ -29,11 +29,12 @@ def test_scores_follow_the_cohort_in_use(window, slide_path: Path, tmp_path: Pat
     session = window.session
     for r in CT_IM:
         session.regions.add(Region(kind=r.kind, geometry=r.geometry))
-    session.set_cells(_cells(400, 1), {})
+    session.set_cells(_cells(400, 1), None)
     # No reference case yet and no imported table: densities, but no silent demo cohort.
     assert session.cohort is None and not window.score_panel.cohort_values
-    assert not session.scores["immunoscore_like"]["evaluable"] and not session.scores["t_and_b"]["evaluable"]
-    assert "no reference cohort" in session.scores["immunoscore_like"]["reason"]
+    assert session.scores is not None
+    assert not session.scores.immunoscore_like.evaluable and not session.scores.t_and_b.evaluable
+    assert "no reference cohort" in (session.scores.immunoscore_like.reason or "")
 
     # Three other cases flagged as reference (with saved scores) become the cohort.
     store = session.store
@@ -42,16 +43,17 @@ def test_scores_follow_the_cohort_in_use(window, slide_path: Path, tmp_path: Pat
         s = score_case(_cells(300 + 100 * i, 10 + i), RegionSet(CT_IM), None)
         store.save_scores(case.id, s.to_dict(), provenance=s.provenance.to_dict())
     session.rescore()
-    cohort = session.scores["immunoscore_like"]["cohort"]
-    assert cohort["name"] == "Lab reference cases" and cohort["n"] == 3
-    assert session.scores["immunoscore_like"]["evaluable"] and session.scores["t_and_b"]["evaluable"]
+    assert session.scores is not None
+    scored = session.scores.immunoscore_like
+    assert scored.cohort_name == "Lab reference cases" and scored.cohort_n == 3
+    assert scored.evaluable and session.scores.t_and_b.evaluable
     assert window.score_panel.cohort_values["CD3_CT"].size == 3
     assert "Lab reference cases (n=3, version" in window.score_panel.headline.text()
 
     # An imported table set in the settings replaces it, and the chart follows (not the first one loaded).
     table = ReferenceCohort("Imported", pd.DataFrame({p: np.arange(1.0, 8.0) for p in COHORT_PARAMETERS}))
     window.settings.analysis.cohort_csv = str(table.to_csv(tmp_path / "imported.csv"))
-    window._apply_settings_to_session()
+    window.settings_controller.apply_to_session()
     session.rescore()
-    assert session.scores["immunoscore_like"]["cohort"]["name"] == "Imported"
+    assert session.scores is not None and session.scores.immunoscore_like.cohort_name == "Imported"
     assert window.score_panel.cohort_values["CD3_CT"].size == 7

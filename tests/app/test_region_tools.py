@@ -95,7 +95,7 @@ def test_brush_stroke_is_the_buffered_line(qtbot, window: MainWindow) -> None:  
     stored = _stored(window)
     assert list(stored) == [region.id]
     assert stored[region.id].area == pytest.approx(region.area_um2, rel=1e-6)  # autosaved as shown
-    window.undo.undo()
+    window.regions.undo.undo()
     assert len(window.session.regions) == 0 and _stored(window) == {}
     assert view.tool.preview is None  # no leftover outline of the stroke in the scene
 
@@ -140,7 +140,7 @@ def test_drag_a_vertex_undo_redo(qtbot, window: MainWindow, corner: int) -> None
     vx, vy = min(_vertices_px(original), key=lambda v: math.hypot(v[0] - QUAD[corner][0], v[1] - QUAD[corner][1]))
     target = (vx + 120.0, vy + 90.0)
     steps = [(vx + 120.0 * t, vy + 90.0 * t) for t in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    depth = window.undo.count()
+    depth = window.regions.undo.count()
     _drag(qtbot, window, steps)
 
     edited = _only_region(window)
@@ -156,12 +156,12 @@ def test_drag_a_vertex_undo_redo(qtbot, window: MainWindow, corner: int) -> None
     assert edited.area_um2 == pytest.approx(expected.area * UM2_PER_PX, rel=0.01)
     assert abs(edited.area_um2 - original.area) > 1000  # the change is real, not rounding
     assert _stored(window)[region.id].equals(edited.geometry)  # autosaved
-    assert window.undo.count() == depth + 1
+    assert window.regions.undo.count() == depth + 1
 
-    window.undo.undo()
+    window.regions.undo.undo()
     assert _only_region(window).geometry.equals(original)
     assert _stored(window)[region.id].equals(original)
-    window.undo.redo()
+    window.regions.undo.redo()
     assert _only_region(window).geometry.equals(edited.geometry)
     assert _stored(window)[region.id].equals(edited.geometry)
 
@@ -171,11 +171,11 @@ def test_press_away_from_vertices_does_not_edit(qtbot, window: MainWindow) -> No
     region = _only_region(window)
     _select_at(qtbot, window, 500, 500)
     assert window.view.regions.selected_id == region.id
-    depth = window.undo.count()
+    depth = window.regions.undo.count()
     _drag(qtbot, window, [(480.0, 520.0), (560.0, 600.0), (640.0, 680.0)])  # inside, far from every corner
     assert _only_region(window).geometry.equals(region.geometry)
     assert _stored(window)[region.id].equals(region.geometry)
-    assert window.undo.count() == depth
+    assert window.regions.undo.count() == depth
     assert window.view.regions.selected_id == region.id
 
 
@@ -197,7 +197,7 @@ def test_delete_selected_region_and_undo(qtbot, window: MainWindow) -> None:  # 
     assert first.id not in window.view.regions.items
     assert window.view.regions.selected_id is None
 
-    window.undo.undo()
+    window.regions.undo.undo()
     assert {r.id for r in window.session.regions} == {first.id, second.id}
     assert window.session.regions[first.id].geometry.equals(first.geometry)
     assert set(_stored(window)) == {first.id, second.id}

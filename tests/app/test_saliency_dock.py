@@ -117,21 +117,23 @@ def test_dock_reports_a_point_without_a_cell(qtbot, panel):  # noqa: ANN001
     assert panel.status.text().startswith("Failed") and "No cell" in str(panel.reporter.last_error)
 
 
-def test_install_adds_the_dock_and_a_click_on_the_slide_explains_it(qtbot, settings_store, slide_path):  # noqa: ANN001
+def test_window_adds_the_dock_and_a_click_on_the_slide_explains_it(qtbot, settings_store, slide_path):  # noqa: ANN001
+    from app.controllers.settings import model_dir
     from app.main_window import MainWindow
-    from app.saliency_dock import install_saliency_tools
 
     window = MainWindow(settings_store, ErrorReporter())
     qtbot.addWidget(window)
-    tools = install_saliency_tools(window)
+    tools = window.saliency
     assert tools.dock in window.findChildren(QDockWidget) and tools.dock.isHidden()
     analysis = next(a.menu() for a in window.menuBar().actions() if a.text().replace("&", "") == "Analysis")
-    assert all(a in analysis.actions() for a in tools.menu_actions)
+    menu_actions = (window.explain_action, window.explain_here_action, window.features_action)
+    assert all(a in analysis.actions() for a in menu_actions)
+    assert window.explain_here_action.shortcut().toString() == "Shift+X"
     window.show()
     qtbot.waitExposed(window)
     assert window.cases.open_slide_file(slide_path, "T-SALIENCY")
-    assert tools.panel.slide is window.session.slide and tools.panel.model == Path(window.model_dir())
-    tools.menu_actions[0].trigger()  # Explain the call at a point…
+    assert tools.panel.slide is window.session.slide and tools.panel.model == Path(model_dir(window.settings))
+    menu_actions[0].trigger()  # Explain the call at a point…
     assert tools.armed and tools.dock.isVisible()
     view = window.view
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.mapFromScene(QPointF(300, 400)))
@@ -140,9 +142,9 @@ def test_install_adds_the_dock_and_a_click_on_the_slide_explains_it(qtbot, setti
     qtbot.waitUntil(lambda: tools.panel.context is not None or not tools.panel.running, timeout=60000)
     tools.panel.cancel()
     qtbot.waitUntil(lambda: not tools.panel.running, timeout=60000)
-    tools.menu_actions[2].trigger()  # Feature visualisation…: a dialog for the window's model
+    menu_actions[2].trigger()  # Feature visualisation…: a dialog for the window's model
     dialog = tools.launcher.dialog
-    assert dialog is not None and dialog.isVisible() and dialog.model == Path(window.model_dir())
+    assert dialog is not None and dialog.isVisible() and dialog.model == Path(model_dir(window.settings))
     dialog.close()
     window.close()
 
@@ -168,7 +170,7 @@ def test_feature_vis_runs_a_few_steps_and_saves_a_png(qtbot, tmp_path):  # noqa:
 def test_dock_scrolls_and_defaults_to_the_predicted_class(qtbot, window) -> None:  # noqa: ANN001
     from PySide6.QtWidgets import QScrollArea
 
-    tools = window.saliency_tools
+    tools = window.saliency
     assert tools.panel.classes_box.currentText() == PREDICTED_ONLY
     assert isinstance(tools.dock.widget(), QScrollArea)
     height = window.height()

@@ -15,11 +15,12 @@ def test_app_analysis_equals_core_analyse(qtbot, window, slide_path: Path, model
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would be allowed bf16 only if asked
     assert window.cases.open_slide_file(slide_path, "T-SAME")
     window.analysis.run()
-    with qtbot.waitSignal(window.runner.done, timeout=120000):
+    with qtbot.waitSignal(window.analysis.runner.done, timeout=120000):
         pass
     assert window.reporter.last_error is None, window.reporter.last_error
     app_cells = window.session.cells
-    stored = window.session.store.get_analysis(window.session.analysis["id"]).summary
+    assert window.session.analysis is not None
+    stored = window.session.store.get_analysis(window.session.analysis.id).summary
 
     out = tmp_path / "cli"
     assert core_main(["analyse", str(slide_path), "--model", str(model_dir), "--precision", "fp32",

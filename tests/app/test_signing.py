@@ -17,7 +17,7 @@ def _sign(qtbot, window, pin: str) -> list:  # noqa: ANN001
         qtbot.keyClicks(dialog.secret, pin)
         click_ok(qtbot, dialog)
     seen = answer(qtbot, window, act)
-    window.sign_case()
+    window.signing.sign_case()
     return seen
 
 
@@ -43,7 +43,7 @@ def test_sign_with_pin_then_new_version_before_any_tool(qtbot, window, slide_pat
 
     seen = answer(qtbot, window, lambda box: _click(qtbot, box, "Add a lab user…"), add,
                   lambda d: d.reject())  # the sign dialog that follows: cancel
-    window.sign_case()
+    window.signing.sign_case()
     assert [d.windowTitle() for d in seen] == ["Sign case", "Add a lab user", "Sign case SIGN-1 v1"]
     assert [u.username for u in store.list_users()] == ["jdoe"]
     assert not window.session.read_only
@@ -75,7 +75,7 @@ def test_sign_with_pin_then_new_version_before_any_tool(qtbot, window, slide_pat
         dialog.table.selectRow(0)
         click_ok(qtbot, dialog)
     answer(qtbot, window, pick_v1)
-    window.versions_dialog()
+    window.signing.versions_dialog()
     assert window.session.case.id == case.id and window.session.read_only
     assert "(signed)" in window.windowTitle()
 
@@ -87,7 +87,7 @@ def test_sign_with_pin_then_new_version_before_any_tool(qtbot, window, slide_pat
         rows.extend([t.item(i, j).text() for j in range(t.columnCount())] for i in range(t.rowCount()))
         dialog.accept()
     answer(qtbot, window, read)
-    window.audit_dialog()
+    window.signing.audit_dialog()
     assert any(r[1] == "jdoe" and r[3] == "case signed" for r in rows)
     assert any(r[3].startswith("case signature meaning: Approval") for r in rows)
     assert any(r[2] == "v2" and r[3] == "case new version" for r in rows)

@@ -24,7 +24,7 @@ def answer(qtbot, window, *acts: Callable) -> list:  # noqa: ANN001
     pending = list(acts)
 
     def go() -> None:
-        question = window.question
+        question = window.prompts.question
         if question is None or (seen and question is seen[-1]):
             QTimer.singleShot(20, go)
             return
@@ -56,10 +56,10 @@ def test_channel_chooser_is_asked_remembered_and_used(qtbot, window, tmp_path: P
     assert "Nuclei 405" in window.settings.slides.nuclear_channel.values()
     # Same scanner naming: no question the second time.
     assert window.cases.open_slide_file(second, "CH-2")
-    assert window.question is None and window.session.channel == "Nuclei 405"
+    assert window.prompts.question is None and window.session.channel == "Nuclei 405"
     window.settings.analysis.precision = "fp32"  # pinned: a CPU with AMX would pick bf16 itself
     window.analysis.run()
-    with qtbot.waitSignal(window.runner.done, timeout=120000):
+    with qtbot.waitSignal(window.analysis.runner.done, timeout=120000):
         pass
     assert window.reporter.last_error is None, window.reporter.last_error
     (run,) = window.session.store.list_analyses(window.session.case.id)
