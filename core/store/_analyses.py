@@ -8,8 +8,8 @@ while their analysis is running, which can only be in a draft case (signing wait
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
@@ -97,7 +97,7 @@ def get_slide(session: Session, slide_id: int) -> SlideRecord:
 
 def start_analysis(
     session: Session, who: str, case_id: int, slide_id: int, model_name: str, model_sha256: str,
-    parameters: dict[str, Any], device: str, precision: str,
+    parameters: Mapping[str, object], device: str, precision: str,
 ) -> AnalysisRecord:
     case = load_case(session, case_id, for_update=True)
     require_draft(case, "starting an analysis")
@@ -105,7 +105,7 @@ def start_analysis(
         raise StoreError(f"Slide {slide_id} is not part of case {case.accession}; add the slide first.")
     analysis = Analysis(
         case_id=case.id, slide_id=slide_id, model_name=model_name, model_sha256=model_sha256,
-        parameters=audit.jsonable(parameters, "the analysis parameters"), device=device, precision=precision,
+        parameters=audit.jsonable_object(parameters, "the analysis parameters"), device=device, precision=precision,
         status=AnalysisStatus.RUNNING, started_at=utcnow(), finished_at=None, summary=None, n_cells=None,
     )
     session.add(analysis)
@@ -131,7 +131,7 @@ def _running_analysis(session: Session, analysis_id: int, doing: str) -> Analysi
 
 
 def finish_analysis(
-    session: Session, who: str, analysis_id: int, status: AnalysisStatus, summary: dict[str, Any] | None
+    session: Session, who: str, analysis_id: int, status: AnalysisStatus, summary: Mapping[str, object] | None
 ) -> AnalysisRecord:
     if status == AnalysisStatus.RUNNING:
         raise StoreError("finish_analysis needs a final status: finished, failed or cancelled.")
@@ -139,7 +139,7 @@ def finish_analysis(
     before = analysis_record(analysis)
     analysis.status = status
     analysis.finished_at = utcnow()
-    analysis.summary = None if summary is None else audit.jsonable(summary, "the analysis summary")
+    analysis.summary = None if summary is None else audit.jsonable_object(summary, "the analysis summary")
     record = analysis_record(analysis)
     audit.record(session, who, "finish", "analysis", analysis.id, analysis.case_id, before, record)
     return record

@@ -8,8 +8,8 @@ chosen among finished cases) and printed reports (``save_report``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -50,7 +50,7 @@ def case_record(case: Case) -> CaseRecord:
     )
 
 
-def case_state(case: Case) -> dict[str, Any]:
+def case_state(case: Case) -> dict[str, object]:
     """The audited fields of a case."""
     return {
         "accession": case.accession,
@@ -123,7 +123,7 @@ def create_case(
 
 
 def update_case(
-    session: Session, who: str, case_id: int, fields: dict[str, Any]
+    session: Session, who: str, case_id: int, fields: Mapping[str, object]
 ) -> CaseRecord:
     case = load_case(session, case_id, for_update=True)
     require_draft(case, "editing " + ", ".join(fields))

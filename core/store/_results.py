@@ -8,13 +8,13 @@ Reports may be added to a signed case: printing the signed report is what signin
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from core.errors import StoreError
+from core.jsontypes import as_mapping, opt_int
 from core.store import audit
 from core.store._cases import load_case, require_draft, touch
 from core.store.models import CaseAnalysis, CaseSlide, Region, Report, Score, utcnow
@@ -23,7 +23,7 @@ from core.store.records import RegionData, RegionRecord, ReportRecord, ScoreReco
 _REGION_FIELDS = ("kind", "name", "author", "slide_id", "geometry_wkt", "extra")
 
 
-def coerce_region(value: RegionData | Mapping[str, Any] | Any) -> RegionData:
+def coerce_region(value: RegionData | Mapping[str, object] | object) -> RegionData:
     """A :class:`RegionData` from itself, a mapping, or an object such as ``core.regions.Region``.
 
     ``kind`` may be an enum (its value is kept); the geometry may be WKT text (``geometry_wkt``
@@ -31,14 +31,12 @@ def coerce_region(value: RegionData | Mapping[str, Any] | Any) -> RegionData:
     """
     if isinstance(value, RegionData):
         return value
-    if isinstance(value, Mapping):
-        get = value.get
-    else:
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(value, key, default)
+    def get(key: str) -> object:
+        return value.get(key) if isinstance(value, Mapping) else getattr(value, key, None)
+
     geometry = get("geometry_wkt") or get("geometry")
     if geometry is not None and not isinstance(geometry, str):
-        geometry = shapely.to_wkt(geometry, rounding_precision=-1)
+        geometry = str(shapely.to_wkt(geometry, rounding_precision=-1))
     kind = get("kind")
     return RegionData(
         id=str(get("id") or ""),
@@ -46,8 +44,8 @@ def coerce_region(value: RegionData | Mapping[str, Any] | Any) -> RegionData:
         geometry_wkt=geometry or "",
         name=str(get("name") or ""),
         author=str(get("author") or ""),
-        slide_id=get("slide_id"),
-        extra=dict(get("extra") or {}),
+        slide_id=opt_int(get("slide_id")),
+        extra=dict(as_mapping(get("extra"))),
     )
 
 
@@ -73,9 +71,9 @@ def region_record(r: Region) -> RegionRecord:
     )
 
 
-def _region_state(r: Region | RegionData) -> dict[str, Any]:
+def _region_state(r: Region | RegionData) -> dict[str, object]:
     state = {name: getattr(r, name) for name in _REGION_FIELDS}
-    state["extra"] = dict(state["extra"])
+    state["extra"] = dict(as_mapping(state["extra"]))
     return state
 
 
@@ -100,20 +98,20 @@ def save_regions(session: Session, who: str, case_id: int, regions: Iterable[Reg
             session.delete(row)
             changed = True
     for uid, region in wanted.items():
-        state = _region_state(region) | {"extra": audit.jsonable(region.extra, f"region {uid!r} extra")}
-        row = existing.get(uid)
-        if row is None:
-            row = Region(case_id=case.id, uid=uid, created_at=now, updated_at=now, **state)
-            session.add(row)
+        state = _region_state(region) | {"extra": audit.jsonable_object(region.extra, f"region {uid!r} extra")}
+        current = existing.get(uid)
+        if current is None:
+            added = Region(case_id=case.id, uid=uid, created_at=now, updated_at=now, **state)
+            session.add(added)
             session.flush()
-            audit.record(session, who, "create", "region", row.id, case.id, None, {"id": uid} | state)
+            audit.record(session, who, "create", "region", added.id, case.id, None, {"id": uid} | state)
             changed = True
-        elif _region_state(row) != state:
-            before = {"id": uid} | _region_state(row)
+        elif _region_state(current) != state:
+            before = {"id": uid} | _region_state(current)
             for name, value in state.items():
-                setattr(row, name, value)
-            row.updated_at = now
-            audit.record(session, who, "update", "region", row.id, case.id, before, {"id": uid} | state)
+                setattr(current, name, value)
+            current.updated_at = now
+            audit.record(session, who, "update", "region", current.id, case.id, before, {"id": uid} | state)
             changed = True
     if changed:
         touch(case)
@@ -135,7 +133,7 @@ def score_record(s: Score) -> ScoreRecord:
 
 
 def save_scores(
-    session: Session, who: str, case_id: int, result: Mapping[str, Any], provenance: Mapping[str, Any],
+    session: Session, who: str, case_id: int, result: Mapping[str, object], provenance: Mapping[str, object],
     analysis_id: int | None,
 ) -> ScoreRecord:
     case = load_case(session, case_id, for_update=True)
@@ -143,8 +141,8 @@ def save_scores(
     if analysis_id is not None and session.get(CaseAnalysis, (case.id, analysis_id)) is None:
         raise StoreError(f"Analysis {analysis_id} is not part of case {case.accession}; scores must use its cells.")
     score = Score(
-        case_id=case.id, analysis_id=analysis_id, result=audit.jsonable(result, "the score results"),
-        provenance=audit.jsonable(provenance, "the score provenance"), created_at=utcnow(), created_by=who,
+        case_id=case.id, analysis_id=analysis_id, result=audit.jsonable_object(result, "the score results"),
+        provenance=audit.jsonable_object(provenance, "the score provenance"), created_at=utcnow(), created_by=who,
     )
     session.add(score)
     session.flush()

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from enum import Enum
 from pathlib import PurePath
-from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from core.errors import StoreError
+from core.jsontypes import JSONDict, JSONValue
 from core.store.models import AuditLog, utcnow
 
 
@@ -33,18 +33,27 @@ def os_user() -> str:
         return "unknown"
 
 
-def jsonable(value: Any, what: str) -> Any:
+def jsonable(value: object, what: str) -> JSONValue:
     """``value`` as plain JSON types: numpy scalars/arrays, enums, paths, dates and dataclasses
     are converted; NaN becomes None (a value that is not evaluable). Infinity and other objects
     raise StoreError naming ``what``.
     """
     try:
-        return json.loads(json.dumps(_plain(value), allow_nan=False))
+        data: JSONValue = json.loads(json.dumps(_plain(value), allow_nan=False))
     except (TypeError, ValueError) as err:
         raise StoreError(f"Cannot store {what}: {err}. Use numbers, text, lists and dicts.") from err
+    return data
 
 
-def _plain(value: Any) -> Any:
+def jsonable_object(value: object, what: str) -> JSONDict:
+    """:func:`jsonable` for a value stored in a JSON-object column: a mapping or a dataclass."""
+    data = jsonable(value, what)
+    if not isinstance(data, dict):
+        raise StoreError(f"Cannot store {what}: it is {type(value).__name__}, not a mapping of names to values.")
+    return data
+
+
+def _plain(value: object) -> object:
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset | np.ndarray):
@@ -71,8 +80,8 @@ def record(
     entity: str,
     entity_id: int | None,
     case_id: int | None,
-    before: Any = None,
-    after: Any = None,
+    before: object = None,
+    after: object = None,
 ) -> None:
     """Adds one audit row to ``session`` (flushed and committed with the change)."""
     session.add(
@@ -83,7 +92,7 @@ def record(
             entity=entity,
             entity_id=entity_id,
             case_id=case_id,
-            before=None if before is None else jsonable(before, "the audit entry"),
-            after=None if after is None else jsonable(after, "the audit entry"),
+            before=None if before is None else jsonable_object(before, "the audit entry"),
+            after=None if after is None else jsonable_object(after, "the audit entry"),
         )
     )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import platformdirs
 from alembic import command
@@ -69,7 +68,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     dbapi_connection.isolation_level = None  # the "begin" listener below emits BEGIN itself
     cursor = dbapi_connection.cursor()
     try:
@@ -81,7 +80,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _use_wal(cursor: Any) -> None:
+def _use_wal(cursor: sqlite3.Cursor) -> None:
     """Switch the file to WAL (persistent: a no-op once done). Switching needs the file to itself,
     and SQLite answers "database is locked" at once, without waiting out the busy timeout, when a
     second program opens a new database at the same moment; so that one retries for as long as the

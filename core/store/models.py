@@ -19,7 +19,6 @@ Why the shape:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -40,6 +39,8 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.jsontypes import JSONDict
 
 #: Constraint names are fixed so that later migrations (SQLite batch mode) can refer to them.
 NAMING_CONVENTION = {
@@ -147,13 +148,13 @@ class Analysis(Base):
     slide_id: Mapped[int] = mapped_column(ForeignKey("slides.id"), index=True)
     model_name: Mapped[str] = mapped_column(String(128))
     model_sha256: Mapped[str] = mapped_column(String(64))
-    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parameters: Mapped[JSONDict] = mapped_column(JSON)
     device: Mapped[str] = mapped_column(String(32))
     precision: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary: Mapped[JSONDict | None] = mapped_column(JSON)
     n_cells: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -190,7 +191,7 @@ class Region(Base):
     name: Mapped[str] = mapped_column(String(200))
     author: Mapped[str] = mapped_column(String(128))
     geometry_wkt: Mapped[str] = mapped_column(Text)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON)
+    extra: Mapped[JSONDict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -203,8 +204,8 @@ class Score(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     analysis_id: Mapped[int | None] = mapped_column(ForeignKey("analyses.id"))
-    result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[JSONDict] = mapped_column(JSON)
+    provenance: Mapped[JSONDict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str] = mapped_column(String(128))
 
@@ -236,8 +237,8 @@ class AuditLog(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    before: Mapped[JSONDict | None] = mapped_column(JSON)
+    after: Mapped[JSONDict | None] = mapped_column(JSON)
 
 
 class User(Base):

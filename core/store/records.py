@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING
+
+from core.jsontypes import JSONDict
+
+if TYPE_CHECKING:
+    from core.scores import CaseScores
 
 
 class CaseStatus(StrEnum):
@@ -80,13 +85,13 @@ class AnalysisRecord:
     slide_id: int
     model_name: str
     model_sha256: str
-    parameters: dict[str, Any]
+    parameters: JSONDict
     device: str
     precision: str
     status: AnalysisStatus
     started_at: datetime
     finished_at: datetime | None
-    summary: dict[str, Any] | None
+    summary: JSONDict | None
     n_cells: int | None
 
 
@@ -104,7 +109,7 @@ class RegionData:
     name: str = ""
     author: str = ""
     slide_id: int | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)  # made JSON (audit.jsonable) when saved
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +122,7 @@ class RegionRecord:
     name: str
     author: str
     slide_id: int | None
-    extra: dict[str, Any]
+    extra: JSONDict
     created_at: datetime
     updated_at: datetime
 
@@ -129,13 +134,13 @@ class ScoreRecord:
     id: int
     case_id: int
     analysis_id: int | None
-    result: dict[str, Any]
-    provenance: dict[str, Any]
+    result: JSONDict
+    provenance: JSONDict
     created_at: datetime
     created_by: str
 
     @property
-    def scores(self) -> Any:
+    def scores(self) -> CaseScores:
         """The stored result as core's typed :class:`core.scores.CaseScores` (``from_dict``)."""
         from core.scores import CaseScores  # scores need no store; only this reader needs scores
 
@@ -167,8 +172,8 @@ class AuditEntry:
     entity: str
     entity_id: int | None
     case_id: int | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: JSONDict | None
+    after: JSONDict | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 import pandas as pd
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.classes import CLASS_NAMES, class_table_of
 from core.errors import StoreError
 from core.store import _analyses, _cases, _results, _users, cells_codec
 from core.store.audit import os_user
@@ -164,7 +165,7 @@ class CaseStore:
     def update_case(self, case_id: int, *, notes: str | None = None, patient_id: str | None = None,
                     patient_name: str | None = None, patient_birth_date: str | None = None) -> CaseRecord:
         """Changes the given fields of a draft (None: unchanged; "" clears a patient field)."""
-        fields: dict[str, Any] = {}
+        fields: dict[str, object] = {}
         if notes is not None:
             fields["notes"] = notes
         for name, value in (("patient_id", patient_id), ("patient_name", patient_name),
@@ -254,7 +255,7 @@ class CaseStore:
         *,
         model_name: str,
         model_sha256: str,
-        parameters: Mapping[str, Any],
+        parameters: Mapping[str, object],
         device: str,
         precision: str,
     ) -> AnalysisRecord:
@@ -267,7 +268,7 @@ class CaseStore:
         )
 
     def finish_analysis(
-        self, analysis_id: int, *, status: str = AnalysisStatus.FINISHED, summary: Mapping[str, Any] | None = None
+        self, analysis_id: int, *, status: str = AnalysisStatus.FINISHED, summary: Mapping[str, object] | None = None
     ) -> AnalysisRecord:
         """Ends a running analysis: status "finished", "failed" or "cancelled"; it is final then."""
         try:
@@ -283,24 +284,29 @@ class CaseStore:
     def get_analysis(self, analysis_id: int) -> AnalysisRecord:
         return self._read(lambda s: _analyses.get_analysis(s, analysis_id))
 
-    def save_cells(self, analysis_id: int, cells: pd.DataFrame) -> AnalysisRecord:
+    def save_cells(self, analysis_id: int, cells: pd.DataFrame, classes: Sequence[str] = CLASS_NAMES) -> AnalysisRecord:
         """Saves the cell table of a running analysis, replacing cells saved before, in one transaction.
 
         cells: needs x_um, y_um (slide µm), class_id, probability, area_um2 (µm²); other columns
-        (x_px, y_px, class_name) are rebuilt on load from these and the slide's mpp.
+        (x_px, y_px, class_name) are rebuilt on load from these, the slide's mpp and the class
+        table. classes: the model card's class names (index -> name), which the analysis's summary
+        must record too (``classes``, as the engine's summary does) for :meth:`load_cells`.
         """
-        chunks = list(cells_codec.encode_chunks(cells_codec.columns_from_frame(cells)))
+        chunks = list(cells_codec.encode_chunks(cells_codec.columns_from_frame(cells, classes)))
         return self._write(lambda s: _analyses.save_cells(s, self._user, analysis_id, chunks))
 
     def load_cells(self, analysis_id: int) -> pd.DataFrame:
-        """The cell table of an analysis (columns of CONTRACTS.md "Cell table"; empty if none saved)."""
-        mpp, chunks = self._read(lambda s: _analyses.cell_chunks(s, analysis_id))
+        """The cell table of an analysis (columns of CONTRACTS.md "Cell table"; empty if none saved),
+        class names from the class table its summary records (the paper's for older analyses)."""
+        (mpp, chunks), summary = self._read(
+            lambda s: (_analyses.cell_chunks(s, analysis_id), _analyses.get_analysis(s, analysis_id).summary))
         columns = cells_codec.decode_chunks(chunks, f"analysis {analysis_id}")
-        return cells_codec.frame_from_columns(columns, mpp)
+        return cells_codec.frame_from_columns(columns, mpp, class_table_of(summary).names)
 
     # -- regions, scores, reports ---------------------------------------------------------------
 
-    def save_regions(self, case_id: int, regions: Iterable[RegionData | Mapping[str, Any] | Any]) -> list[RegionRecord]:
+    def save_regions(self, case_id: int, regions: Iterable[RegionData | Mapping[str, object] | object]
+                     ) -> list[RegionRecord]:
         """Makes the draft case's regions exactly ``regions`` (geometry WKT in slide µm).
 
         Takes :class:`RegionData`, mappings with its keys, or objects such as core.regions.Region.
@@ -314,9 +320,9 @@ class CaseStore:
     def save_scores(
         self,
         case_id: int,
-        result: Mapping[str, Any],
+        result: Mapping[str, object],
         *,
-        provenance: Mapping[str, Any],
+        provenance: Mapping[str, object],
         analysis_id: int | None = None,
     ) -> ScoreRecord:
         """Adds score results (JSON-able; NaN is kept as None) with how they were computed."""

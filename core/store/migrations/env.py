@@ -17,6 +17,7 @@ head, change ``models.py``, then autogenerate against it and review the result::
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from core.store.models import Base
 
@@ -24,8 +25,9 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _configure(**kwargs: object) -> None:
-    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, **kwargs)
+def _configure(*, url: str | None = None, connection: Connection | None = None, literal_binds: bool = False) -> None:
+    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, url=url,
+                      connection=connection, literal_binds=literal_binds)
 
 
 def run_offline() -> None:
