@@ -13,13 +13,13 @@ import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from core.errors import RegionError
+from core.jsontypes import JSONDict, JSONMapping, JSONValue, as_mapping
 
 _GEOMETRY_TYPES = {
     "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection",
@@ -36,7 +36,7 @@ _OLD_OBJECT_TYPES = {
 }
 
 
-def load_json(path: str | Path) -> Any:
+def load_json(path: str | Path) -> JSONValue:
     """Parse a JSON file; RegionError naming the file and the problem."""
     path = Path(path)
     try:
@@ -46,7 +46,8 @@ def load_json(path: str | Path) -> Any:
     except UnicodeDecodeError as err:
         raise RegionError(f"Cannot read {path.name}: not a text (GeoJSON) file ({err.reason}).") from err
     try:
-        return json.loads(text)
+        data: JSONValue = json.loads(text)
+        return data
     except json.JSONDecodeError as err:
         raise RegionError(
             f"Cannot read {path.name}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}). "
@@ -60,7 +61,7 @@ def load_json(path: str | Path) -> Any:
                           "Export it again from QuPath (File > Export objects as GeoJSON).") from err  # fmt: skip
 
 
-def features(data: Any, source: str) -> list[dict[str, Any]]:
+def features(data: object, source: str) -> list[JSONDict]:
     """The Features in a FeatureCollection, a bare Feature, a bare geometry or a list of Features."""
     if isinstance(data, Mapping):
         kind = data.get("type")
@@ -89,12 +90,12 @@ def features(data: Any, source: str) -> list[dict[str, Any]]:
     return [dict(item) for item in items]
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def check_feature(item: Any, what: str) -> None:
+def check_feature(item: object, what: str) -> None:
     """RegionError naming ``what`` unless ``item`` has a Feature's structure (fields of the right types)."""
     if not isinstance(item, Mapping):
         raise RegionError(f"{what} is not a GeoJSON Feature (an object), found {type(item).__name__} {_short(item)}.")
@@ -111,15 +112,15 @@ def check_feature(item: Any, what: str) -> None:
         raise RegionError(f"{what}: the geometry's 'type' must be a text such as \"Polygon\", found {_short(geometry.get('type'))}.")
 
 
-def feature_label(feature: Mapping[str, Any], source: str, index: int) -> str:
+def feature_label(feature: JSONMapping, source: str, index: int) -> str:
     """``"file.geojson: feature 3 (Tumor)"``: how messages name a feature (by index and name or class)."""
-    props = feature.get("properties") or {}
+    props = as_mapping(feature.get("properties"))
     name = props.get("name") if isinstance(props.get("name"), str) else None
     cls, _ = classification(feature)
     return f"{source}: feature {index} ({_short(name or cls or 'unnamed').strip(chr(39))})"
 
 
-def object_type(feature: Mapping[str, Any]) -> str:
+def object_type(feature: JSONMapping) -> str:
     """QuPath object type: "annotation", "detection", "cell", ... ("annotation" when unstated)."""
     props = feature.get("properties") or {}
     if isinstance(props, Mapping) and isinstance(props.get("objectType"), str):
@@ -130,12 +131,12 @@ def object_type(feature: Mapping[str, Any]) -> str:
     return "annotation"
 
 
-def is_old_style_id(value: Any) -> bool:
+def is_old_style_id(value: object) -> bool:
     """True for QuPath 0.2's ``"id": "PathAnnotationObject"`` style, which is not an object id."""
     return isinstance(value, str) and value in _OLD_OBJECT_TYPES
 
 
-def _rgb(colour: Any) -> list[int] | None:
+def _rgb(colour: object) -> list[int] | None:
     """[r, g, b] from a list of three numbers 0-255 or a packed (A)RGB int; None for anything else."""
     if isinstance(colour, list) and len(colour) >= 3:
         values = colour[:3]
@@ -147,7 +148,7 @@ def _rgb(colour: Any) -> list[int] | None:
     return None
 
 
-def classification(feature: Mapping[str, Any]) -> tuple[str | None, list[int] | None]:
+def classification(feature: JSONMapping) -> tuple[str | None, list[int] | None]:
     """(class name, [r, g, b]) of a feature; either may be None. Reads ``color`` or old ``colorRGB``.
 
     A bare name (``"classification": "Tumor"``) is read as the class name; a colour that is not
@@ -170,7 +171,7 @@ def hex_to_rgb(colour: str) -> list[int]:
     return [int(c[i : i + 2], 16) for i in (0, 2, 4)]
 
 
-def geometry_px_to_um(geojson_geometry: Any, mpp: tuple[float, float], what: str) -> BaseGeometry:
+def geometry_px_to_um(geojson_geometry: object, mpp: tuple[float, float], what: str) -> BaseGeometry:
     """A GeoJSON geometry in level-0 pixels as a shapely geometry in slide µm."""
     if not isinstance(geojson_geometry, Mapping):
         raise RegionError(f"{what}: has no geometry.")
@@ -189,7 +190,7 @@ def geometry_px_to_um(geojson_geometry: Any, mpp: tuple[float, float], what: str
     return shapely.transform(geom, lambda xy: xy * np.asarray(mpp, dtype=float))
 
 
-def geometry_um_to_px(geometry: BaseGeometry, mpp: tuple[float, float], decimals: int = 3) -> dict[str, Any]:
+def geometry_um_to_px(geometry: BaseGeometry, mpp: tuple[float, float], decimals: int = 3) -> JSONDict:
     """A shapely geometry in slide µm as a GeoJSON geometry dict in level-0 pixels."""
     px = shapely.transform(geometry, lambda xy: np.round(xy / np.asarray(mpp, dtype=float), decimals))
     return shapely.geometry.mapping(px)

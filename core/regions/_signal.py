@@ -9,9 +9,11 @@ from __future__ import annotations
 import inspect
 import weakref
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 
 T = TypeVar("T")
+#: A connected callback: a bound method held weakly, or any other callable held as is.
+_Slot: TypeAlias = "Callable[[T], object] | weakref.WeakMethod[Callable[[T], object]]"
 
 
 class Signal(Generic[T]):
@@ -22,11 +24,11 @@ class Signal(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._slots: list[Any] = []
+        self._slots: list[_Slot[T]] = []
 
     def connect(self, callback: Callable[[T], object]) -> Callable[[T], object]:
         """Subscribe ``callback``; returns it so the method can be used as a decorator."""
-        ref: Any = weakref.WeakMethod(callback) if inspect.ismethod(callback) else callback
+        ref: _Slot[T] = weakref.WeakMethod(callback) if inspect.ismethod(callback) else callback
         if ref not in self._slots:
             self._slots.append(ref)
         return callback
@@ -47,5 +49,5 @@ class Signal(Generic[T]):
         return sum(self._resolve(s) is not None for s in self._slots)
 
     @staticmethod
-    def _resolve(slot: Any) -> Callable[..., object] | None:
+    def _resolve(slot: _Slot[T]) -> Callable[[T], object] | None:
         return slot() if isinstance(slot, weakref.WeakMethod) else slot

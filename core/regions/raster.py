@@ -36,7 +36,7 @@ def mask_to_polygon(mask: np.ndarray, pixel_um: float | tuple[float, float], sim
     if not mask.any():
         return Polygon()
     padded = np.pad(mask, 1).astype(np.float32)
-    rings = []
+    rings: list[Polygon] = []
     for contour in find_contours(padded, 0.5):
         if len(contour) < 4:
             continue

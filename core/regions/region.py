@@ -7,17 +7,17 @@ Coordinates are slide µm: origin at the top-left corner of level 0, x to the ri
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TypeAlias
 
 from shapely.geometry import MultiPolygon, Polygon
 
 from core.errors import RegionError
+from core.jsontypes import JSONMapping
 
 #: A region's geometry: always polygonal, in slide µm.
-Polygonal = Polygon | MultiPolygon
+Polygonal: TypeAlias = Polygon | MultiPolygon
 
 UM2_PER_MM2 = 1e6
 
@@ -67,7 +67,7 @@ class Region:
     name: str = ""
     author: str = ""
     id: str = field(default_factory=_new_id)
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    extra: JSONMapping = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", RegionKind.parse(self.kind))

@@ -14,6 +14,7 @@ import shapely
 from shapely.geometry import box
 
 from core.errors import RegionError
+from core.jsontypes import as_float
 from core.regions._signal import Signal
 from core.regions.region import Polygonal, Region, RegionKind
 from core.regions.validate import MIN_AREA_UM2, GeometryReport, as_polygonal, polygonal_parts, validate_region
@@ -157,7 +158,7 @@ class RegionSet:
         }
         if len(widths) != 1 or None in widths:
             return None
-        return float(widths.pop())
+        return as_float(widths.pop())
 
     def remove(self, region_id: str) -> Region:
         """Remove and return the region with ``region_id``."""
