@@ -30,12 +30,12 @@ from core.analysis import jsonable
 from core.errors import CoreError, StoreError
 from core.progress import CancelToken, Progress
 from core.report import ReportSettings, render_report
+from core.resources import demo_cohort_csv, demo_model_dir
 
 DEFAULT_SIZE = 4096
 DEFAULT_SEED = 7
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
-DEMO_COHORT = RESOURCES / "reference" / "demo_cohort.csv"
-DEMO_MODEL = RESOURCES / "models" / "demo"
+DEMO_COHORT = demo_cohort_csv()
+DEMO_MODEL = demo_model_dir()
 #: Demo cases are named DEMO-<size>-<seed>; only they are scored against the SYNTHETIC demo cohort.
 DEMO_ACCESSION_PREFIX = "DEMO-"
 DEMO_SETTINGS = ReportSettings(lab_name="HoechstScore demonstration laboratory",

@@ -81,3 +81,7 @@ class StoreError(CoreError):
 
 class ConfigError(CoreError):
     """A configuration value or key is invalid; the message lists the valid ones."""
+
+
+class ResourceError(CoreError):
+    """A file shipped with HoechstScore (demo model, reference cohort, logo) cannot be found."""

@@ -189,11 +189,12 @@ def run_validation(options: ValidationOptions, cancel: CancelToken | None = None
     """Validate ``options.cases`` phantoms; yields progress, returns one CaseValidation per case."""
     from core.models.inference import load_for_inference
     from core.models.runtime import default_model_dir
+    from core.resources import demo_cohort_csv
     from core.scores import ReferenceCohort
 
     cancel = cancel or CancelToken()
     model = load_for_inference(options.model_dir or default_model_dir(), options.device, options.precision, options.runtime)
-    reference = options.reference_csv or Path(__file__).resolve().parents[1] / "resources" / "reference" / "demo_cohort.csv"
+    reference = options.reference_csv or demo_cohort_csv()
     cohort = ReferenceCohort.from_csv(reference)
     rng = np.random.default_rng(options.first_seed)
     levels = rng.uniform(0.0, 1.0, size=(options.cases, 2))

@@ -6,11 +6,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from core.report.branding import draw_logo
+from core.resources import resource_path
 
-ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
+#: resources/icons of the source checkout (the editable install maps the package to it).
+ICONS = resource_path("icons")
 
 
 def main() -> None:

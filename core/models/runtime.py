@@ -27,6 +27,7 @@ from core.errors import ConfigError, ModelLoadError
 from core.models.card import ModelCard
 from core.models.precision import Hardware, precision_plan
 from core.models.weights import load_weights
+from core.resources import demo_model_dir
 
 #: Minimum fraction of pixels whose argmax class must agree with fp32 for a reduced precision.
 PARITY_THRESHOLD = 0.995
@@ -102,9 +103,9 @@ def classes_from_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def default_model_dir() -> Path:
-    """The demo model: ``resources/models/demo`` beside the code, else the user's installed
-    ``models/demo`` (platformdirs user data dir). Returns the shipped path when neither exists."""
-    shipped = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo"
+    """The demo model: the shipped one (:func:`core.resources.demo_model_dir`), else the user's
+    installed ``models/demo`` (platformdirs user data dir). Returns the shipped path when neither exists."""
+    shipped = demo_model_dir()
     if not (shipped / "model.json").exists():
         installed = Path(platformdirs.user_data_dir("HoechstScore")) / "models" / "demo"
         if (installed / "model.json").exists():

@@ -12,10 +12,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from core.errors import ResourceError
 from core.report.colours import BRAND, MARKER_COLOURS, hex_to_rgb
-
-#: Where the shipped logo lives (a source checkout or an installed tree with resources/).
-DEFAULT_LOGO = Path(__file__).resolve().parents[2] / "resources" / "branding" / "logo.png"
+from core.resources import logo_png_path
 
 
 def draw_logo(size: int = 256) -> Image.Image:
@@ -42,18 +41,23 @@ def logo_png(path: Path | None = None) -> bytes:
     """PNG bytes of the logo at ``path``, else of the shipped logo, else of the drawn mark."""
     if path is not None:
         return Path(path).read_bytes()
-    if DEFAULT_LOGO.is_file():
-        return DEFAULT_LOGO.read_bytes()
+    try:
+        shipped = logo_png_path()
+    except ResourceError:  # the shipped files are not installed: the drawn mark is the same logo
+        shipped = None
+    if shipped is not None and shipped.is_file():
+        return shipped.read_bytes()
     buf = io.BytesIO()
     draw_logo().save(buf, format="PNG")
     return buf.getvalue()
 
 
 def main() -> None:
-    """Rewrite ``resources/branding/logo.png``."""
-    DEFAULT_LOGO.parent.mkdir(parents=True, exist_ok=True)
-    draw_logo().save(DEFAULT_LOGO, format="PNG")
-    print(DEFAULT_LOGO)
+    """Rewrite ``resources/branding/logo.png`` (in a source checkout with an editable install)."""
+    logo = logo_png_path()
+    logo.parent.mkdir(parents=True, exist_ok=True)
+    draw_logo().save(logo, format="PNG")
+    print(logo)
 
 
 if __name__ == "__main__":

@@ -187,8 +187,9 @@ def _installed_card(sha256: str) -> dict[str, Any]:
     without their card; {} when none matches."""
     try:
         from core.models.installed import list_models
+        from core.resources import resource_path
 
-        demo = Path(__file__).resolve().parents[2] / "resources" / "models"
+        demo = resource_path("models")
         for _, card in list_models(extra_dirs=(demo,)):
             if sha256 and card.weights_sha256 == sha256:
                 return card.to_dict()

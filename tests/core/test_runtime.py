@@ -145,7 +145,9 @@ def test_card_with_unknown_field_is_refused(tiny_dir: Path, tmp_path: Path) -> N
 
 
 def test_default_model_dir_is_the_shipped_demo() -> None:
-    assert default_model_dir().parts[-3:] == ("resources", "models", "demo")
+    from core.resources import demo_model_dir
+
+    assert default_model_dir() == demo_model_dir() and (default_model_dir() / "model.json").is_file()
 
 
 def _fake_gpu(limit: int):

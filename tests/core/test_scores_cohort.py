@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from core.errors import ScoreError
+from core.resources import demo_cohort_csv, resource_path
 from core.scores import COHORT_PARAMETERS, ReferenceCohort
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADER = ",".join(COHORT_PARAMETERS)
 
 
@@ -80,8 +80,8 @@ def test_from_records_and_to_csv_round_trip(tmp_path: Path) -> None:
 
 
 def test_demo_cohort_is_synthetic_and_plausible() -> None:
-    c = ReferenceCohort.from_csv(ROOT / "resources" / "reference" / "demo_cohort.csv")
-    meta = json.loads((ROOT / "resources" / "reference" / "demo_cohort.json").read_text())
+    c = ReferenceCohort.from_csv(demo_cohort_csv())
+    meta = json.loads(resource_path("reference", "demo_cohort.json").read_text())
     assert c.synthetic and meta["synthetic"] is True and c.name == meta["name"] and c.n == meta["n"] == 150
     d = c.densities
     assert (d["CD3_IM"].median() > d["CD3_CT"].median()) and (d["CD8_IM"].median() > d["CD8_CT"].median())

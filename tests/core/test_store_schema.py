@@ -82,6 +82,9 @@ def test_migrations_work_from_an_installed_wheel(tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
     shutil.copy(ROOT / "pyproject.toml", source)
+    shutil.copy(ROOT / "setup.py", source)  # lists the packages
+    (source / "resources").mkdir()  # the shipped files' package, without its 28 MB (tests/core/test_resources.py)
+    shutil.copy(ROOT / "resources" / "__init__.py", source / "resources")
     shutil.copytree(ROOT / "core", source / "core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     built = subprocess.run(  # what pip does, without pip's start-up time: PEP 517 build_wheel
         [sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_wheel({str(tmp_path / 'dist')!r})"],
@@ -95,6 +98,7 @@ def test_migrations_work_from_an_installed_wheel(tmp_path: Path) -> None:
     assert "core/store/migrations/env.py" in names
     assert "core/store/migrations/versions/0001_initial.py" in names
     assert "core/store/migrations/versions/0002_users_signatures.py" in names
+    assert "hoechstscore_resources/__init__.py" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     script = (

@@ -53,11 +53,12 @@ def test_one_phantom_case_end_to_end(tmp_path: Path, one_torch_thread) -> None:
     """Slide → engine → scores on a small phantom; the demo model at fp32 (pinned)."""
     from core.models.runtime import default_model_dir, load_model
     from core.progress import CancelToken, run_to_completion
+    from core.resources import demo_cohort_csv
     from core.scores import ReferenceCohort
 
     options = ValidationOptions(cases=1, size=768, work_dir=tmp_path)
     model = load_model(default_model_dir(), device="cpu", precision="fp32")
-    cohort = ReferenceCohort.from_csv(Path(__file__).resolve().parents[2] / "resources/reference/demo_cohort.csv")
+    cohort = ReferenceCohort.from_csv(demo_cohort_csv())
     case = run_to_completion(validate_case(5000, (1.0, 1.0), model, options, cohort, CancelToken()))
     assert {(r["region"], r["group"]) for r in case.rows} == {(r, g) for r in ("CT", "IM") for g in ("CD3+", "CD8+", "CD20+")}
     assert case.true_lymphocytes > 20

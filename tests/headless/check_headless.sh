@@ -47,13 +47,18 @@ step "headless commands"
 "$WORK/venv/bin/hoechstscore-core" --help >/dev/null
 "$PY" -m training.retrain --help >/dev/null
 
+step "the shipped files come with the wheel (package data, not the source tree)"
+read -r DEMO_MODEL DEMO_COHORT < <("$PY" -c "from core.resources import demo_model_dir as m, demo_cohort_csv as c; print(m(), c())")
+case "$DEMO_MODEL" in "$WORK/venv/"*) ;; *) echo "FAIL: the demo model is not the installed one: $DEMO_MODEL"; exit 1;; esac
+[ -f "$DEMO_MODEL/model.safetensors" ] && [ -f "$DEMO_COHORT" ] || { echo "FAIL: the wheel lacks the demo model or cohort"; exit 1; }
+
 step "a two-case cohort on one local Dask worker"
 "$PY" -m core phantom --size 512 --seed 1 --out p1 >/dev/null
 "$PY" -m core phantom --size 512 --seed 2 --out p2 >/dev/null
 printf 'case_id,slide,regions\nH1,p1/hoechst.ome.tif,p1/tumour.geojson\nH2,p2/hoechst.ome.tif,p2/tumour.geojson\n' > manifest.csv
-"$PY" -m core cohort manifest.csv --out cohort --workers 1 --model "$WORK/src/resources/models/demo" \
+"$PY" -m core cohort manifest.csv --out cohort --workers 1 --model "$DEMO_MODEL" \
     --device cpu --precision fp32 --tissue-min-area 500 --im-width 12 --reference-csv \
-    "$WORK/src/resources/reference/demo_cohort.csv" --store "sqlite:///$WORK/cases.db" --reference
+    "$DEMO_COHORT" --store "sqlite:///$WORK/cases.db" --reference
 "$PY" - <<'PYEOF'
 import pandas as pd
 t = pd.read_parquet("cohort/cohort.parquet")
