@@ -1,33 +1,32 @@
-"""The app's analysis job: load the model, then core's analyse-and-record, as one generator.
+"""The app's analysis job: core's load-analyse-record (:func:`core.case.analyse_case_slide`) with the
+app's engine parameters and checkpoint folder.
 
-:func:`core.analysis.analyse_and_record` does the work (its :class:`~core.engine.BlockDone`
-progress carries each block's cells, which the view shows as they come); this only adds loading the
-chosen model and the app's checkpoint folder, so an analysis interrupted by a crash resumes.
+The work is core's (its :class:`~core.engine.BlockDone` progress carries each block's cells, which
+the view shows as they come); this only picks what is the app's: the engine parameters (a core
+left to the event loop), the checkpoint folder in the user's cache (so an analysis interrupted by
+a crash resumes), and keeping torch out of full GC passes once the model is loaded.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Generator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import platformdirs
 
+from core.case import RecordedAnalysis
 from core.progress import CancelToken, Progress
 
+if TYPE_CHECKING:
+    from core.engine import AnalysisParams
+    from core.models.runtime import LoadedModel
+    from core.slides import Slide
+    from core.store import CaseStore
 
-@dataclass(frozen=True)
-class AnalysisOutcome:
-    """What a finished analysis left in the store."""
-
-    analysis_id: int
-    cells: pd.DataFrame
-    model_name: str
-    model_sha256: str
-    summary: dict[str, Any]
+#: What a finished analysis job returns: the stored analysis and the engine's result.
+AnalysisOutcome = RecordedAnalysis
 
 
 def checkpoint_dir() -> Path:
@@ -35,7 +34,7 @@ def checkpoint_dir() -> Path:
     return Path(platformdirs.user_cache_dir("HoechstScore", appauthor=False)) / "checkpoints"
 
 
-def engine_params(channel: str | None = None) -> Any:
+def engine_params(channel: str | None = None) -> AnalysisParams:
     """The engine parameters the app analyses with; ``channel``: the nuclear channel the user chose
     (None: the model card's role, found by name).
 
@@ -46,37 +45,24 @@ def engine_params(channel: str | None = None) -> Any:
     return AnalysisParams(torch_threads=max(1, (os.cpu_count() or 2) - 1), channel=channel)
 
 
+def _freeze(_model: LoadedModel) -> None:
+    from app.workers import freeze_long_lived
+
+    freeze_long_lived()  # torch and the model are here for good: keep them out of full GC passes
+
+
 def analysis_job(
-    store: Any, case_id: int, slide_id: int, slide: Any, model_dir: Path, *, device: str | None,
+    store: CaseStore, case_id: int, slide_id: int, slide: Slide, model_dir: Path, *, device: str | None,
     precision: str | None, cancel: CancelToken, channel: str | None = None,
-    provenance: dict[str, Any] | None = None,
-) -> Generator[Progress, None, AnalysisOutcome]:
+    provenance: Mapping[str, Any] | None = None,
+) -> Generator[Progress, None, RecordedAnalysis]:
     """Analyse ``slide`` (an open core Slide) with the model in ``model_dir`` and store the result.
 
     channel: the nuclear channel to read; provenance: recorded beside the engine parameters
     (pixel size and its source, see ``CaseSession.analysis_parameters``).
     """
-    import dataclasses
+    from core.case import analyse_case_slide
 
-    from app.workers import freeze_long_lived
-    from core.analysis import analyse_and_record, jsonable
-    from core.errors import CoreError
-    from core.models import load_card
-    from core.models.inference import load_for_inference
-
-    try:
-        name = f" “{load_card(model_dir).name}”"
-    except CoreError:  # load_model below says what is wrong with the folder
-        name = ""
-    yield Progress(0, 0, f"Loading the model{name}…")
-    params = engine_params(channel)
-    # the runtime rule of `core analyse`, so the app and the CLI count the same cells on one computer
-    model = load_for_inference(model_dir, device, precision, threads=params.torch_threads)
-    freeze_long_lived()  # torch and the model are here for good: keep them out of full GC passes
-    cancel.check()
-    parameters = {"engine": jsonable(dataclasses.asdict(params)), **(provenance or {})}
-    recorded = yield from analyse_and_record(store, case_id, slide_id, slide, model, params, parameters=parameters,
-                                             cancel=cancel, checkpoint_dir=checkpoint_dir())
-    card = model.card
-    summary = recorded.summary  # as stored: with the tissue mask the case's Tissue region comes from
-    return AnalysisOutcome(recorded.analysis_id, recorded.result.cells, card.name, card.weights_sha256, summary)
+    return (yield from analyse_case_slide(
+        store, case_id, slide_id, slide, model_dir, engine_params(channel), device=device, precision=precision,
+        provenance=provenance, cancel=cancel, checkpoint_dir=checkpoint_dir(), on_loaded=_freeze))

@@ -22,15 +22,24 @@ import shutil
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from core.analysis import jsonable
+from core.case import jsonable
 from core.errors import CoreError, StoreError
 from core.progress import CancelToken, Progress
 from core.report import ReportSettings, render_report
 from core.resources import demo_cohort_csv, demo_model_dir
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.engine import AnalysisParams
+    from core.engine.summary import AnalysisSummary
+    from core.regions import RegionSet
+    from core.scores import CaseScores
+    from core.store import CaseRecord, CaseStore, SlideRecord
 
 DEFAULT_SIZE = 4096
 DEFAULT_SEED = 7
@@ -164,17 +173,17 @@ class DemoResult:
     n_cells: int
     analysed: bool
     report_sha256: str
-    scores: Any = field(repr=False)
+    scores: CaseScores = field(repr=False)
 
 
 @dataclass(frozen=True)
 class _Run:
     analysis_id: int
-    cells: Any
+    cells: pd.DataFrame
     analysed: bool
 
 
-def _demo_slide_record(store: Any, case: Any, slide: DemoSlide) -> Any:
+def _demo_slide_record(store: CaseStore, case: CaseRecord, slide: DemoSlide) -> SlideRecord:
     """The slide record of the demo slide in the case (added to a draft case when missing)."""
     from core.fingerprint import slide_fingerprint
 
@@ -189,10 +198,10 @@ def _demo_slide_record(store: Any, case: Any, slide: DemoSlide) -> Any:
                            fingerprint=identity.sha256, size_bytes=identity.size)
 
 
-def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptions, cancel: CancelToken
-                     ) -> Generator[Progress, None, _Run]:
+def analyse_or_reuse(store: CaseStore, case: CaseRecord, slide: DemoSlide, options: DemoOptions,
+                     cancel: CancelToken) -> Generator[Progress, None, _Run]:
     """The cells of the demo slide: from a stored analysis that fits, else from a new one."""
-    from core.analysis import close_interrupted
+    from core.case import close_interrupted, finished_analyses
     from core.models.card import load_card
 
     record = _demo_slide_record(store, case, slide)
@@ -200,50 +209,44 @@ def analyse_or_reuse(store: Any, case: Any, slide: DemoSlide, options: DemoOptio
         close_interrupted(store, case.id)  # a demo run killed half-way must not block signing
     card = load_card(options.model_dir)
     engine_params = demo_analysis_params(slide)
-    wanted = {"engine": analysis_parameters(engine_params)}
     result_key = jsonable(engine_params.result_key())  # fields that change the cells (not speed)
 
     def same_cells(stored: dict[str, Any]) -> bool:
         engine = stored.get("engine") or {}
         return all(k in engine and engine[k] == v for k, v in result_key.items())
 
-    fits = [a for a in store.list_analyses(case.id)
-            if str(a.status) == "finished" and a.slide_id == record.id
-            and a.model_sha256 == card.weights_sha256 and same_cells(a.parameters)]
+    fits = [a for a in finished_analyses(store, case.id)
+            if a.slide_id == record.id and a.model_sha256 == card.weights_sha256 and same_cells(a.parameters)]
     if fits and not options.reanalyse:
         yield Progress(1, 1, f"Re-using the stored analysis of {case.accession}")
         return _Run(fits[-1].id, store.load_cells(fits[-1].id), analysed=False)
     if case.is_signed:
         raise CoreError(f"Demo case {case.accession} is signed: it cannot take a new analysis.")
-    analysis_id = yield from _analyse(store, case.id, record.id, slide, options, engine_params, wanted, cancel)
+    analysis_id = yield from _analyse(store, case.id, record.id, slide, options, engine_params, cancel)
     return _Run(analysis_id, store.load_cells(analysis_id), analysed=True)
 
 
-def _analyse(store: Any, case_id: int, slide_id: int, slide: DemoSlide, options: DemoOptions, engine_params: Any,
-             parameters: dict[str, Any], cancel: CancelToken) -> Generator[Progress, None, int]:
-    """Run the engine on the demo slide and store the analysis; returns its id."""
-    from core.analysis import analyse_and_record
-    from core.models.card import load_card
-    from core.models.inference import load_for_inference
+def _analyse(store: CaseStore, case_id: int, slide_id: int, slide: DemoSlide, options: DemoOptions,
+             engine_params: AnalysisParams, cancel: CancelToken) -> Generator[Progress, None, int]:
+    """Run the engine on the demo slide and store the analysis (core's load-analyse-record); returns its id."""
+    from core.case import analyse_case_slide
     from core.slides import open_slide
 
-    yield Progress(0, 0, f"Loading the model “{load_card(options.model_dir).name}”…")
-    model = load_for_inference(options.model_dir, options.device, options.precision, threads=engine_params.torch_threads)
     with open_slide(slide.hoechst, mpp=slide.mpp) as opened:
-        recorded = yield from analyse_and_record(
-            store, case_id, slide_id, opened, model, engine_params, parameters=parameters, cancel=cancel,
-            checkpoint_dir=slide.directory / "checkpoints",
+        recorded = yield from analyse_case_slide(
+            store, case_id, slide_id, opened, options.model_dir, engine_params, device=options.device,
+            precision=options.precision, cancel=cancel, checkpoint_dir=slide.directory / "checkpoints",
         )
     return recorded.analysis_id
 
 
-def store_regions(store: Any, case: Any, slide: DemoSlide, summary: dict[str, Any]) -> Any:
+def store_regions(store: CaseStore, case: CaseRecord, slide: DemoSlide, summary: AnalysisSummary) -> RegionSet:
     """The phantom's tumour outline (as a user would draw it), the tissue the analysis found
     (``summary``: the stored analysis's), CT and IM derived with the IM half-width (RegionSet).
 
     Region ids are fixed (``demo-tumour-1`` ...), so saving the same regions again changes nothing.
     """
-    from core.analysis import detected_tissue
+    from core.case import detected_tissue
     from core.regions import RegionSet, read_regions_geojson
 
     size = slide.metadata["size"]
@@ -265,9 +268,10 @@ def store_regions(store: Any, case: Any, slide: DemoSlide, summary: dict[str, An
     return regions
 
 
-def store_scores(store: Any, case: Any, run: _Run, regions: Any, cohort_csv: Path, slide: DemoSlide) -> Any:
+def store_scores(store: CaseStore, case: CaseRecord, run: _Run, regions: RegionSet, cohort_csv: Path,
+                 slide: DemoSlide) -> CaseScores:
     """Score the cells in the regions against the demo cohort; store them when they changed."""
-    from core.analysis import score_and_record
+    from core.case import score_and_record
     from core.scores import ReferenceCohort
 
     analysis = store.get_analysis(run.analysis_id)
@@ -278,10 +282,11 @@ def store_scores(store: Any, case: Any, run: _Run, regions: Any, cohort_csv: Pat
     return recorded.scores
 
 
-def write_outputs(out_dir: Path, pdf: bytes, scores: Any, regions: Any, cells: Any, mpp: tuple[float, float]
-                  ) -> dict[str, Path]:
-    """``report.pdf``, ``scores.json``, ``regions.geojson`` and ``cells.csv`` in ``out_dir``."""
-    from core.cells import write_cells_csv
+def write_outputs(out_dir: Path, pdf: bytes, scores: CaseScores, regions: RegionSet, cells: pd.DataFrame,
+                  mpp: tuple[float, float], im_half_width_um: float) -> dict[str, Path]:
+    """``report.pdf``, ``scores.json``, ``regions.geojson`` and ``cells.csv`` (with each cell's
+    scored region, as the app exports it) in ``out_dir``."""
+    from core.case import write_case_cells_csv
     from core.regions import write_regions_geojson
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -291,11 +296,11 @@ def write_outputs(out_dir: Path, pdf: bytes, scores: Any, regions: Any, cells: A
     paths["scores"].write_text(json.dumps(jsonable(scores.to_dict()), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                                encoding="utf-8")
     write_regions_geojson(list(regions), paths["regions"], mpp)
-    write_cells_csv(cells, paths["cells"])
+    write_case_cells_csv(cells, regions, im_half_width_um, paths["cells"])
     return paths
 
 
-def demo_analysis_params(slide: DemoSlide) -> Any:
+def demo_analysis_params(slide: DemoSlide) -> AnalysisParams:
     """Default engine parameters; on a small demo slide, smaller tissue pieces are kept as tissue
     (the default minimum, 20,000 µm², is more than a 1024² phantom's largest piece)."""
     from core.engine import AnalysisParams
@@ -303,11 +308,6 @@ def demo_analysis_params(slide: DemoSlide) -> Any:
     side_um = float(slide.metadata["size"]) * slide.mpp[0]
     default = AnalysisParams()
     return dataclasses.replace(default, tissue_min_area_um2=min(default.tissue_min_area_um2, side_um**2 / 20))
-
-
-def analysis_parameters(params: Any) -> dict[str, Any]:
-    """The engine parameters as stored with the analysis (to decide whether one can be re-used)."""
-    return jsonable(dataclasses.asdict(params))
 
 
 @dataclass(frozen=True)
@@ -322,6 +322,7 @@ class DemoSlideReady(Progress):
 def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None
                   ) -> Generator[Progress, None, DemoResult]:
     """Run the whole demo pipeline (see the module docstring); yields progress, returns DemoResult."""
+    from core.case.opened import analysis_summary
     from core.report.from_store import report_data_from_store
     from core.store import CaseStore
 
@@ -339,12 +340,12 @@ def run_demo_case(options: DemoOptions, cancel: CancelToken | None = None
             case = store.create_case(accession, notes="Synthetic demo case made by `python -m core demo-case`.")
         run = yield from analyse_or_reuse(store, case, slide, options, cancel)
         yield Progress(0, 0, "Deriving CT and IM, scoring")
-        regions = store_regions(store, case, slide, store.get_analysis(run.analysis_id).summary or {})
+        regions = store_regions(store, case, slide, analysis_summary(store.get_analysis(run.analysis_id)))
         scores = store_scores(store, case, run, regions, options.cohort_csv, slide)
         yield Progress(0, 0, "Writing the report")
         pdf = render_report(report_data_from_store(store, case.id), options.settings)
         sha = hashlib.sha256(pdf).hexdigest()
-        out = write_outputs(options.out_dir, pdf, scores, regions, run.cells, slide.mpp)
+        out = write_outputs(options.out_dir, pdf, scores, regions, run.cells, slide.mpp, slide.im_half_width_um)
         reports = store.list_reports(case.id)
         if not reports or reports[-1].sha256 != sha:
             store.save_report(case.id, pdf=pdf, path=out["report"])

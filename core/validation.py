@@ -144,8 +144,9 @@ def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster
                  seed: int, levels: tuple[float, float]) -> CaseValidation:
     """The engine's ``cells`` and tissue mask of the phantom in ``out`` against its truth: no model
     involved, so the same engine output can be compared again (e.g. under another cell filter)."""
-    from core.analysis import detected_tissue
+    from core.case import detected_tissue
     from core.classes import class_index
+    from core.engine.summary import AnalysisSummary
     from core.regions import read_regions_geojson
     from core.tissue_mask import encode_mask
 
@@ -155,7 +156,7 @@ def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster
     width = float(meta["im_half_width_um"])
     tumour = list(read_regions_geojson(out / "tumour.geojson", mpp, bounds_um=bounds).regions)
     true_tissue = list(read_regions_geojson(out / "tissue.geojson", mpp, bounds_um=bounds).regions)
-    tissue = detected_tissue({"tissue_mask": encode_mask(tissue_mask, raster_downsample)}, mpp)
+    tissue = detected_tissue(AnalysisSummary(tissue_mask=encode_mask(tissue_mask, raster_downsample)), mpp)
     truth = pd.read_csv(out / "cells.csv")
     true_cells = truth[truth["type"] != "other"].rename(columns={"type": "class_name"})
     true_cells = true_cells.assign(class_id=[class_index(t) for t in true_cells["class_name"]])

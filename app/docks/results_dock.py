@@ -78,16 +78,16 @@ class ScorePanel(QWidget):
         """Reference distributions (core.scores.ReferenceCohort; None: no cohort) for the cohort chart."""
         self.cohort_values = {} if cohort is None else {p: cohort.values(p) for p in IS_PARAMETERS}
 
-    def show_scores(self, scores: dict[str, Any] | None, warnings: list[str] | None = None) -> None:
-        """Show stored scores (``CaseScores.to_dict()`` form), read back as core's typed results."""
-        if not scores:
+    def show_scores(self, scores: CaseScores | None, warnings: list[str] | None = None) -> None:
+        """Show a case's scores (None: none yet)."""
+        if scores is None:
             self.headline.setText("No scores yet: open a case, run the analysis and draw the tumour.")
             self.table.setRowCount(0)
             self.parts.setText("")
             self.density_plot.clear()
             self.cohort_plot.clear()
             return
-        typed = CaseScores.from_dict(scores)
+        typed = scores
         isl, tb = typed.immunoscore_like, typed.t_and_b
         version = isl.provenance.cohort_version
         near = typed.near_cut_notes()

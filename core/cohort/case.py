@@ -162,7 +162,7 @@ def case_regions(case: CohortCase, folder: Path, mpp: tuple[float, float], size_
 def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[str, Any]:
     import pandas as pd
 
-    from core.analysis import jsonable
+    from core.case import jsonable
     from core.engine import analyse_slide
     from core.engine.export import write_analysis
     from core.progress import run_to_completion

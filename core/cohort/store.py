@@ -15,7 +15,7 @@ import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,6 +23,9 @@ from core.cohort.case import case_regions, read_done
 from core.cohort.manifest import CohortCase
 from core.errors import StoreError
 from core.progress import Progress
+
+if TYPE_CHECKING:
+    from core.store import CaseRecord, CaseStore
 
 EXTRAS = "store_extras.json"
 
@@ -37,7 +40,7 @@ class MergeResult:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
-def _case(store: Any, accession: str) -> Any:
+def _case(store: CaseStore, accession: str) -> CaseRecord:
     try:
         return store.get_case_by_accession(accession)
     except StoreError:
@@ -50,9 +53,11 @@ def _cells(folder: Path, classes: Sequence[str]) -> pd.DataFrame:
     return cells
 
 
-def _record(store: Any, case: Any, cohort_case: CohortCase, folder: Path, done: dict[str, Any]) -> None:
-    """Slide, analysis (cells, summary), regions and scores of one finished case folder."""
-    from core.analysis import jsonable, runner_identity
+def _record(store: CaseStore, case: CaseRecord, cohort_case: CohortCase, folder: Path, done: dict[str, Any]) -> None:
+    """Slide, analysis (cells, summary), regions and scores of one finished case folder.
+
+    The analysis is stored as the app and the demo store theirs (:func:`core.case.recording`)."""
+    from core.case import recording
     from core.models.card import load_card
     from core.regions import RegionKind
 
@@ -63,16 +68,12 @@ def _record(store: Any, case: Any, cohort_case: CohortCase, folder: Path, done: 
     if extras_path.is_file():
         summary.update(json.loads(extras_path.read_text(encoding="utf-8")))
     slide = store.add_slide(case.id, cohort_case.slide, mpp=mpp, channels=[str(summary.get("channel", ""))])
-    parameters = {"engine": done["params"], "cohort_key": done["key"], "runner": runner_identity()}
-    run = store.start_analysis(case.id, slide.id, model_name=card.name, model_sha256=card.weights_sha256,
-                               parameters=parameters, device=str(done.get("device")),
-                               precision=str(done.get("precision")))
-    try:
-        store.save_cells(run.id, _cells(folder, card.classes))
-    except BaseException as err:
-        store.finish_analysis(run.id, status="failed", summary={"error": str(err) or type(err).__name__})
-        raise
-    store.finish_analysis(run.id, summary=jsonable(summary))
+    parameters = {"engine": done["params"], "cohort_key": done["key"]}
+    with recording(store, case.id, slide.id, model_name=card.name, model_sha256=card.weights_sha256,
+                   parameters=parameters, device=str(done.get("device")),
+                   precision=str(done.get("precision"))) as run:
+        run.save_cells(_cells(folder, card.classes), card.classes)
+        run.finish_with(summary)
     scores_path = folder / "scores.json"
     if cohort_case.regions is not None and scores_path.is_file():
         regions = case_regions(cohort_case, folder, mpp, done["size_px"])
@@ -81,16 +82,18 @@ def _record(store: Any, case: Any, cohort_case: CohortCase, folder: Path, done: 
             regions.replace_ct_im_by_derived(float(done["im_half_width_um"]), author="HoechstScore cohort")
         store.save_regions(case.id, list(regions))
         scores = json.loads(scores_path.read_text(encoding="utf-8"))
-        store.save_scores(case.id, scores, provenance=scores.get("provenance", {}), analysis_id=run.id)
+        store.save_scores(case.id, scores, provenance=scores.get("provenance", {}), analysis_id=run.analysis_id)
 
 
-def merge_into_store(store: Any, cases: Sequence[CohortCase], out_dir: str | Path, keys: dict[str, str],
+def merge_into_store(store: CaseStore, cases: Sequence[CohortCase], out_dir: str | Path, keys: dict[str, str],
                      reference: bool = False) -> Generator[Progress, None, MergeResult]:
     """Record every finished case of ``cases`` (folders under ``out_dir``) in ``store``.
 
     ``reference``: flag every recorded case as reference (the manifest's ``reference`` column
     flags single cases). Cases not done with their current key are left out, with the reason.
     """
+    from core.case import finished_analyses
+
     recorded, unchanged, flagged = [], [], []
     left_out: dict[str, str] = {}
     for i, cohort_case in enumerate(cases, 1):
@@ -101,8 +104,7 @@ def merge_into_store(store: Any, cases: Sequence[CohortCase], out_dir: str | Pat
             left_out[cohort_case.case_id] = "not finished"
             continue
         case = _case(store, cohort_case.case_id)
-        known = any(str(a.status) == "finished" and (a.parameters or {}).get("cohort_key") == done["key"]
-                    for a in store.list_analyses(case.id))
+        known = any((a.parameters or {}).get("cohort_key") == done["key"] for a in finished_analyses(store, case.id))
         if known:
             unchanged.append(case.accession)
         elif case.is_signed:

@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import shapely.wkt
+import shapely
 
 from core import __version__
 from core.density_map import analysed_density
 from core.errors import CoreError, SlideError
+from core.jsontypes import as_mapping, opt_float, opt_int
 from core.regions import Region, RegionKind, RegionSet
 from core.regions.kinds import region_title
 from core.report.data import (
@@ -46,6 +47,10 @@ from core.scores import (
 )
 from core.tissue_mask import decode_mask, fraction_in_mask
 
+if TYPE_CHECKING:
+    from core.store import CaseStore
+    from core.store.records import AnalysisRecord, SlideRecord
+
 #: Order of the density table's rows, by the scores' short names (titles: core.regions.kinds).
 ROW_ORDER = ("CT", "IM", "Tumour")
 
@@ -54,14 +59,6 @@ def _param_label(parameter: str) -> str:
     """ "CD3_CT" -> "CD3+ CT"."""
     marker, _, region = parameter.partition("_")
     return f"{marker}+ {region}"
-
-
-def latest_finished_analysis(store: Any, case_id: int) -> Any:
-    """The newest finished analysis of a case; CoreError when there is none."""
-    done = [a for a in store.list_analyses(case_id) if str(a.status) == "finished"]
-    if not done:
-        raise CoreError(f"Case {case_id} has no finished analysis: analyse its slide before printing a report.")
-    return max(done, key=lambda a: (a.finished_at or a.started_at, a.id))
 
 
 def _thumbnail(path: str, mpp: tuple[float, float], size: int,
@@ -88,15 +85,6 @@ def _extent_um(cells: Any, regions: Sequence[Region]) -> tuple[float, float]:
         xs.append(r.geometry.bounds[2])
         ys.append(r.geometry.bounds[3])
     return (max(xs, default=1000.0) * 1.02, max(ys, default=1000.0) * 1.02)
-
-
-def _regions(store: Any, case_id: int) -> list[Region]:
-    out = []
-    for r in store.load_regions(case_id):
-        geometry = shapely.wkt.loads(r.geometry_wkt)
-        if geometry.geom_type in ("Polygon", "MultiPolygon") and not geometry.is_empty:
-            out.append(Region(kind=RegionKind(r.kind), geometry=geometry, name=r.name, id=r.id))
-    return out
 
 
 def _scored_regions(regions: list[Region], provenance: Mapping[str, Any]) -> list[Region]:
@@ -161,9 +149,8 @@ def _tb(result: TAndBResult | None) -> TBSummary:
 
 
 def _region_stats(densities: DensityTable | None) -> list[RegionStat]:
-    rows = densities.regions if densities is not None else ()
     order = {k: i for i, k in enumerate(ROW_ORDER)}
-    rows = sorted(rows, key=lambda r: order.get(r.region, len(order)))
+    rows = sorted(densities.regions if densities is not None else (), key=lambda r: order.get(r.region, len(order)))
     return [RegionStat(region_title(r.region), r.region, r.area_mm2, dict(r.counts), dict(r.densities))
             for r in rows]
 
@@ -198,18 +185,22 @@ def _installed_card(sha256: str) -> dict[str, Any]:
     return {}
 
 
-def _model(analysis: Any) -> ModelSummary:
-    card = (analysis.summary or {}).get("model_card") or _installed_card(analysis.model_sha256)
+def _model(analysis: AnalysisRecord) -> ModelSummary:
+    from core.case.opened import analysis_summary
+
+    summary = analysis_summary(analysis)
+    card: Mapping[str, object] = summary.model_card or _installed_card(analysis.model_sha256)
     version = card.get("version") or card.get("code_version") or ""
     return ModelSummary(
-        name=card.get("name") or analysis.model_name, version=str(version),
-        sha256=analysis.model_sha256 or card.get("weights_sha256", ""), created=str(card.get("created", ""))[:10],
-        synthetic=bool(card.get("synthetic", (analysis.summary or {}).get("model_synthetic", False))),
-        metrics=summarise_metrics(card.get("metrics") or {}),
+        name=str(card.get("name") or analysis.model_name), version=str(version),
+        sha256=analysis.model_sha256 or str(card.get("weights_sha256", "")),
+        created=str(card.get("created", ""))[:10],
+        synthetic=bool(card.get("synthetic", summary.model_synthetic)),
+        metrics=summarise_metrics(as_mapping(card.get("metrics"))),
     )
 
 
-def _operator(store: Any, analysis: Any) -> str:
+def _operator(store: CaseStore, analysis: AnalysisRecord) -> str:
     """Who started the analysis: its audit row is under the case version it was started in, which
     for a later version is an earlier case id (analyses are shared, not copied)."""
     for entry in store.audit_entries(analysis.case_id):
@@ -218,11 +209,11 @@ def _operator(store: Any, analysis: Any) -> str:
     return ""
 
 
-def _qc(analysis: Any, mpp: tuple[float, float], regions: list[Region], warnings: list[str]) -> QCSummary:
-    summary = analysis.summary or {}
+def _qc(analysis: AnalysisRecord, mpp: tuple[float, float], regions: list[Region], warnings: list[str]) -> QCSummary:
+    summary = analysis.summary or {}  # as stored: a key it lacks is left out of the list
     fractions: dict[str, float] = {}
     if "tissue_mask" in summary:
-        mask, ds = decode_mask(summary["tissue_mask"])
+        mask, ds = decode_mask(as_mapping(summary["tissue_mask"]))
         for kind in (RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN, RegionKind.TUMOUR):
             parts = [r.geometry for r in regions if r.kind is kind]
             if parts:
@@ -230,22 +221,24 @@ def _qc(analysis: Any, mpp: tuple[float, float], regions: list[Region], warnings
                 if f is not None:
                     fractions[kind.label] = f
     items: list[tuple[str, str]] = [("Cells detected", f"{int(analysis.n_cells or 0):,}")]
-    if summary.get("tiles_analysed") is not None:
-        items.append(("Tiles analysed", f"{summary['tiles_analysed']:,} of {summary.get('tiles_in_grid', '?'):,}"))
+    tiles, grid = opt_int(summary.get("tiles_analysed")), opt_int(summary.get("tiles_in_grid"))
+    if tiles is not None:
+        items.append(("Tiles analysed", f"{tiles:,} of {'?' if grid is None else f'{grid:,}'}"))
     items.append(("Device, precision", f"{analysis.device}, {analysis.precision}"))
-    if summary.get("seconds") is not None:
-        items.append(("Analysis time", f"{summary['seconds']:.0f} s"))
-    return QCSummary(mpp=mpp, tissue_area_mm2=summary.get("tissue_area_mm2"), region_fractions=fractions,
+    seconds = opt_float(summary.get("seconds"))
+    if seconds is not None:
+        items.append(("Analysis time", f"{seconds:.0f} s"))
+    return QCSummary(mpp=mpp, tissue_area_mm2=opt_float(summary.get("tissue_area_mm2")), region_fractions=fractions,
                      items=items, warnings=tuple(dict.fromkeys(warnings)))
 
 
-def _method_steps(analysis: Any, slide: Any, provenance: Mapping[str, Any], model: ModelSummary,
+def _method_steps(analysis: AnalysisRecord, slide: SlideRecord, provenance: Mapping[str, Any], model: ModelSummary,
                   cohort: CohortSummary | None) -> list[str]:
     """What was done for this case, in sentences, from the stored records (not from defaults)."""
     params = analysis.parameters or {}
-    channel = (analysis.summary or {}).get("channel") or (params.get("engine") or {}).get("channel") or "Hoechst"
-    pixel = params.get("pixel_size") or {}
-    source = pixel.get("source") or getattr(slide, "mpp_source", None) or "read from the slide file"
+    channel = (analysis.summary or {}).get("channel") or as_mapping(params.get("engine")).get("channel") or "Hoechst"
+    pixel = as_mapping(params.get("pixel_size"))
+    source = pixel.get("source") or slide.mpp_source or "read from the slide file"
     source = "read from the slide file" if source == "file" else source
     steps = [f"The model read the channel “{channel}” of the slide, at a pixel size {source}.",
              f"Model {model.name}" + (f" (weights sha256 {model.sha256_short})" if model.sha256_short else "")
@@ -268,32 +261,35 @@ def _method_steps(analysis: Any, slide: Any, provenance: Mapping[str, Any], mode
     return steps
 
 
-def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 1024,
+def report_data_from_store(store: CaseStore, case_id: int, *, thumbnail_size: int = 1024,
                            density_marker: str = "CD3+") -> ReportData:
-    """Everything the report of case ``case_id`` shows, read from ``store`` (a CaseStore).
+    """Everything the report of case ``case_id`` shows, read from ``store`` as the open case
+    (:func:`core.case.open_case`: latest finished analysis, its slide and cells, regions, scores).
 
     Raises CoreError when the case has no finished analysis or its slide has no pixel size.
     """
-    case = store.get_case(case_id)
-    analysis = latest_finished_analysis(store, case_id)
-    slide = store.get_slide(analysis.slide_id)
+    from core.case import open_case
+
+    opened = open_case(store, case_id, with_slide=False)  # the thumbnail is read below, or drawn without
+    case, analysis, slide = opened.case, opened.analysis, opened.slide_record
+    if analysis is None or opened.cells is None:
+        raise CoreError(f"Case {case_id} has no finished analysis: analyse its slide before printing a report.")
     if slide.mpp is None:
         raise CoreError(f"Slide {Path(slide.path).name} has no pixel size; no report can state densities.")
     mpp = (float(slide.mpp[0]), float(slide.mpp[1]))
-    cells = store.load_cells(analysis.id)
-    scores = store.load_scores(case_id)
-    last = scores[-1] if scores else None
-    typed = last.scores if last else None
-    provenance = (last.provenance if last else {}) or (last.result.get("provenance", {}) if last else {})
-    regions = _scored_regions(_regions(store, case_id), provenance)
+    cells = opened.cells
+    last, typed = opened.score_record, opened.scores
+    provenance = (as_mapping(last.provenance) or as_mapping(last.result.get("provenance"))) if last else {}
+    summary = opened.summary
+    regions = _scored_regions(list(opened.regions), provenance)
     # Cohort warnings are shown with the cohort; the rest (regions, slide) under quality control.
     cohort_warnings = set(typed.immunoscore_like.warnings) if typed else set()
     warnings = [w for w in (typed.warnings if typed else ()) if w not in cohort_warnings]
     if last is not None and last.analysis_id not in (None, analysis.id):
         warnings.append(f"The scores were computed from analysis {last.analysis_id}, not from the latest "
                         f"analysis {analysis.id}: score the case again.")
-    warnings += [str(w) for w in (analysis.summary or {}).get("warnings", []) or []]  # the slide-vs-model check
-    channel = (analysis.summary or {}).get("channel") or (analysis.parameters.get("engine") or {}).get("channel")
+    warnings += list(summary.warnings or ())  # the slide-vs-model check
+    channel = summary.channel or as_mapping(analysis.parameters.get("engine")).get("channel")
     thumb = _thumbnail(slide.path, mpp, thumbnail_size, channel if isinstance(channel, str) else "hoechst")
     if thumb is None:
         warnings.append(f"The slide file {slide.path} cannot be read: the overview is drawn without the slide.")
@@ -323,7 +319,7 @@ def report_data_from_store(store: Any, case_id: int, *, thumbnail_size: int = 10
         qc=_qc(analysis, mpp, regions, warnings), synthetic=bool(reasons), synthetic_reasons=reasons,
         signature=Signature(case.signed_by or "", case.signed_at, case.signature_meaning or "")
         if case.is_signed and case.signed_at else None,
-        im_half_width_um=provenance.get("im_half_width_um"), software_version=__version__, notes=case.notes or "",
+        im_half_width_um=opt_float(provenance.get("im_half_width_um")), software_version=__version__, notes=case.notes or "",
         patient_name=case.patient_name or "", patient_birth_date=case.patient_birth_date or "",
         method_steps=_method_steps(analysis, slide, provenance, model, cohort),
     )

@@ -27,6 +27,7 @@ from core.density_map import (
     density_from_cells,
     density_rgba,
 )
+from core.engine.summary import AnalysisSummary
 from core.tissue_mask import encode_mask
 from tests.app.conftest import MPP, grab_view
 
@@ -121,7 +122,7 @@ def test_h_toggles_the_map_and_the_legend_follows_cells_marker_and_tissue(qtbot,
     assert window.density_action.isChecked() and layer.isVisible()
 
     cells = cluster_cells()
-    window.session.set_cells(cells, {"id": None, "summary": {}})
+    window.session.set_cells(cells, None)
     vmax = density_ceiling(density_from_cells(cells, _extent(), (MPP, MPP), "CD3+").values)
     assert layer.vmax == panel.density_vmax == vmax
     assert panel.density_legend.text() == f"0 – {vmax:,.0f} CD3+ cells/mm² (50 µm smoothing)"
@@ -141,14 +142,14 @@ def test_h_toggles_the_map_and_the_legend_follows_cells_marker_and_tissue(qtbot,
     # The shown analysis' tissue mask (8 level-0 px per mask pixel) limits the map: all tissue keeps
     # it, tissue only in the bottom quarter (beyond the smoothing's reach) leaves nothing to show.
     mask = np.ones((SIZE // 8, SIZE // 8), bool)
-    window.session.set_cells(cells, {"id": None, "summary": {"tissue_mask": encode_mask(mask, 8.0)}})
+    window.session.set_cells(cells, None, AnalysisSummary(tissue_mask=encode_mask(mask, 8.0)))
     assert panel.density_vmax == vmax
     mask[: SIZE * 3 // 32] = False
     summary = {"tissue_mask": encode_mask(mask, 8.0)}
     assert analysed_density(cells, _extent(), (MPP, MPP), "CD3+", summary).values.max() == 0
-    window.session.set_cells(cells, {"id": None, "summary": summary})
+    window.session.set_cells(cells, None, AnalysisSummary.from_dict(summary))
     assert layer.vmax is None and panel.density_vmax is None
     assert "No CD3+ cells in the analysed tissue" in panel.density_legend.text()
 
-    window.session.set_cells(cells.iloc[:0], {"id": None, "summary": {}})  # no cells: no map
+    window.session.set_cells(cells.iloc[:0], None)  # no cells: no map
     assert layer.pixmap is None and panel.density_vmax is None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from app.docks.results_dock import ScorePanel
-from core.scores import score_case
+from core.scores import CaseScores, score_case
 from tests.core._near_cut_case import STEPS_COHORT, cells_in_ct_and_im, squares
 
 
-def _stored(n: int) -> dict:
-    """Scores of ``n`` CD8_CD3LO cells in each 0.01 mm² square, as the store keeps them."""
-    return score_case(cells_in_ct_and_im(n), squares(), STEPS_COHORT).to_dict()
+def _stored(n: int) -> CaseScores:
+    """Scores of ``n`` CD8_CD3LO cells in each 0.01 mm² square, as the store keeps them and reads them back."""
+    return CaseScores.from_dict(score_case(cells_in_ct_and_im(n), squares(), STEPS_COHORT).to_dict())
 
 
 def test_near_cut_is_shown_in_the_headline_and_explained_under_scores(qtbot) -> None:

@@ -1,4 +1,4 @@
-"""Records kept by core.analysis: scores stored only when they change; runs a dead process left running closed."""
+"""Records kept by core.case: scores stored only when they change; runs a dead process left running closed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from core.analysis import close_interrupted, runner_identity, score_and_record
+from core.case import close_interrupted, runner_identity, score_and_record
 from core.classes import CLASS_NAMES
 from core.regions import Region, RegionSet
 from core.scores import COHORT_PARAMETERS, ReferenceCohort

@@ -27,6 +27,7 @@ from core.models import ModelCard, build_model, save_model
 from core.progress import Progress, run_to_completion
 from core.report import SYNTHETIC_BANNER
 from core.store import CaseStore
+from core.store.records import AnalysisStatus
 
 SIZE, SEED = 1024, 5
 
@@ -151,6 +152,7 @@ def test_report_from_store_shows_the_stored_scores(demo: DemoRun) -> None:
     from core.cells import make_cell_table
     from core.classes import class_index
     from core.demo import _Run, existing_demo_slide, store_regions, store_scores
+    from core.engine.summary import AnalysisSummary
     from core.report.from_store import report_data_from_store
 
     slide = existing_demo_slide(demo_dir(SIZE, SEED, demo.options.data_dir), SIZE, SEED)
@@ -165,7 +167,7 @@ def test_report_from_store_shows_the_stored_scores(demo: DemoRun) -> None:
                                    device="cpu", precision="fp32")
         store.save_cells(run.id, cells)
         store.finish_analysis(run.id, summary={"tissue_area_mm2": 0.05})
-        regions = store_regions(store, case, slide, {})
+        regions = store_regions(store, case, slide, AnalysisSummary())
         scores = store_scores(store, case, _Run(run.id, store.load_cells(run.id), True), regions,
                               demo.options.cohort_csv, slide)
         data = report_data_from_store(store, case.id)
@@ -220,7 +222,7 @@ def test_a_killed_run_is_closed_as_interrupted_and_signing_works(demo: DemoRun, 
         while not running and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.2)
             with CaseStore.open(options.db_url) as store:
-                running = [a for a in store.list_analyses(demo.first.case_id) if str(a.status) == "running"]
+                running = [a for a in store.list_analyses(demo.first.case_id) if a.status is AnalysisStatus.RUNNING]
         assert running, "the child never started its analysis"
         os.kill(child.pid, signal.SIGKILL)
     finally:
@@ -229,14 +231,14 @@ def test_a_killed_run_is_closed_as_interrupted_and_signing_works(demo: DemoRun, 
     killed = running[0]
     assert killed.parameters["runner"]["pid"] == child.pid
     with CaseStore.open(options.db_url) as store:
-        assert str(store.get_analysis(killed.id).status) == "running"  # what the crash left behind
+        assert store.get_analysis(killed.id).status is AnalysisStatus.RUNNING  # what the crash left behind
         with pytest.raises(CoreError, match="still running"):
             store.sign_case(demo.first.case_id, "Dr Test")
     run_to_completion(run_demo_case(options))
     with CaseStore.open(options.db_url) as store:
         closed = store.get_analysis(killed.id)
-        assert str(closed.status) == "failed" and "Interrupted" in closed.summary["error"]
+        assert closed.status is AnalysisStatus.FAILED and "Interrupted" in closed.summary["error"]
         assert str(child.pid) in closed.summary["error"]
         newest = max(store.list_analyses(demo.first.case_id), key=lambda a: a.id)
-        assert str(newest.status) == "finished" and newest.parameters["runner"]["pid"] == os.getpid()
+        assert newest.status is AnalysisStatus.FINISHED and newest.parameters["runner"]["pid"] == os.getpid()
         assert store.sign_case(demo.first.case_id, "Dr Test").is_signed
