@@ -22,7 +22,7 @@ from core.store.models import (
     Case,
     CaseAnalysis,
     CaseSlide,
-    Region,
+    RegionRow,
     Score,
     utcnow,
 )
@@ -215,10 +215,10 @@ def new_version(session: Session, who: str, case_id: int) -> CaseRecord:
     analysis_ids = session.scalars(select(CaseAnalysis.analysis_id).where(CaseAnalysis.case_id == old.id)).all()
     session.add_all(CaseSlide(case_id=new.id, slide_id=i) for i in slide_ids)
     session.add_all(CaseAnalysis(case_id=new.id, analysis_id=i) for i in analysis_ids)
-    regions = session.scalars(select(Region).where(Region.case_id == old.id).order_by(Region.id)).all()
+    regions = session.scalars(select(RegionRow).where(RegionRow.case_id == old.id).order_by(RegionRow.id)).all()
     for r in regions:
         session.add(
-            Region(
+            RegionRow(
                 case_id=new.id, uid=r.uid, slide_id=r.slide_id, kind=r.kind, name=r.name, author=r.author,
                 geometry_wkt=r.geometry_wkt, extra=dict(r.extra), created_at=r.created_at, updated_at=r.updated_at,
             )

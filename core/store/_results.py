@@ -17,7 +17,7 @@ from core.errors import StoreError
 from core.jsontypes import as_mapping, opt_int
 from core.store import audit
 from core.store._cases import load_case, require_draft, touch
-from core.store.models import CaseAnalysis, CaseSlide, Region, Report, Score, utcnow
+from core.store.models import CaseAnalysis, CaseSlide, RegionRow, Report, Score, utcnow
 from core.store.records import RegionData, RegionRecord, ReportRecord, ScoreRecord
 
 _REGION_FIELDS = ("kind", "name", "author", "slide_id", "geometry_wkt", "extra")
@@ -64,14 +64,14 @@ def _check_region(region: RegionData) -> None:
         raise StoreError(f"{label} must be a non-empty Polygon or MultiPolygon in µm, not {kind}.")
 
 
-def region_record(r: Region) -> RegionRecord:
+def region_record(r: RegionRow) -> RegionRecord:
     return RegionRecord(
         id=r.uid, kind=r.kind, geometry_wkt=r.geometry_wkt, name=r.name, author=r.author, slide_id=r.slide_id,
         extra=dict(r.extra), created_at=r.created_at, updated_at=r.updated_at,
     )
 
 
-def _region_state(r: Region | RegionData) -> dict[str, object]:
+def _region_state(r: RegionRow | RegionData) -> dict[str, object]:
     state = {name: getattr(r, name) for name in _REGION_FIELDS}
     state["extra"] = dict(as_mapping(state["extra"]))
     return state
@@ -89,7 +89,7 @@ def save_regions(session: Session, who: str, case_id: int, regions: Iterable[Reg
         if region.slide_id is not None and session.get(CaseSlide, (case.id, region.slide_id)) is None:
             raise StoreError(f"Region {region.id!r} refers to slide {region.slide_id}, which is not in this case.")
         wanted[region.id] = region
-    existing = {r.uid: r for r in session.scalars(select(Region).where(Region.case_id == case.id))}
+    existing = {r.uid: r for r in session.scalars(select(RegionRow).where(RegionRow.case_id == case.id))}
     now = utcnow()
     changed = False
     for uid, row in existing.items():
@@ -101,7 +101,7 @@ def save_regions(session: Session, who: str, case_id: int, regions: Iterable[Reg
         state = _region_state(region) | {"extra": audit.jsonable_object(region.extra, f"region {uid!r} extra")}
         current = existing.get(uid)
         if current is None:
-            added = Region(case_id=case.id, uid=uid, created_at=now, updated_at=now, **state)
+            added = RegionRow(case_id=case.id, uid=uid, created_at=now, updated_at=now, **state)
             session.add(added)
             session.flush()
             audit.record(session, who, "create", "region", added.id, case.id, None, {"id": uid} | state)
@@ -121,7 +121,7 @@ def save_regions(session: Session, who: str, case_id: int, regions: Iterable[Reg
 
 def load_regions(session: Session, case_id: int) -> list[RegionRecord]:
     load_case(session, case_id)
-    rows = session.scalars(select(Region).where(Region.case_id == case_id).order_by(Region.id))
+    rows = session.scalars(select(RegionRow).where(RegionRow.case_id == case_id).order_by(RegionRow.id))
     return [region_record(r) for r in rows]
 
 

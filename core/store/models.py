@@ -177,8 +177,11 @@ class CellChunk(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Region(Base):
-    """A polygon of a case version in slide µm, as WKT; ``uid`` is the caller's region id."""
+class RegionRow(Base):
+    """A polygon of a case version in slide µm, as WKT; ``uid`` is the caller's region id.
+
+    The table row only: a region is :class:`core.regions.Region`, read back as
+    :class:`core.store.records.RegionRecord`."""
 
     __tablename__ = "regions"
     __table_args__ = (UniqueConstraint("case_id", "uid"),)
