@@ -322,4 +322,5 @@ def tile_class_raster(labels: np.ndarray, factor: int, n_classes: int) -> np.nda
     k = labels.shape[0] // factor
     blocks = labels[: k * factor, : k * factor].reshape(k, factor, k, factor)
     counts = np.stack([np.zeros((k, k), np.int64)] + [(blocks == c).sum(axis=(1, 3)) for c in range(1, n_classes)])
-    return counts.argmax(axis=0).astype(np.uint8)
+    raster: np.ndarray = counts.argmax(axis=0).astype(np.uint8)
+    return raster

@@ -102,7 +102,7 @@ class TileGrid:
         padded = np.zeros((rows * k, cols * k), dtype=bool)
         h, w = min(tissue.shape[0], rows * k), min(tissue.shape[1], cols * k)
         padded[:h, :w] = tissue[:h, :w]
-        return padded.reshape(rows, k, cols, k).any(axis=(1, 3))
+        return np.asarray(padded.reshape(rows, k, cols, k).any(axis=(1, 3)), dtype=bool)
 
     def region_tiles(self, region_um: BaseGeometry, margin_um: float) -> np.ndarray:
         """bool (rows, cols): tiles whose kept area lies within ``margin_um`` of the region (µm)."""
@@ -112,7 +112,7 @@ class TileGrid:
         boxes = shapely.box(cc * k_um, rr * k_um, (cc + 1) * k_um, (rr + 1) * k_um)
         grown = region_um.buffer(margin_um) if margin_um > 0 else region_um
         shapely.prepare(grown)
-        return shapely.intersects(grown, boxes)
+        return np.asarray(shapely.intersects(grown, boxes), dtype=bool)
 
     def slide_box_um(self) -> BaseGeometry:
         w, h = self.size

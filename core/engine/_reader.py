@@ -180,7 +180,7 @@ class BlockReader:
     @property
     def identity(self) -> bool:
         """The level's pixels are the model's pixels (within 0.01%, as ``read_region_at_mpp``)."""
-        return abs(self._k[0] - 1) < 1e-4 and abs(self._k[1] - 1) < 1e-4
+        return bool(abs(self._k[0] - 1) < 1e-4 and abs(self._k[1] - 1) < 1e-4)
 
     def _chunk_keys(self, row: int) -> list[tuple[int, int]]:
         lw, lh = self._level_size
@@ -199,7 +199,7 @@ class BlockReader:
         cy, cx = key
         # +0.5 px: the level-0 location maps back to exactly this level px despite rounding.
         loc = ((cx * CHUNK + 0.5) * self._ds, (cy * CHUNK + 0.5) * self._ds)
-        out = self._slide.read_region(loc, self._level, (CHUNK, CHUNK), [self._channel])[0]
+        out: np.ndarray = self._slide.read_region(loc, self._level, (CHUNK, CHUNK), [self._channel])[0]
         with self._lock:
             self.decode_seconds += time.perf_counter() - t0
             self.decode_cpu_seconds += time.thread_time() - c0

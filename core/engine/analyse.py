@@ -1,4 +1,5 @@
-"""``analyse_slide``: the whole-slide inference loop (see the package docstring for the contract)."""
+"""``analyse_slide``: the whole-slide inference loop, run by a :class:`SlideAnalysis` with one method
+per stage of the package docstring (which states the contract)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from core.models.runtime import LoadedModel, classes_from_logits
 from core.normalise import normalise_batch, normalise_batch_tensor
 from core.progress import CancelToken, Progress
 
+if TYPE_CHECKING:
+    from core.slides import Slide
+
 #: Components smaller than two discs of 2.25 µm radius hold one nucleus: not examined for a split.
 SPLIT_MIN_AREA_UM2 = 2 * np.pi * 2.25**2
 #: A round component larger than this (a 4.4 µm-radius disc; lymphocyte nuclei are 20–60 µm²)
@@ -45,9 +49,10 @@ SPLIT_ROUND_AREA_UM2 = 60.0
 SPLIT_MIN_PART_UM2 = np.pi * 2.25**2
 #: Bump when a change makes old checkpoints invalid.
 ENGINE_VERSION = 3  # 2: cells are nucleus instances with a confidence; 3: nuclei need DNA (stain check)
-#: Per-stage times in ``summary["stage_ms_per_tile"]`` (busy) and ``["stage_cpu_ms_per_tile"]`` (ms per
-#: computed tile, summed over threads: stages that overlap add up to more than the wall time per tile).
 R = TypeVar("R")
+Key = TypeVar("Key")
+#: Per-stage times in ``summary.stage_ms_per_tile`` (busy) and ``.stage_cpu_ms_per_tile`` (ms per
+#: computed tile, summed over threads: stages that overlap add up to more than the wall time per tile).
 STAGES = ("decode", "assemble", "normalise", "model", "post-processing", "extraction", "cell table", "writing")
 
 
@@ -96,14 +101,14 @@ def _done(value: R) -> Future[R]:
     return fut
 
 
-def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., R], *args: Any) -> Future[R]:
+def _submit(pool: ThreadPoolExecutor | None, fn: Callable[..., R], *args: object) -> Future[R]:
     """``fn(*args)`` on ``pool``, or at once in this thread without one."""
     return pool.submit(fn, *args) if pool is not None else _done(fn(*args))
 
 
-def _take(pending: deque[tuple[list[Any], np.ndarray]], n: int) -> tuple[list[Any], np.ndarray]:
+def _take(pending: deque[tuple[list[Key], np.ndarray]], n: int) -> tuple[list[Key], np.ndarray]:
     """The first ``n`` (key, patch) pairs of the queued rows, as one batch."""
-    keys: list[Any] = []
+    keys: list[Key] = []
     parts: list[np.ndarray] = []
     while len(keys) < n and pending:
         ks, xs = pending[0]
@@ -147,108 +152,166 @@ def _union(regions_um: BaseGeometry | Iterable[BaseGeometry] | None) -> BaseGeom
     return unary_union(list(regions_um))
 
 
-def analyse_slide(
-    slide: Any,
-    model: LoadedModel,
-    params: AnalysisParams | None = None,
-    regions_um: BaseGeometry | Iterable[BaseGeometry] | None = None,
-    cancel: CancelToken | None = None,
-    checkpoint_dir: str | Path | None = None,
-) -> Generator[Progress, None, AnalysisResult]:
-    """Find and classify every cell of ``slide`` (a :class:`core.slides.Slide`) with ``model``.
+#: One batch on its way to the model: tile keys (row, col), input patches (N, 1, P, P), and the raw
+#: kept centres for the nucleus stain check (None without it).
+Batch = tuple[list[tuple[int, int]], np.ndarray, np.ndarray | None]
+#: Per-batch model outputs: labels (N, K, K), winner probability (N, K, K), class rasters.
+Outputs = tuple[np.ndarray, ...]
 
-    Yields :class:`Progress` ("Tile i of n") after every batch and a :class:`BlockDone` with the
-    new cells after every finished block; returns an :class:`AnalysisResult`. ``regions_um``:
-    polygon(s) in slide µm; only tiles near them are analysed and only cells centred inside them
-    kept. ``checkpoint_dir``: finished blocks are saved there and a rerun resumes from them.
-    Raises UncalibratedError, ChannelNotFoundError, RegionError, CoreError, Cancelled.
+
+@dataclass(frozen=True)
+class _Tissue:
+    """Stage 2's answer: where the tissue is, which tiles to read, and the nucleus stain threshold."""
+
+    mask: np.ndarray  # bool raster: tissue
+    candidates: np.ndarray  # bool (rows, cols): tiles near the region (all without one)
+    tissue_tiles: np.ndarray  # bool (rows, cols): tiles touching (dilated) tissue
+    min_stain: float  # a nucleus's mean Hoechst must reach this; 0: no check
+
+    @property
+    def selected(self) -> np.ndarray:
+        """bool (rows, cols): the tiles to analyse."""
+        selected: np.ndarray = self.candidates & self.tissue_tiles
+        return selected
+
+
+class SlideAnalysis:
+    """One analysis of one slide with one model, one method per stage of :mod:`core.engine`:
+
+    1. geometry (the constructor): channel, pixel sizes, the tile grid, the region;
+    2. :meth:`find_tissue`: the tissue mask, the tiles to read, the nucleus stain threshold;
+    3. :meth:`resume` (blocks from a checkpoint), then :meth:`infer_all`, which runs
+       :meth:`pre_process` (reader thread: decode, cut, normalise on the CPU),
+       :meth:`infer_cpu` / :meth:`infer_device` (model thread) and :meth:`post_process`
+       (a worker beside the model on the CPU);
+    4. :meth:`extract`: a finished block's cells, in the extraction pool;
+    5. :meth:`save`: each block to the checkpoint and the caller (a :class:`BlockDone`), in order;
+
+    then :meth:`result` (cells, rasters, :class:`AnalysisSummary`). :meth:`run` does all of it as
+    one job; :func:`analyse_slide` is ``yield from SlideAnalysis(...).run()``. The state the stages
+    share (the class map, the tile outputs still needed, the finished tables, the batches and
+    blocks in flight) lives on the object and is touched only by the model's thread, except that
+    :meth:`pre_process`, :meth:`post_process` and :meth:`extract` run in other threads and read
+    only what the constructor and :meth:`find_tissue` fixed before they start.
     """
-    t0 = time.perf_counter()
-    params = params or AnalysisParams()
-    cancel = cancel or CancelToken()
-    card = model.card
-    mpp = slide.require_mpp()
-    wanted = params.channel if params.channel is not None else card.input_channel_role
-    channel = slide.channel_index(wanted)
-    patch = params.patch_size or card.patch_size
-    context = params.context_px if params.context_px is not None else patch // 8
-    grid = TileGrid.build(slide.dimensions, mpp, card.mpp, patch, context, params.raster_um)
-    region = _union(regions_um)
-    if region is not None:
-        region = check_region(region, grid)
-    n_classes = card.n_classes
-    k_r = grid.keep // grid.factor  # raster px per tile side
 
-    yield Progress(0, 0, "Finding tissue")
-    cancel.check()
-    candidates = np.ones(grid.shape, dtype=bool)
-    if region is not None:
-        candidates = grid.region_tiles(region, margin_um=grid.keep * grid.model_mpp / 2)
-    # on the whole slide even with a region: the thresholds need glass and stroma
-    check_stain = params.nucleus_stain_ratio > 0
-    overview = read_overview(slide, grid, channel) if params.tissue_detection or check_stain else None
-    levels = overview_levels(overview) if overview is not None else None
-    if params.tissue_detection:
-        tissue = detect_tissue(overview, grid.raster_mpp, params.tissue_min_area_um2, params.tissue_max_hole_um2,
-                               levels)
-    else:
-        tissue = np.ones(grid.raster_shape, dtype=bool)
-    stroma = levels.stroma if check_stain and levels is not None else None
-    min_stain = params.nucleus_stain_ratio * stroma if stroma is not None else 0.0
-    del overview, levels
-    tissue_tiles = grid.tissue_tiles(ndimage.binary_dilation(tissue) if tissue.any() else tissue)
-    selected = candidates & tissue_tiles
+    def __init__(
+        self,
+        slide: Slide,
+        model: LoadedModel,
+        params: AnalysisParams | None = None,
+        regions_um: BaseGeometry | Iterable[BaseGeometry] | None = None,
+        cancel: CancelToken | None = None,
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        """Stage 1, geometry. Raises UncalibratedError, ChannelNotFoundError, RegionError, CoreError."""
+        self.t0 = time.perf_counter()
+        self.slide = slide
+        self.model = model
+        self.params = params = params or AnalysisParams()
+        self.cancel = cancel or CancelToken()
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.card = card = model.card
+        self.mpp = slide.require_mpp()
+        wanted = params.channel if params.channel is not None else card.input_channel_role
+        self.channel = slide.channel_index(wanted)
+        self.patch = params.patch_size or card.patch_size
+        context = params.context_px if params.context_px is not None else self.patch // 8
+        self.grid = grid = TileGrid.build(slide.dimensions, self.mpp, card.mpp, self.patch, context, params.raster_um)
+        region = _union(regions_um)
+        self.region = check_region(region, grid) if region is not None else None
+        self.n_classes = card.n_classes
+        self.k_r = grid.keep // grid.factor  # raster px per tile side
+        self.on_cpu = model.device.type == "cpu"
+        self.min_px = max(1, int(np.ceil(params.min_cell_area_um2 / card.mpp**2)))
+        self.max_px = int(params.max_cell_area_um2 / card.mpp**2)
+        self.split = Split(params.split_depth_um / card.mpp, int(SPLIT_MIN_AREA_UM2 / card.mpp**2),
+                           int(SPLIT_ROUND_AREA_UM2 / card.mpp**2), min_part_px=int(SPLIT_MIN_PART_UM2 / card.mpp**2))
+        self.stage = StageClock(STAGES)  # seconds per stage, summed over the threads doing it
+        self.batch_size = params.batch_size  # halved on GPU out-of-memory
+        self.waiting = 0.0  # the model's thread waiting for the next batch
 
-    ckpt = Checkpoint(
-        Path(checkpoint_dir) if checkpoint_dir is not None else None,
-        {
-            "engine_version": ENGINE_VERSION,
-            "slide": slide_fingerprint(slide.path).to_dict(),
-            "slide_mpp": list(mpp),
-            "channel": [channel, slide.channel_names[channel]],
-            "model": card.name,
-            "model_sha256": card.weights_sha256,
-            "precision": model.precision,
-            "runtime": model.runtime,
-            "device_type": model.device.type,
-            "patch": patch,
-            "params": params.result_key(),
-            "region_sha256": None if region is None else hashlib.sha256(region.wkb).hexdigest(),
-        },
-    )
-    plan = _plan(selected, ckpt.done_rows(raster_shape=(k_r, grid.shape[1] * k_r)))
-    rows_total, cols_total = grid.shape
-    class_map = np.zeros((rows_total * k_r, cols_total * k_r), dtype=np.uint8)
-    tables: dict[int, pd.DataFrame] = {}  # block (tile row) -> its cells
-    total = int(selected.sum())
-    done = total - len(plan.tiles)
-    for r in plan.resumed:  # reported too, so that the BlockDone reports always add up to the result
-        raw, class_map[r * k_r : (r + 1) * k_r] = ckpt.load(r)
-        tables[r] = cell_table(raw, grid, card.classes, region)
-        yield BlockDone(done, total, f"Tile {done} of {total}", cells=tables[r].copy(), block=r)
-        cancel.check()
-    to_finalise = [r for r in plan.rows if r not in tables]
-    min_px = max(1, int(np.ceil(params.min_cell_area_um2 / card.mpp**2)))
-    max_px = int(params.max_cell_area_um2 / card.mpp**2)
-    split = Split(params.split_depth_um / card.mpp, int(SPLIT_MIN_AREA_UM2 / card.mpp**2),
-                  int(SPLIT_ROUND_AREA_UM2 / card.mpp**2), min_part_px=int(SPLIT_MIN_PART_UM2 / card.mpp**2))
-    outputs: TileOutputs = {}
-    stage = StageClock(STAGES)  # seconds per stage, summed over the threads doing it
-    batch_size = params.batch_size
-    on_cpu = model.device.type == "cpu"
-    crop = grid.context
-    keep = grid.keep
+    # -- 2. tissue -------------------------------------------------------------------------------
 
-    def prepare() -> Iterator[tuple[list[tuple[int, int]], np.ndarray, np.ndarray | None]]:
-        """Batches (tile keys, input patches, raw kept centres for the stain check or None) in
-        raster order; runs in the batch-reader thread. On the CPU the patches are normalised
-        here; on a GPU where the model runs."""
+    def find_tissue(self) -> _Tissue:
+        """Otsu on the log overview (closed, filled, cleaned of debris), the tiles within half a
+        tile of the region, and the stain threshold from the same overview (on the whole slide
+        even with a region: the thresholds need glass and stroma)."""
+        params, grid = self.params, self.grid
+        candidates = np.ones(grid.shape, dtype=bool)
+        if self.region is not None:
+            candidates = grid.region_tiles(self.region, margin_um=grid.keep * grid.model_mpp / 2)
+        check_stain = params.nucleus_stain_ratio > 0
+        overview = read_overview(self.slide, grid, self.channel) if params.tissue_detection or check_stain else None
+        levels = overview_levels(overview) if overview is not None else None
+        if params.tissue_detection and overview is not None:
+            tissue = detect_tissue(overview, grid.raster_mpp, params.tissue_min_area_um2, params.tissue_max_hole_um2,
+                                   levels)
+        else:
+            tissue = np.ones(grid.raster_shape, dtype=bool)
+        stroma = levels.stroma if check_stain and levels is not None else None
+        min_stain = float(params.nucleus_stain_ratio * stroma) if stroma is not None else 0.0
+        tissue_tiles = grid.tissue_tiles(ndimage.binary_dilation(tissue) if tissue.any() else tissue)
+        return _Tissue(tissue, candidates, tissue_tiles, min_stain)
+
+    # -- 5. checkpoint: the plan and the blocks an earlier run finished ---------------------------
+
+    def open_checkpoint(self, selected: np.ndarray) -> None:
+        """The checkpoint of this slide, model and parameters; the plan (what to compute, which
+        blocks an earlier run finished) and the buffers the stages share."""
+        card, model, region = self.card, self.model, self.region
+        self.ckpt = Checkpoint(
+            self.checkpoint_dir,
+            {
+                "engine_version": ENGINE_VERSION,
+                "slide": slide_fingerprint(self.slide.path).to_dict(),
+                "slide_mpp": list(self.mpp),
+                "channel": [self.channel, self.slide.channel_names[self.channel]],
+                "model": card.name,
+                "model_sha256": card.weights_sha256,
+                "precision": model.precision,
+                "runtime": model.runtime,
+                "device_type": model.device.type,
+                "patch": self.patch,
+                "params": self.params.result_key(),
+                "region_sha256": None if region is None else hashlib.sha256(region.wkb).hexdigest(),
+            },
+        )
+        k_r, (rows, cols) = self.k_r, self.grid.shape
+        self.plan = _plan(selected, self.ckpt.done_rows(raster_shape=(k_r, cols * k_r)))
+        self.class_map = np.zeros((rows * k_r, cols * k_r), dtype=np.uint8)
+        self.tables: dict[int, pd.DataFrame] = {}  # block (tile row) -> its cells
+        self.total = int(selected.sum())
+        self.done = self.total - len(self.plan.tiles)
+        self.outputs: TileOutputs = {}  # tile -> model outputs, until the blocks needing it are extracted
+        self.posts: deque[tuple[list[tuple[int, int]], Future[Outputs], np.ndarray | None]] = deque()
+        self.jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame]]]] = deque()
+
+    def resume(self) -> Iterator[BlockDone]:
+        """The blocks an earlier run finished, reported too, so the BlockDone reports always add
+        up to the result."""
+        k_r = self.k_r
+        for r in self.plan.resumed:
+            raw, self.class_map[r * k_r : (r + 1) * k_r] = self.ckpt.load(r)
+            self.tables[r] = cell_table(raw, self.grid, self.card.classes, self.region)
+            yield BlockDone(self.done, self.total, f"Tile {self.done} of {self.total}", cells=self.tables[r].copy(), block=r)
+            self.cancel.check()
+        self.to_finalise = [r for r in self.plan.rows if r not in self.tables]
+
+    # -- 3. pipeline: pre-process, infer, post-process --------------------------------------------
+
+    def pre_process(self, min_stain: float) -> Iterator[Batch]:
+        """Batches in raster order; runs in the batch-reader thread. On the CPU the patches are
+        normalised here; on a GPU where the model runs."""
+        params, plan, stage = self.params, self.plan, self.stage
+        crop, keep, on_cpu = self.grid.context, self.grid.keep, self.on_cpu
         cols_by_row: dict[int, list[int]] = defaultdict(list)
         for r, c in plan.tiles:
             cols_by_row[r].append(c)
         pending: deque[tuple[list[tuple[int, int]], np.ndarray]] = deque()
         queued = 0
-        with BlockReader(slide, grid, channel, cols_by_row, params.reader_threads, params.prefetch_rows) as reader:
+        with BlockReader(self.slide, self.grid, self.channel, cols_by_row, params.reader_threads,
+                         params.prefetch_rows) as reader:
             for r in sorted(cols_by_row):
                 with stage("assemble"):
                     cols, x_row = reader.read_row(r)
@@ -264,154 +327,204 @@ def analyse_slide(
                     yield keys, x, stain
             stage.add("decode", reader.decode_seconds, reader.decode_cpu_seconds)
 
-    def post_cpu(logits: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Argmax, probability (where the class is positive) and class raster in numpy (a worker
-        thread, beside the model)."""
-        with stage("post-processing"):
-            return cpu_post(logits, grid.factor, n_classes)
+    def infer_cpu(self, x: np.ndarray) -> Outputs:
+        """The model's logits on the CPU (argmax etc. follow in :meth:`post_process`)."""
+        with self.stage("model"):
+            return (self.model.logits(torch.from_numpy(x), self.grid.context).numpy(),)
 
-    def run_cpu(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        with stage("model"):
-            return (model.logits(torch.from_numpy(x), crop).numpy(),)
-
-    def run_device(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    def infer_device(self, x: np.ndarray) -> Outputs:
         """Normalise, model, argmax + probability, crop and class raster on the GPU; copies back
         only the kept centres and the raster."""
+        model, stage = self.model, self.stage
         with stage("normalise"):
             xt = normalise_batch_tensor(model.to_device(x))
             torch.cuda.synchronize(model.device)  # for the stage times only: the ops queue anyway
         with stage("model"):
-            logits = model.logits(xt, crop)
+            logits = model.logits(xt, self.grid.context)
             torch.cuda.synchronize(model.device)
         with stage("post-processing"):
             cls, prob = classes_from_logits(logits)
-            raster = batch_class_raster(cls, grid.factor, n_classes)
+            raster = batch_class_raster(cls, self.grid.factor, self.n_classes)
             return cls.cpu().numpy(), prob.cpu().numpy(), raster.cpu().numpy()
 
-    def extract(r: int, tiles: TileOutputs) -> tuple[RawCells, pd.DataFrame]:
-        with stage("extraction"):
-            raw = extract_block(tiles, r, grid.shape, grid.keep, min_px, max_px, split, min_stain)
-        with stage("cell table"):
-            return raw, cell_table(raw, grid, card.classes, region)
+    def post_process(self, logits: np.ndarray) -> Outputs:
+        """Argmax, probability (where the class is positive) and class raster in numpy (a worker
+        thread, beside the model)."""
+        with self.stage("post-processing"):
+            return cpu_post(logits, self.grid.factor, self.n_classes)
 
-    def ready(r: int) -> bool:
-        return plan.left.get(r, 0) == 0 and plan.left.get(r + 1, 0) == 0
+    # -- 4. cells ---------------------------------------------------------------------------------
 
-    posts: deque[tuple[list[tuple[int, int]], Future[tuple[np.ndarray, ...]], np.ndarray | None]] = deque()
-    jobs: deque[tuple[int, Future[tuple[RawCells, pd.DataFrame]]]] = deque()
+    def extract(self, r: int, tiles: TileOutputs, min_stain: float) -> tuple[RawCells, pd.DataFrame]:
+        """Block ``r``'s cells from its tiles and its neighbours' (an extraction-pool thread)."""
+        grid = self.grid
+        with self.stage("extraction"):
+            raw = extract_block(tiles, r, grid.shape, grid.keep, self.min_px, self.max_px, self.split, min_stain)
+        with self.stage("cell table"):
+            return raw, cell_table(raw, grid, self.card.classes, self.region)
 
-    def collect(limit: int) -> Iterator[BlockDone]:
-        """Finished blocks in order; waits while more than ``limit`` are in flight."""
-        while jobs and (len(jobs) > limit or jobs[0][1].done()):
-            r, fut = jobs.popleft()
-            raw, table = fut.result()
-            with stage("writing"):
-                ckpt.save(r, raw, class_map[r * k_r : (r + 1) * k_r])
-                tables[r] = table
-                block_done = BlockDone(done, total, f"Tile {done} of {total}", cells=table.copy(), block=r)
-            yield block_done
-            cancel.check()  # every resumption: a cancel is obeyed at once, not after the finished work is reported
+    def _ready(self, r: int) -> bool:
+        left = self.plan.left
+        return left.get(r, 0) == 0 and left.get(r + 1, 0) == 0
 
-    def apply(limit: int, pool: ThreadPoolExecutor | None) -> Iterator[Progress]:
+    def _store_batches(self, limit: int, pool: ThreadPoolExecutor | None, min_stain: float) -> Iterator[Progress]:
         """Store finished batches in order (waiting while more than ``limit`` are in flight), then
         hand every block whose neighbours are done to the extraction pool."""
-        nonlocal done
+        posts, outputs, class_map, k_r, left = self.posts, self.outputs, self.class_map, self.k_r, self.plan.left
+        to_finalise, total = self.to_finalise, self.total
         while posts and (len(posts) > limit or posts[0][1].done()):
             group, fut, stain = posts.popleft()
             labels, probs, rasters = fut.result()
             for i, ((r, c), lab, pr, ras) in enumerate(zip(group, labels, probs, rasters, strict=True)):
                 outputs[(r, c)] = (lab, pr) if stain is None else (lab, pr, stain[i])
                 class_map[r * k_r : (r + 1) * k_r, c * k_r : (c + 1) * k_r] = ras
-                plan.left[r] -= 1
-            done += len(group)
-            yield Progress(done, total, f"Tile {done} of {total}")
-            cancel.check()
-            while to_finalise and ready(to_finalise[0]):
+                left[r] -= 1
+            self.done += len(group)
+            yield Progress(self.done, total, f"Tile {self.done} of {total}")
+            self.cancel.check()
+            while to_finalise and self._ready(to_finalise[0]):
                 r = to_finalise.pop(0)
                 need = {key: v for key, v in outputs.items() if r - 1 <= key[0] <= r + 1}
-                jobs.append((r, _submit(pool, extract, r, need)))
-                keep_from = (to_finalise[0] - 1) if to_finalise else rows_total
+                self.jobs.append((r, _submit(pool, self.extract, r, need, min_stain)))
+                keep_from = (to_finalise[0] - 1) if to_finalise else self.grid.shape[0]
                 for key in [key for key in outputs if key[0] < keep_from]:
                     del outputs[key]
-            yield from collect(2 * params.extract_workers + 1)
+            yield from self.save(2 * self.params.extract_workers + 1)
 
-    threads_before = torch.get_num_threads()
-    if params.torch_threads:
-        torch.set_num_threads(params.torch_threads)
-    parallel = params.extract_workers > 0
-    with (
-        _restore_threads(threads_before),
-        _quick_gil_handoff(),
-        Ahead(prepare(), depth=2 if params.reader_threads > 0 else 0) as batches,
-        _pool(params.extract_workers, "cell-extractor") as pool,
-        _pool(1 if parallel and on_cpu else 0, "post-processing") as post_pool,
-    ):
-        waiting = 0.0  # the model's thread waiting for the next batch
-        items = iter(batches)
-        while True:
-            tw = time.perf_counter()
-            item = next(items, None)
-            waiting += time.perf_counter() - tw
-            if item is None:
-                break
-            group, x, stain = item
-            cancel.check()
-            outs, batch_size = predict_with_backoff(run_cpu if on_cpu else run_device, x, batch_size)
-            posts.append((group, _submit(post_pool, post_cpu, outs[0]) if on_cpu else _done(outs), stain))
-            yield from apply(1, pool)
-        yield from apply(0, pool)
-        yield from collect(0)
-    assert not to_finalise, f"blocks {to_finalise} were never finished"
+    # -- 5. save ----------------------------------------------------------------------------------
 
-    cells = concat_cell_tables(tables[r] for r in sorted(tables))
-    h, w = grid.raster_shape
-    analysed = tissue if region is None else tissue & region_mask(region, grid)
-    tissue_area = mask_area_mm2(tissue, grid)
-    seconds = time.perf_counter() - t0
-    busy_ms, cpu_ms = stage.per_tile_ms(len(plan.tiles))
-    summary = AnalysisSummary(
-        slide=str(slide.path),
-        slide_mpp=(float(mpp[0]), float(mpp[1])),
-        channel=slide.channel_names[channel],
-        model=card.name,
-        model_sha256=card.weights_sha256,
-        model_mpp=card.mpp,
-        model_synthetic=card.synthetic,
-        device=str(model.device),
-        precision=model.precision,
-        precision_reason=model.precision_reason,
-        runtime=model.runtime,
-        counts=count_by_class(cells, card.classes),
-        total_cells=int(len(cells)),
-        tissue_area_mm2=tissue_area,
-        nucleus_stain_min=float(min_stain),
-        analysed_area_mm2=mask_area_mm2(analysed, grid),
-        region_area_mm2=None if region is None else region.area / 1e6,
-        tiles_in_grid=rows_total * cols_total,
-        tiles_analysed=total,
-        tiles_skipped_background=int((candidates & ~tissue_tiles).sum()),
-        tiles_computed=len(plan.tiles),
-        blocks_resumed=len(plan.resumed),
-        batch_size=batch_size,
-        tile_px=patch,
-        context_px=grid.context,
-        seconds=seconds,
-        seconds_model=stage.busy["model"],
-        seconds_waiting_for_tiles=waiting,
-        stage_ms_per_tile=busy_ms,
-        stage_cpu_ms_per_tile=cpu_ms,
-        checkpoint_key=ckpt.key,
-        classes=tuple(card.classes),
-        class_colours=tuple(card.class_colours),
-    )
-    return AnalysisResult(
-        cells=cells,
-        class_map=np.ascontiguousarray(class_map[:h, :w]),
-        density=density_raster(cells, grid, n_classes, params.density_sigma_um),
-        tissue_mask=tissue,
-        tissue_area_mm2=tissue_area,
-        raster_downsample=grid.raster_downsample[0],
-        raster_downsample_y=grid.raster_downsample[1],
-        raster_mpp=grid.raster_mpp,
-        summary=summary,
-    )
+    def save(self, limit: int) -> Iterator[BlockDone]:
+        """Finished blocks in order, each saved to the checkpoint and reported; waits while more
+        than ``limit`` are in flight."""
+        jobs, k_r = self.jobs, self.k_r
+        while jobs and (len(jobs) > limit or jobs[0][1].done()):
+            r, fut = jobs.popleft()
+            raw, table = fut.result()
+            with self.stage("writing"):
+                self.ckpt.save(r, raw, self.class_map[r * k_r : (r + 1) * k_r])
+                self.tables[r] = table
+                block_done = BlockDone(self.done, self.total, f"Tile {self.done} of {self.total}", cells=table.copy(),
+                                       block=r)
+            yield block_done
+            self.cancel.check()  # every resumption: a cancel is obeyed at once, not after the finished work is reported
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def infer_all(self, min_stain: float) -> Iterator[Progress]:
+        """Stages 3-5 over every planned tile: the reader thread prepares batches ahead, the model
+        runs here, post-processing and extraction in pools; ``cancel.check()`` before every batch."""
+        params, on_cpu = self.params, self.on_cpu
+        threads_before = torch.get_num_threads()
+        if params.torch_threads:
+            torch.set_num_threads(params.torch_threads)
+        parallel = params.extract_workers > 0
+        infer = self.infer_cpu if on_cpu else self.infer_device
+        with (
+            _restore_threads(threads_before),
+            _quick_gil_handoff(),
+            Ahead(self.pre_process(min_stain), depth=2 if params.reader_threads > 0 else 0) as batches,
+            _pool(params.extract_workers, "cell-extractor") as pool,
+            _pool(1 if parallel and on_cpu else 0, "post-processing") as post_pool,
+        ):
+            items = iter(batches)
+            while True:
+                tw = time.perf_counter()
+                item = next(items, None)
+                self.waiting += time.perf_counter() - tw
+                if item is None:
+                    break
+                group, x, stain = item
+                self.cancel.check()
+                outs, self.batch_size = predict_with_backoff(infer, x, self.batch_size)
+                self.posts.append((group, _submit(post_pool, self.post_process, outs[0]) if on_cpu else _done(outs), stain))
+                yield from self._store_batches(1, pool, min_stain)
+            yield from self._store_batches(0, pool, min_stain)
+            yield from self.save(0)
+        assert not self.to_finalise, f"blocks {self.to_finalise} were never finished"
+
+    def result(self, tissue: _Tissue) -> AnalysisResult:
+        """The cell table of all blocks, the rasters and the summary."""
+        grid, card, model, region, plan = self.grid, self.card, self.model, self.region, self.plan
+        cells = concat_cell_tables(self.tables[r] for r in sorted(self.tables))
+        h, w = grid.raster_shape
+        rows, cols = grid.shape
+        analysed = tissue.mask if region is None else tissue.mask & region_mask(region, grid)
+        tissue_area = mask_area_mm2(tissue.mask, grid)
+        seconds = time.perf_counter() - self.t0
+        busy_ms, cpu_ms = self.stage.per_tile_ms(len(plan.tiles))
+        summary = AnalysisSummary(
+            slide=str(self.slide.path),
+            slide_mpp=(float(self.mpp[0]), float(self.mpp[1])),
+            channel=self.slide.channel_names[self.channel],
+            model=card.name,
+            model_sha256=card.weights_sha256,
+            model_mpp=card.mpp,
+            model_synthetic=card.synthetic,
+            device=str(model.device),
+            precision=model.precision,
+            precision_reason=model.precision_reason,
+            runtime=model.runtime,
+            counts=count_by_class(cells, card.classes),
+            total_cells=int(len(cells)),
+            tissue_area_mm2=tissue_area,
+            nucleus_stain_min=tissue.min_stain,
+            analysed_area_mm2=mask_area_mm2(analysed, grid),
+            region_area_mm2=None if region is None else region.area / 1e6,
+            tiles_in_grid=rows * cols,
+            tiles_analysed=self.total,
+            tiles_skipped_background=int((tissue.candidates & ~tissue.tissue_tiles).sum()),
+            tiles_computed=len(plan.tiles),
+            blocks_resumed=len(plan.resumed),
+            batch_size=self.batch_size,
+            tile_px=self.patch,
+            context_px=grid.context,
+            seconds=seconds,
+            seconds_model=self.stage.busy["model"],
+            seconds_waiting_for_tiles=self.waiting,
+            stage_ms_per_tile=busy_ms,
+            stage_cpu_ms_per_tile=cpu_ms,
+            checkpoint_key=self.ckpt.key,
+            classes=tuple(card.classes),
+            class_colours=tuple(card.class_colours),
+        )
+        return AnalysisResult(
+            cells=cells,
+            class_map=np.ascontiguousarray(self.class_map[:h, :w]),
+            density=density_raster(cells, grid, self.n_classes, self.params.density_sigma_um),
+            tissue_mask=tissue.mask,
+            tissue_area_mm2=tissue_area,
+            raster_downsample=grid.raster_downsample[0],
+            raster_downsample_y=grid.raster_downsample[1],
+            raster_mpp=grid.raster_mpp,
+            summary=summary,
+        )
+
+    def run(self) -> Generator[Progress, None, AnalysisResult]:
+        """All stages in order, as one job (see :func:`analyse_slide`)."""
+        yield Progress(0, 0, "Finding tissue")
+        self.cancel.check()
+        tissue = self.find_tissue()
+        self.open_checkpoint(tissue.selected)
+        yield from self.resume()
+        yield from self.infer_all(tissue.min_stain)
+        return self.result(tissue)
+
+
+def analyse_slide(
+    slide: Slide,
+    model: LoadedModel,
+    params: AnalysisParams | None = None,
+    regions_um: BaseGeometry | Iterable[BaseGeometry] | None = None,
+    cancel: CancelToken | None = None,
+    checkpoint_dir: str | Path | None = None,
+) -> Generator[Progress, None, AnalysisResult]:
+    """Find and classify every cell of ``slide`` (a :class:`core.slides.Slide`) with ``model``.
+
+    Yields :class:`Progress` ("Tile i of n") after every batch and a :class:`BlockDone` with the
+    new cells after every finished block; returns an :class:`AnalysisResult`. ``regions_um``:
+    polygon(s) in slide µm; only tiles near them are analysed and only cells centred inside them
+    kept. ``checkpoint_dir``: finished blocks are saved there and a rerun resumes from them.
+    Raises UncalibratedError, ChannelNotFoundError, RegionError, CoreError, Cancelled.
+    """
+    # A generator: nothing runs (and no error is raised) until the caller takes the first report.
+    return (yield from SlideAnalysis(slide, model, params, regions_um, cancel, checkpoint_dir).run())

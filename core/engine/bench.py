@@ -104,7 +104,7 @@ def tissue_tiles_in_memory(slide: Any, model: LoadedModel, params: AnalysisParam
     rows, cols = np.nonzero(grid.tissue_tiles(tissue))
     tiles = [
         normalise_patch(slide.read_region_at_mpp(grid.read_location(r, c), (patch, patch), card.mpp, [channel]))
-        for r, c in list(zip(rows, cols, strict=True))[:n]
+        for r, c in list(zip(rows.tolist(), cols.tolist(), strict=True))[:n]
     ]
     if not tiles:
         raise ValueError("the slide has no tissue tiles to benchmark")
@@ -114,7 +114,9 @@ def tissue_tiles_in_memory(slide: Any, model: LoadedModel, params: AnalysisParam
 def model_throughput(model: LoadedModel, tiles: np.ndarray, batch_size: int, crop: int) -> tuple[float, float]:
     """(tiles/s, CPU s/tile) of the network alone (``model.logits``, cropped, on its device) over
     in-memory normalised ``tiles``, after a warm-up batch: what the pipeline's model thread runs."""
-    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    def sync() -> None:
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
 
     def run(batch: np.ndarray) -> None:
         model.logits(model.to_device(batch), crop)

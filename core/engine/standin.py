@@ -34,6 +34,8 @@ SQUARE = 64
 class StandInNet(torch.nn.Module):
     """Logits (N, C, H, W): background = THRESHOLD, positive class k(square) = x, the others x − 1."""
 
+    busy_kernel: torch.Tensor  # a registered buffer (moves with the module)
+
     def __init__(self, n_classes: int, kind: str = "instant", ms_per_tile: float = 0.0, patch: int = 256) -> None:
         super().__init__()
         if kind not in KINDS:
