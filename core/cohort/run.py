@@ -14,7 +14,7 @@ import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,7 +22,11 @@ from core.cohort.case import CohortSettings, case_key, is_done, run_case
 from core.cohort.manifest import CohortCase
 from core.cohort.plot import summary_plot
 from core.cohort.table import cohort_table, write_table
+from core.jsontypes import JSONDict, as_str
 from core.progress import CancelToken, Progress
+
+if TYPE_CHECKING:  # distributed is imported only where a cohort runs
+    from distributed import Client, Future, LocalCluster
 
 #: How often (s) the driver looks at the cancel token while waiting for the next case.
 POLL_S = 0.5
@@ -51,7 +55,7 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 1) // 4)
 
 
-def local_cluster(workers: int | None = None) -> Any:
+def local_cluster(workers: int | None = None) -> LocalCluster:
     """A LocalCluster of ``workers`` processes with one task thread each (a model per process)."""
     from distributed import LocalCluster
 
@@ -60,7 +64,7 @@ def local_cluster(workers: int | None = None) -> Any:
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
 
 
-def dashboard_link(client: Any, local: bool) -> str | None:
+def dashboard_link(client: Client, local: bool) -> str | None:
     """The Dask dashboard's address, or None when there is none (bokeh missing on a local cluster)."""
     if local and importlib.util.find_spec("bokeh") is None:
         return None
@@ -73,7 +77,7 @@ def with_threads(settings: CohortSettings, workers: int) -> CohortSettings:
     return replace(settings, params=replace(settings.params, torch_threads=threads))
 
 
-def _failure(future: Any, case: CohortCase) -> str:
+def _failure(future: Future[JSONDict], case: CohortCase) -> str:
     """The per-case message of a task that did not return (its worker died too often, or cancelled)."""
     from distributed import KilledWorker
 
@@ -90,7 +94,7 @@ def run_cohort(
     cases: Sequence[CohortCase],
     out_dir: str | Path,
     settings: CohortSettings,
-    client: Any,
+    client: Client,
     cancel: CancelToken | None = None,
 ) -> Generator[Progress, None, CohortResult]:
     """Run every case not yet done on the Dask ``client``; yields a Progress per finished case.
@@ -129,7 +133,7 @@ def run_cohort(
                 if future.status == "finished":
                     outcome = future.result()
                     if outcome["status"] == "failed":
-                        failed[case.case_id] = outcome["error"]
+                        failed[case.case_id] = as_str(outcome["error"])
                     elif outcome["status"] == "skipped":  # finished by another run meanwhile
                         skipped.append(case.case_id)
                     else:

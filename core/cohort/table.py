@@ -15,56 +15,67 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from core.classes import DEFAULT_MARKER_GROUPS
 from core.cohort.case import read_done
 from core.cohort.manifest import CohortCase
+from core.jsontypes import JSONDict, JSONValue, as_float, as_int, as_mapping
 from core.scores import parameter_name
 
 REGIONS = ("CT", "IM", "Tumour")
 
 
-def _json(path: Path) -> dict[str, Any]:
+def _json(path: Path) -> JSONDict:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data: JSONValue = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _scores_columns(scores: Mapping[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    by_region = {r.get("region"): r for r in scores.get("densities", {}).get("regions", [])}
+def _get(data: JSONValue, *path: str) -> JSONValue:
+    """``data[path[0]][path[1]]...`` of stored JSON; None where a key is missing or a value on the
+    way is not an object (a file written by an older version lacks newer fields)."""
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _scores_columns(scores: JSONDict) -> JSONDict:
+    row: JSONDict = {}
+    regions = _get(scores, "densities", "regions")
+    by_region = {str(r.get("region")): r for r in regions if isinstance(r, dict)} if isinstance(regions, list) else {}
     for region in REGIONS:
-        data = by_region.get(region, {})
-        row[f"area_mm2_{region}"] = data.get("area_mm2")
+        data = by_region.get(region)
+        row[f"area_mm2_{region}"] = _get(data, "area_mm2")
         for group in DEFAULT_MARKER_GROUPS:
-            row[f"count_{parameter_name(group, region)}"] = data.get("counts", {}).get(group)
-            row[parameter_name(group, region)] = data.get("densities", {}).get(group)
-    is_ = scores.get("immunoscore_like", {})
-    tb = scores.get("t_and_b", {})
+            row[f"count_{parameter_name(group, region)}"] = _get(data, "counts", group)
+            row[parameter_name(group, region)] = _get(data, "densities", group)
+    is_ = _get(scores, "immunoscore_like")
+    tb = _get(scores, "t_and_b")
     row.update({
-        "is_evaluable": is_.get("evaluable"), "is_label": is_.get("label"), "is_level": is_.get("level"),
-        "is_category": is_.get("category"), "is_mean_percentile": is_.get("mean_percentile"),
-        "tb_evaluable": tb.get("evaluable"), "tb_label": tb.get("label"), "tb_score": tb.get("value"),
-        "tb_category": tb.get("category"),
+        "is_evaluable": _get(is_, "evaluable"), "is_label": _get(is_, "label"), "is_level": _get(is_, "level"),
+        "is_category": _get(is_, "category"), "is_mean_percentile": _get(is_, "mean_percentile"),
+        "tb_evaluable": _get(tb, "evaluable"), "tb_label": _get(tb, "label"), "tb_score": _get(tb, "value"),
+        "tb_category": _get(tb, "category"),
         # True when the counting error alone could change the category (core.scores.near_cut); None
         # when not evaluable or scored before this was recorded.
-        "is_near_cut": (is_.get("category_range") or {}).get("near_cut"),
-        "tb_near_cut": (tb.get("category_range") or {}).get("near_cut"),
-        "reference_cohort": is_.get("cohort", {}).get("name"),
+        "is_near_cut": _get(is_, "category_range", "near_cut"),
+        "tb_near_cut": _get(tb, "category_range", "near_cut"),
+        "reference_cohort": _get(is_, "cohort", "name"),
     })
     return row
 
 
-def case_row(case: CohortCase, folder: Path, key: str, error: str | None = None) -> dict[str, Any]:
+def case_row(case: CohortCase, folder: Path, key: str, error: str | None = None) -> JSONDict:
     """The table row of one case from its folder; ``error`` from this run when it failed."""
     done = read_done(folder)
     finished = done is not None and done.get("key") == key
-    row: dict[str, Any] = {
+    row: JSONDict = {
         "case_id": case.case_id,
         "status": "done" if finished else ("failed" if error else "not run"),
         "error": None if finished else error,
@@ -72,10 +83,10 @@ def case_row(case: CohortCase, folder: Path, key: str, error: str | None = None)
         "slide": str(case.slide),
         "regions": None if case.regions is None else str(case.regions),
     }
-    if not finished:
+    if done is None or not finished:
         return row
     summary = _json(folder / "summary.json")
-    counts = summary.get("counts", {})
+    counts = as_mapping(summary.get("counts"))
     analysed = summary.get("analysed_area_mm2")
     row.update({
         "model": summary.get("model"), "model_sha256": summary.get("model_sha256"),
@@ -85,8 +96,8 @@ def case_row(case: CohortCase, folder: Path, key: str, error: str | None = None)
         **{f"cells_{name}": n for name, n in counts.items()},
     })
     for group, classes in DEFAULT_MARKER_GROUPS.items():
-        n = sum(int(counts.get(c, 0)) for c in classes)
-        row[parameter_name(group, "Tissue")] = n / analysed if analysed else None
+        n = sum(as_int(counts.get(c, 0)) for c in classes)
+        row[parameter_name(group, "Tissue")] = n / as_float(analysed) if analysed else None
     scores = _json(folder / "scores.json")
     if scores:
         row.update(_scores_columns(scores))

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import BaseDocTemplate, CondPageBreak, Frame, KeepTogether, PageTemplate
+from reportlab.platypus import BaseDocTemplate, CondPageBreak, Flowable, Frame, KeepTogether, PageTemplate
 
 from core import __version__
 from core.report import _sections as sections
@@ -44,11 +43,11 @@ def _canvas_class(data: ReportData, settings: ReportSettings) -> type[Canvas]:
     version = data.software_version or __version__
 
     class ReportCanvas(Canvas):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: object, **kwargs: object) -> None:
             kwargs["invariant"] = 1
             super().__init__(*args, **kwargs)
             self.setDateFormatter(lambda *_: created)
-            self._pages: list[dict[str, Any]] = []
+            self._pages: list[dict[str, object]] = []  # each page's canvas state
 
         def showPage(self) -> None:  # noqa: N802 - reportlab's name
             self._pages.append(dict(self.__dict__))
@@ -122,7 +121,7 @@ def _page_furniture(c: Canvas, data: ReportData, settings: ReportSettings, logo:
 OVERVIEW_MAX_H, OVERVIEW_MIN_H = 88 * mm, 60 * mm
 
 
-def _height(flowables: list[Any], width: float) -> float:
+def _height(flowables: list[Flowable], width: float) -> float:
     """Height the flowables take in a column of ``width`` (their spacing included), measured on a
     scratch canvas. A KeepTogether is measured by its content: its own wrap answers "too tall"."""
     scratch = Canvas(io.BytesIO())
@@ -135,8 +134,8 @@ def _height(flowables: list[Any], width: float) -> float:
     return total
 
 
-def _story(data: ReportData, settings: ReportSettings, width: float, frame_height: float) -> list[Any]:
-    story: list[Any] = []
+def _story(data: ReportData, settings: ReportSettings, width: float, frame_height: float) -> list[Flowable]:
+    story: list[Flowable] = []
     story += sections.identification(data, settings, width)
     story += sections.scores(data, width)
     story += sections.region_table(data, width)

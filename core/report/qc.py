@@ -8,11 +8,11 @@ too; their names are re-exported here for callers of the earlier layout.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import numpy as np
 
 from core.density_map import DENSITY_SIGMA_UM, analysed_density, density_from_cells, mask_density
+from core.jsontypes import JSONMapping, JSONValue, as_float
 from core.tissue_mask import (
     MAX_MASK_SIDE,
     analysis_summary_extras,
@@ -35,19 +35,31 @@ __all__ = [
 ]
 
 
-def _cell_classes(scores: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def _at(value: JSONValue | JSONMapping, *keys: str) -> JSONValue | JSONMapping:
+    """``value[keys[0]][keys[1]]...`` of a card's metrics; None where a key is missing or a value on
+    the way is not an object (cards of other tools or older versions lack some)."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _cell_classes(scores: JSONValue | JSONMapping) -> Iterator[tuple[str, JSONMapping]]:
     """(class, its measures) for the cell classes of a score table: not background "other", not the
     "average" row."""
+    if not isinstance(scores, Mapping):
+        return
     for c, v in scores.items():
         if isinstance(v, Mapping) and str(c) not in ("other", "average"):
             yield str(c), v
 
 
-def _f1_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
-    return {c: float(v["f1"]) for c, v in _cell_classes(scores) if isinstance(v.get("f1"), int | float)}
+def _f1_by_class(scores: JSONValue | JSONMapping) -> dict[str, float]:
+    return {c: float(f1) for c, v in _cell_classes(scores) if isinstance(f1 := v.get("f1"), int | float)}
 
 
-def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
+def _training_metrics(metrics: JSONMapping) -> dict[str, float | str]:
     """The training tools' layout: {split, patches, pixel|centroid: {hard|soft: {class: {f1, ...}}}}.
 
     Hard (argmax) F1 first, as the paper's Table 2 reports both: the mean over the cell classes
@@ -59,23 +71,23 @@ def _training_metrics(metrics: Mapping[str, Any]) -> dict[str, float | str]:
         out["Evaluated on"] = f"{metrics['split']} split" + (f", {patches:,} patches" if isinstance(patches, int) else "")
     for level, word in (("pixel", "Per-pixel"), ("centroid", "Per-cell (centroid)")):
         for kind in ("hard", "soft"):
-            f1 = _f1_by_class((metrics.get(level) or {}).get(kind) or {})
+            f1 = _f1_by_class(_at(metrics, level, kind))
             if not f1:
                 continue
             out[f"{word} F1, {kind}, mean"] = sum(f1.values()) / len(f1)
             if kind == "hard":
                 out[f"{word} F1, {kind}, by class"] = " · ".join(f"{c} {v:.2f}" for c, v in f1.items())
-                ci = ((metrics.get("centroid_ci") or {}).get("hard") or {}).get("average") if level == "centroid" else None
+                ci = _at(metrics, "centroid_ci", "hard", "average") if level == "centroid" else None
                 if isinstance(ci, list | tuple) and len(ci) == 2:
-                    out[f"{word} F1, {kind}, 95% CI"] = f"{float(ci[0]):.2f}–{float(ci[1]):.2f}"
+                    out[f"{word} F1, {kind}, 95% CI"] = f"{as_float(ci[0]):.2f}–{as_float(ci[1]):.2f}"
                 if level == "centroid":
-                    errors = _count_error_by_class((metrics.get(level) or {}).get(kind) or {})
+                    errors = _count_error_by_class(_at(metrics, level, kind))
                     if errors:
                         out[f"{word} calls vs true cells, {kind}"] = " · ".join(f"{c} {v:+.0%}" for c, v in errors.items())
     return out
 
 
-def _count_error_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
+def _count_error_by_class(scores: JSONValue | JSONMapping) -> dict[str, float]:
     """Per cell class, calls / true cells − 1 on the test cells: the bias a density read from this
     model carries, which F1 does not show (a model can gain F1 while calling a class far too often).
     Cards from before the field was written get it from recall / precision, the same ratio."""
@@ -89,7 +101,7 @@ def _count_error_by_class(scores: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def summarise_metrics(metrics: Mapping[str, Any], limit: int = 10) -> dict[str, float | str]:
+def summarise_metrics(metrics: JSONMapping, limit: int = 10) -> dict[str, float | str]:
     """The model card's metrics as at most ``limit`` (label, value) pairs for the report.
 
     The training tools' layout is summarised as F1 means and per-class F1 (see
@@ -101,7 +113,7 @@ def summarise_metrics(metrics: Mapping[str, Any], limit: int = 10) -> dict[str, 
         return dict(list(known.items())[:limit])
     flat: list[tuple[str, float]] = []
 
-    def walk(prefix: str, value: Any) -> None:
+    def walk(prefix: str, value: object) -> None:
         if isinstance(value, Mapping):
             for k, v in value.items():
                 walk(f"{prefix} / {k}" if prefix else str(k), v)
