@@ -29,12 +29,21 @@ CHECKPOINT_DIR = "checkpoint"
 
 @dataclass
 class TrainState:
-    """Where training stands: epochs and optimiser steps completed, the best validation F1 and its epoch."""
+    """Where training stands: epochs and optimiser steps completed, the best validation F1 and its epoch.
+
+    ``patches``: patch-steps (patches trained on, all processes) so far; ``best_patches``: at the best
+    epoch; ``warmup_patches``: the warm-up this run fixed (0: not fixed yet). A checkpoint written before
+    patch-steps were counted reads as -1 for the first two; :func:`training.train.fit` then derives them
+    from ``log.json``.
+    """
 
     epoch: int = 0
     step: int = 0
     best_f1: float = -1.0
     best_epoch: int = 0
+    patches: int = 0
+    best_patches: int = 0
+    warmup_patches: int = 0
 
 
 def state_dict_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -96,6 +105,7 @@ def save_checkpoint(
         shutil.copy2(final / "best.safetensors", tmp / "best.safetensors")
     info = {
         "epoch": state.epoch, "step": state.step, "best_f1": state.best_f1, "best_epoch": state.best_epoch,
+        "patches": state.patches, "best_patches": state.best_patches, "warmup_patches": state.warmup_patches,
         "optimizer": meta, "scaler_scale": float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else None,
         "settings": settings,
     }
@@ -146,5 +156,7 @@ def load_checkpoint(
     if scaler is not None and info.get("scaler_scale") is not None:
         scaler.update(info["scaler_scale"])
     best = load_file(str(d / "best.safetensors")) if (d / "best.safetensors").is_file() else None
-    state = TrainState(int(info["epoch"]), int(info["step"]), float(info["best_f1"]), int(info["best_epoch"]))
+    state = TrainState(int(info["epoch"]), int(info["step"]), float(info["best_f1"]), int(info["best_epoch"]),
+                       int(info.get("patches", -1)), int(info.get("best_patches", -1)),
+                       int(info.get("warmup_patches", 0)))
     return state, best

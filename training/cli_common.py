@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -27,6 +27,25 @@ from training.patches import CacheEntry, PatchParams, slide_patches, tile_patche
 from training.tiles import find_tiles
 
 T = TypeVar("T")
+
+
+class InputSettings(Protocol):
+    """What the input helpers read: an ``argparse.Namespace`` of these flags or a
+    :class:`training.retrain_config.RetrainConfig`."""
+
+    @property
+    def slides(self) -> Sequence[Path]: ...
+    @property
+    def tiles(self) -> Sequence[Path]: ...
+    @property
+    def mpp(self) -> float | None: ...
+
+
+class LabelSettings(Protocol):
+    """The labelling flags (``--config``; ``--channel-*`` and ``--threshold-*`` are read by name)."""
+
+    @property
+    def config(self) -> Path | None: ...
 
 
 def add_input_args(p: argparse.ArgumentParser) -> None:
@@ -53,7 +72,7 @@ def add_label_args(p: argparse.ArgumentParser) -> None:
                        help=f"cell-mean threshold for {key} (default {getattr(defaults, key):.0f})")
 
 
-def config_from_args(args: argparse.Namespace) -> LabelConfig:
+def config_from_args(args: LabelSettings) -> LabelConfig:
     """The config file (or defaults) with any channel/threshold flags applied on top."""
     cfg = load_config(args.config)
     chans = {r: str(getattr(args, f"channel_{r}")) for r in CHANNEL_ROLES if getattr(args, f"channel_{r}", None) is not None}
@@ -89,7 +108,7 @@ def with_mpp_hint(err: UncalibratedError) -> UncalibratedError:
 
 
 def prepare_inputs(
-    args: argparse.Namespace, cfg: LabelConfig, params: PatchParams, cache: Path, show: bool = True
+    args: InputSettings, cfg: LabelConfig, params: PatchParams, cache: Path, show: bool = True
 ) -> list[CacheEntry]:
     """Label and cut every input (cached); prints one line per input."""
     if not args.slides and not args.tiles:
@@ -113,7 +132,7 @@ def prepare_inputs(
     return entries
 
 
-def input_mpps(args: argparse.Namespace) -> dict[str, float]:
+def input_mpps(args: InputSettings) -> dict[str, float]:
     """Pixel size (µm) of each input: every slide, and the first tile of each tile folder."""
     out: dict[str, float] = {}
     override = (args.mpp, args.mpp) if getattr(args, "mpp", None) else None

@@ -25,7 +25,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -43,7 +42,6 @@ from core.cli.args import (
     prog_name,
 )
 from core.cli.failure import DEBUG_HELP, report_failure
-from core.errors import CoreError
 from core.models import ModelCard, build_model
 from training.checkpoint import read_settings
 from training.cli_common import (
@@ -56,14 +54,26 @@ from training.cli_common import (
     prepare_inputs,
     training_statistics,
 )
-from training.config import config_from_dict
-from training.dataset import PatchDataset, PatchSet, SlideRect, SplitSpec, make_splits, split_summary
+from training.dataset import PatchDataset, PatchSet, make_splits, split_summary
 from training.device import PRECISIONS, choose_device, choose_precision
+from training.errors import TrainingError
 from training.evaluate import add_bootstrap_args, evaluate
 from training.export import check_out_dir, export_model, summary_metrics
 from training.init_weights import resolve_init
 from training.patches import PatchParams
-from training.train import BALANCE, LR_SCHEDULES, DistInfo, TrainSettings, fit
+from training.retrain_config import CURRENT, RESUMABLE, RetrainConfig
+from training.small_set import (
+    MIN_VAL_CELLS,
+    PAPER_TRAIN_CELLS,
+    SELECT_RULES,
+    WARMUP_FLOOR,
+    WARMUP_FRACTION,
+    cell_report,
+    cell_warnings,
+    choose_rule,
+    split_cells,
+)
+from training.train import BALANCE, LR_SCHEDULES, DistInfo, FitResult, TrainSettings, fit
 
 #: Why each --balance choice, for the model card.
 BALANCE_WHY = {
@@ -73,10 +83,7 @@ BALANCE_WHY = {
     "loss": "pixel loss weighted per class by sqrt(median frequency / frequency)",
     "both": "class-balanced patch sampling and a class-weighted loss",
 }
-#: Flags a resumed run takes from the new command line when given; the rest come from the checkpoint.
-RESUMABLE = ("epochs", "time_limit", "max_steps", "precision", "name", "weights_dtype")
-#: Flags about this invocation only, never taken from the stored run.
-CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size", "debug_record_dir", "debug")
+__all__ = ["CURRENT", "RESUMABLE", "RetrainConfig", "build_parser", "main", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +95,9 @@ Pipeline: label each slide (nuclei on Hoechst, 1 µm cell expansion, thresholds 
 marker channels; calibrate first with `python -m training.label SLIDE --calibrate`), cut Hoechst
 patches (--patch-size, --overlap) at the model pixel size (default: the training data's), split
 80/10/10 by patch, tile or spatial block (or hold out named slides, tiles or regions), train with
-the 8 rotations/flips and class balancing, keep the best validation per-cell F1 (stopping early
-after --patience epochs without progress), evaluate on the test split (per cell, each cell once,
+the 8 rotations/flips and class balancing, keep the best validation per-cell F1 after a warm-up
+(stopping early after --patience without progress; both counted in patch-steps, and the last epoch
+when validation holds too few cells to choose), evaluate on the test split (per cell, each cell once,
 with bootstrap 95% intervals) and write OUT/model.safetensors + model.json (+ metrics.json,
 log.csv/json, checkpoint/, cache/).""",
         epilog="Example (demo model, CPU): python -m training.retrain --slides p1/mif.ome.tif p2/mif.ome.tif "
@@ -144,13 +152,27 @@ log.csv/json, checkpoint/, cache/).""",
                    help="against class imbalance: draw patches with rare classes more often (sampling), weight "
                    "the loss per class (loss), both (default: best measured on a small phantom tile set, see "
                    "training/README.md), or none (the paper's plain loss, which had ~6000 patches)")
-    t.add_argument("--patience", type=non_negative_int, default=15,
-                   help="stop after this many epochs without a better validation F1 (default 15; 0: never)")
+    t.add_argument("--patience", type=non_negative_int, default=None, metavar="EPOCHS",
+                   help="stop after this many epochs' worth of patch-steps (EPOCHS x patches per epoch) without a "
+                   "better validation F1; 0: never. Default: 15 epochs' worth, and at least the warm-up")
+    t.add_argument("--patience-patches", type=non_negative_int, default=None, metavar="N",
+                   help="the same in patch-steps (patches trained on), whatever the epoch length; wins over "
+                   "--patience; 0: never stop early")
+    t.add_argument("--warmup-patches", type=non_negative_int, default=None, metavar="N",
+                   help=f"no epoch is exported before N patch-steps (default: max({WARMUP_FLOOR:,}, "
+                   f"{WARMUP_FRACTION:g} x the planned patch-steps), at most the plan; with --time-limit, planned at "
+                   "the first epoch's pace). Early epochs of barely trained weights can score by luck on a few "
+                   "validation cells (a real 18-tile run once exported epoch 1 this way)")
+    t.add_argument("--select", choices=SELECT_RULES, default="auto",
+                   help="which epoch is exported: auto (default: the best validation per-cell F1 after the warm-up "
+                   f"when validation holds at least {MIN_VAL_CELLS} cells of every positive class, else the last "
+                   "epoch), f1 (always by F1) or last (the last epoch, no early stopping)")
     t.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split, initial weights, order and augmentation")
     t.add_argument("--patches-per-epoch", type=positive_int, default=None, help="draw only this many training patches per epoch")
     t.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many optimiser steps in all")
     t.add_argument("--time-limit", type=positive_float, default=None, metavar="MIN",
-                   help="stop gracefully after MIN minutes and export the best model so far")
+                   help="stop gracefully after MIN minutes and export the epoch chosen so far (none before the "
+                   "warm-up: then the checkpoint is kept for --resume)")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     t.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default): fp32 on a CPU, bf16 (fp16 without bf16) autocast on CUDA; bf16 on a CPU only if asked")
@@ -180,30 +202,6 @@ def _explicit(argv: Sequence[str] | None) -> set[str]:
     return set(vars(p.parse_args(argv)))
 
 
-def _to_json(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: ([str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v)
-            for k, v in vars(args).items()}
-
-
-def _from_json(stored: dict[str, Any], args: argparse.Namespace, explicit: set[str]) -> argparse.Namespace:
-    """Stored run settings, with the resumable flags the user gave now."""
-    merged = dict(stored)
-    for key in RESUMABLE:
-        if key in explicit or key not in merged:
-            merged[key] = getattr(args, key)
-    for key, value in vars(args).items():  # flags newer than the stored run: their defaults
-        merged.setdefault(key, value)
-    for key in CURRENT:
-        merged[key] = getattr(args, key)
-    for key in ("slides", "tiles"):
-        merged[key] = [Path(x) for x in merged.get(key) or []]
-    for key in ("out", "config", "cache", "debug_record_dir", "init"):
-        if merged.get(key) is not None:
-            merged[key] = Path(merged[key])
-    merged["resume"] = True
-    return argparse.Namespace(**merged)
-
-
 def init_distributed(device: str) -> DistInfo:
     """DDP from torchrun's environment (WORLD_SIZE, RANK, LOCAL_RANK); one process otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -230,7 +228,8 @@ def _is_synthetic(paths: list[Path]) -> bool:
     return False
 
 
-def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
+def run(args: RetrainConfig, dinfo: DistInfo) -> int:
+    """One training run from its settings (checked when ``args`` was built); returns the exit status."""
     say = print if dinfo.main else (lambda *a, **k: None)
     out: Path = args.out
     if dinfo.main:
@@ -238,32 +237,21 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         check_out_dir(out, args.force, args.resume)
     if dinfo.world > 1:
         dist.barrier()
-    stored_cfg = getattr(args, "label_config", None)
-    cfg = config_from_dict(stored_cfg, "stored run") if stored_cfg else config_from_args(args)
-    try:
-        fractions = tuple(float(x) for x in str(args.split).split(","))
-        if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
-            raise ValueError
-    except ValueError:
-        raise CoreError(f"--split {args.split!r}: give three fractions train,val,test such as 0.8,0.1,0.1.") from None
-    if args.patch_size < 32 or args.patch_size % 32 or not 0 <= args.overlap < 0.95:
-        raise CoreError(f"--patch-size must be a multiple of 32 (got {args.patch_size}); --overlap in [0, 0.95).")
-    spec = SplitSpec(
-        tuple(args.holdout_slides), tuple(args.val_slides), tuple(args.holdout_tiles), tuple(args.val_tiles),
-        tuple(SlideRect.parse(r, "--holdout-region") for r in args.holdout_region),
-        tuple(SlideRect.parse(r, "--val-region") for r in args.val_region),
-        by=args.split_by, block_um=args.block_um, fractions=fractions,  # type: ignore[arg-type]
-    )
+    cfg = args.label_config or config_from_args(args)
+    spec = args.split_spec()
+    fractions = args.fractions
     source_mpps = input_mpps(args)
     init = resolve_init(args.init) if args.init is not None else None
     given_by = "--model-mpp"
+    model_mpp = args.model_mpp
     if init is not None:
-        args.encoder = init.card.encoder
-        if args.model_mpp is None:
-            args.model_mpp, given_by = init.card.mpp, f"{init.card.name}, whose weights this run starts from"
-    args.model_mpp, mpp_reason = choose_model_mpp(args.model_mpp, source_mpps, given_by)
-    say(f"Model pixel size {args.model_mpp:.4g} µm: {mpp_reason}")
-    params = PatchParams(size=args.patch_size, overlap=args.overlap, mpp=args.model_mpp)
+        args = args.replace(encoder=init.card.encoder)
+        if model_mpp is None:
+            model_mpp, given_by = init.card.mpp, f"{init.card.name}, whose weights this run starts from"
+    model_mpp, mpp_reason = choose_model_mpp(model_mpp, source_mpps, given_by)
+    args = args.replace(model_mpp=model_mpp, label_config=cfg)
+    say(f"Model pixel size {model_mpp:.4g} µm: {mpp_reason}")
+    params = PatchParams(size=args.patch_size, overlap=args.overlap, mpp=model_mpp)
     cache = args.cache or out / "cache"
     say(f"Preparing {len(args.slides)} slide(s) and {len(args.tiles)} tile folder(s) (cache: {cache})")
     if dinfo.main:
@@ -280,6 +268,13 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         tiles = f" ({len(s['tiles'])} tiles)" if s["tiles"] else ""
         say(f"  {name}: {s['patches']} patches from {', '.join(s['slides']) or '-'}{tiles}"
             + (" [training patches overlapping a held-out one]" if name == "dropped" else ""))
+    cells = split_cells(patches, splits)
+    test_split = "test" if len(splits["test"]) else "val"
+    cell_notes = cell_warnings(cells, test_split)
+    rule, rule_reason = choose_rule(args.select, cells.val)
+    say(cell_report(cells))
+    for note in cell_notes:
+        say(f"Warning: {note}")
     device = choose_device(args.device, dinfo.local_rank)
     prec = choose_precision(device, args.precision)
     threads = args.threads or (max(1, (os.cpu_count() or 1) // dinfo.world) if dinfo.world > 1 and device.type == "cpu" else None)
@@ -289,7 +284,7 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         f"{torch.get_num_threads()} thread(s); encoder {args.encoder}")
     torch.manual_seed(args.seed)
     name = args.name or out.resolve().name
-    model = build_model(ModelCard(name=name, encoder=args.encoder, patch_size=args.patch_size, mpp=args.model_mpp))
+    model = build_model(ModelCard(name=name, encoder=args.encoder, patch_size=args.patch_size, mpp=model_mpp))
     if init is not None:
         model.load_state_dict(init.state)
         say(f"Starting from the weights of {init.card.name} ({init.path}, sha256 {init.card.weights_sha256[:12]}…; "
@@ -298,9 +293,10 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         seed=args.seed, workers=args.workers, patches_per_epoch=args.patches_per_epoch, max_steps=args.max_steps,
         time_limit_min=args.time_limit, eval_batch_size=args.eval_batch_size, balance=args.balance,
-        patience=args.patience or None, lr_schedule=args.lr_schedule,
+        patience=args.patience, patience_patches=args.patience_patches, warmup_patches=args.warmup_patches,
+        select=rule, select_reason=rule_reason, lr_schedule=args.lr_schedule,
     )
-    stored = {**_to_json(args), "label_config": cfg.to_dict(), "resume": False}
+    stored = {**args.to_json(), "resume": False}
     if dinfo.main:
         (out / "run.json").write_text(json.dumps(stored, indent=2))
     train_data = PatchDataset(patches, splits["train"])
@@ -310,10 +306,11 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     result = drive(job, "training", show=dinfo.main)
     if not dinfo.main:
         return 0
-    if result.best is not None:
-        model.load_state_dict({k: v.to(device) for k, v in result.best.items()})
-    test_split = "test" if len(splits["test"]) else "val"
-    say(f"Evaluating the best model (epoch {result.state.best_epoch}) on the {test_split} split "
+    if result.best is None:
+        raise _before_warmup(result, out)
+    model.load_state_dict({k: v.to(device) for k, v in result.best.items()})
+    exported_epoch, exported_why = _exported(result)
+    say(f"Evaluating the exported model, epoch {exported_epoch} ({exported_why}), on the {test_split} split "
         f"({len(splits[test_split])} patches)")
     evaluation = drive(evaluate(model, PatchDataset(patches, splits[test_split]), device, prec.dtype,
                                 args.eval_batch_size), "evaluating")
@@ -334,7 +331,14 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         "pixel_size": {"model_mpp": params.mpp, "reason": mpp_reason, "inputs": source_mpps},
         "balance": {"mode": args.balance, "why": BALANCE_WHY[args.balance]},
         "early_stopping": {"metric": "validation macro-F1 of the positive classes, per cell (hard); per pixel "
-                           "when validation holds no cells", "patience": args.patience or None},
+                           "when validation holds no cells",
+                           "patience_patches": result.plan.patience_patches if result.plan else None,
+                           "patience_epochs_given": args.patience},
+        "selection": {**(result.plan.to_dict() if result.plan else {}), "exported_epoch": exported_epoch,
+                      "exported_why": exported_why, "patches_seen": result.state.patches,
+                      "best_patches": result.state.best_patches if result.best is not None else None},
+        "cells_per_split": {**cells.to_dict(), "paper_train": dict(PAPER_TRAIN_CELLS),
+                            "min_val_cells": MIN_VAL_CELLS, "warnings": cell_notes},
         "data_statistics": stats,
         "cells": {e.name: e.meta.get("cells", {}) for e in entries},
         "label_config": cfg.to_dict(),
@@ -348,7 +352,7 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
     }
     card_metrics = summary_metrics(metrics, test_split)
     card = export_model(
-        model, out, name, args.encoder, args.patch_size, args.model_mpp, args.weights_dtype,
+        model, out, name, args.encoder, args.patch_size, model_mpp, args.weights_dtype,
         synthetic=_is_synthetic([*args.slides, *args.tiles]) or bool(init and init.card.synthetic), training=training, metrics=card_metrics,
         description=args.description or _describe(args.encoder, summary, test_split),
     )
@@ -359,6 +363,28 @@ def run(args: argparse.Namespace, dinfo: DistInfo) -> int:
         target = install_model(out, name=args.install or None, force=args.force)
         say(f"Installed as {target}")
     return 0
+
+
+def _before_warmup(result: FitResult, out: Path) -> TrainingError:
+    """The refusal when training ended before the warm-up: its weights are too little trained for any
+    epoch to be chosen, and exporting them would put a model from before the warm-up into the app."""
+    warm = result.plan.warmup_patches if result.plan else 0
+    return TrainingError(
+        f"No model exported: training stopped ({result.stopped}) after {result.state.patches:,} patch-steps, before "
+        f"the warm-up of {warm:,}, and no epoch before it may be chosen. The last epoch is kept in "
+        f"{out / 'checkpoint'}: continue it with --out {out} --resume (and a longer --time-limit or more --epochs), "
+        "or start again with a smaller --warmup-patches."
+    )
+
+
+def _exported(result: FitResult) -> tuple[int, str]:
+    """Which epoch's weights are exported and why, in words for the log and the card."""
+    state, plan = result.state, result.plan
+    if plan is not None and plan.rule == "last":
+        return state.best_epoch, f"the last epoch after the warm-up; {plan.rule_reason}"
+    warm = f"the warm-up of {plan.warmup_patches:,} patch-steps" if plan else "the warm-up"
+    return state.best_epoch, (f"best validation F1 {state.best_f1:.3f} after {warm}, at "
+                              f"{state.best_patches:,} patch-steps")
 
 
 def _describe(encoder: str, summary: dict[str, dict], test_split: str) -> str:
@@ -374,13 +400,15 @@ def _describe(encoder: str, summary: dict[str, dict], test_split: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    parsed = parser.parse_args(argv)
     dinfo = DistInfo()
+    args = parsed
     try:
-        if args.resume:
-            args = _from_json(read_settings(args.out), args, _explicit(argv))
-        dinfo = init_distributed(args.device)
-        return run(args, dinfo)
+        args = config = RetrainConfig.from_args(parsed)
+        if config.resume:
+            args = config = RetrainConfig.from_json(read_settings(config.out)).resumed(config, _explicit(argv))
+        dinfo = init_distributed(config.device)
+        return run(config, dinfo)
     except KeyboardInterrupt:
         if dinfo.main:
             print(f"\ninterrupted: the last finished epoch is saved in {args.out / 'checkpoint'}; "

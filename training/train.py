@@ -5,7 +5,9 @@ Paper optimiser (AdamW, lr 1e-3, batch 32, 100 epochs). The paper's unweighted c
 ('sampling') and/or weights the loss per class ('loss'). The loop checkpoints after every epoch
 (:mod:`training.checkpoint`), keeps the weights with the best validation macro-F1 of the positive
 classes (per cell, hard; per pixel when validation has no cells), and stops early after
-``patience`` epochs without improvement. Epoch order and augmentation
+``patience`` without improvement. Warm-up and patience are counted in patch-steps (patches trained
+on), not epochs, and no epoch before the warm-up is eligible; when validation holds too few cells
+to rank epochs the last epoch is kept instead (:mod:`training.small_set`). Epoch order and augmentation
 come from ``(seed, epoch)`` (:class:`training.dataset.EpochSampler`), so ``--resume`` continues
 exactly where an uninterrupted run would be. ``--batch-size`` is the global batch: under torchrun
 each of the N processes takes batch/N, and DDP averages gradients, so the optimisation is the
@@ -18,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from training.device import Precision
 from training.errors import TrainingError
 from training.evaluate import evaluate, reduce_sum
 from training.history import History
+from training.small_set import SelectionPlan, plan_selection
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,17 @@ class TrainSettings:
     time_limit_min: float | None = None
     eval_batch_size: int = 16
     balance: str = "none"
+    #: Older --patience: epochs without a better validation F1, converted to patch-steps at fit time.
     patience: int | None = None
     lr_schedule: str = "constant"
+    #: Patch-steps (patches trained on) without a better F1 before stopping; None: from ``patience`` or
+    #: the default (training.small_set); 0: never.
+    patience_patches: int | None = None
+    #: Patch-steps before any epoch is eligible for selection; None: training.small_set.warmup_for the plan.
+    warmup_patches: int | None = None
+    #: 'f1' (best validation per-cell F1 after the warm-up) or 'last' (the last epoch), and why.
+    select: str = "f1"
+    select_reason: str = "best validation per-cell macro-F1 after the warm-up"
 
 
 #: Learning-rate schedules: 'constant' (the paper's), or 'cosine' from ``lr`` down to
@@ -94,6 +106,7 @@ class FitResult:
     best: dict[str, torch.Tensor] | None
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = "finished"
+    plan: SelectionPlan | None = None
 
 
 BALANCE = ("none", "sampling", "loss", "both")
@@ -117,6 +130,52 @@ def selection_f1(val: Any) -> tuple[float, str]:
     if val.centroid.total:
         return float(val.centroid.scores()["hard"]["average"]["f1"]), "cell"
     return float(val.pixel.scores()["hard"]["average"]["f1"]), "pixel"
+
+
+def _start_selection(settings: TrainSettings, state: TrainState, best: dict[str, torch.Tensor] | None,
+                     rows: list[dict[str, Any]], per_epoch_patches: int, log: Callable[[str], None],
+                     ) -> tuple[SelectionPlan, dict[str, torch.Tensor] | None]:
+    """The run's selection plan in patch-steps; on resume, fills the patch-steps of a checkpoint written
+    before they were counted (from log.json) and drops a best epoch from before the warm-up."""
+    if state.patches < 0:
+        per = {int(r["epoch"]): int(r.get("patches", 0)) for r in rows if int(r["epoch"]) <= state.epoch}
+        state.patches = sum(per.values()) if len(per) == state.epoch else state.step * settings.batch_size
+        state.best_patches = (sum(v for e, v in per.items() if e <= state.best_epoch) if len(per) == state.epoch
+                              else state.patches * state.best_epoch // max(1, state.epoch))
+    planned = settings.epochs * per_epoch_patches
+    planned_by = f"--epochs {settings.epochs} × {per_epoch_patches:,} patches"
+    if settings.max_steps is not None and settings.max_steps * settings.batch_size < planned:
+        planned, planned_by = settings.max_steps * settings.batch_size, f"--max-steps {settings.max_steps} × batch {settings.batch_size}"
+    warmup = settings.warmup_patches
+    if warmup is None and state.warmup_patches > 0:
+        warmup = state.warmup_patches
+    plan = plan_selection(settings.select, settings.select_reason, planned_patches=planned,
+                          patches_per_epoch=per_epoch_patches, warmup_patches=warmup,
+                          patience_patches=settings.patience_patches, patience_epochs=settings.patience,
+                          planned_by=planned_by)
+    if warmup is not None and settings.warmup_patches is None:
+        plan = replace(plan, warmup_reason="fixed when this run started")
+    if state.best_epoch and state.best_patches < plan.warmup_patches:
+        log(f"The stored best epoch {state.best_epoch} came after {state.best_patches:,} patch-steps, before the "
+            f"warm-up of {plan.warmup_patches:,}; it is no longer eligible.")
+        state.best_f1, state.best_epoch, state.best_patches, best = -1.0, 0, 0, None
+    return plan, best
+
+
+def _replan_for_time(settings: TrainSettings, state: TrainState, plan: SelectionPlan, elapsed_s: float,
+                     patches_before: int) -> SelectionPlan:
+    """The plan again once the first epoch has shown how many patch-steps the time limit allows."""
+    done = state.patches - patches_before
+    if settings.time_limit_min is None or done <= 0 or elapsed_s <= 0:
+        return plan
+    affordable = patches_before + int(done / elapsed_s * settings.time_limit_min * 60)
+    if affordable >= plan.planned_patches:
+        return plan
+    return plan_selection(plan.rule, plan.rule_reason, planned_patches=affordable,
+                          patches_per_epoch=plan.patches_per_epoch, warmup_patches=None,
+                          patience_patches=settings.patience_patches, patience_epochs=settings.patience,
+                          planned_by=f"what --time-limit {settings.time_limit_min:g} min allows at the first "
+                          f"epoch's {done / elapsed_s:.1f} patches/s")
 
 
 def _average_buffers(model: torch.nn.Module, world: int) -> None:
@@ -186,7 +245,16 @@ def fit(
     total = settings.epochs * per_epoch
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
+    plan, best = _start_selection(settings, state, best, history.rows, len(sampler) * dinfo.world, log)
+    replan = settings.warmup_patches is None and state.warmup_patches == 0 and settings.time_limit_min is not None
+    if not replan:
+        state.warmup_patches = plan.warmup_patches
+    if dinfo.main:
+        log(f"Selection: {plan.rule_reason}. Warm-up {plan.warmup_patches:,} patch-steps ({plan.warmup_reason}); "
+            f"patience {'none' if plan.patience_patches is None else f'{plan.patience_patches:,} patch-steps'} "
+            f"({plan.patience_reason}).")
     start_time = time.perf_counter()
+    patches_before = state.patches
     seen: dict[int, list[int]] = {}
     stopped = "finished"
     autocast = dict(device_type=device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None)
@@ -243,9 +311,16 @@ def fit(
                                   dinfo.rank, dinfo.world, per_slide=False, cancel=cancel)
         scores = val.pixel.scores()
         f1, basis = selection_f1(val)
-        improved = f1 > state.best_f1
+        state.patches += int(sums[1])
+        if replan:  # the time limit, not the epochs, bounds this run: plan at the first epoch's pace
+            plan = _replan_for_time(settings, state, plan, time.perf_counter() - start_time, patches_before)
+            state.warmup_patches, replan = plan.warmup_patches, False
+            if dinfo.main:
+                log(f"Warm-up {plan.warmup_patches:,} patch-steps ({plan.warmup_reason}).")
+        eligible = state.patches >= plan.warmup_patches
+        improved = eligible and (plan.rule == "last" or f1 > state.best_f1)
         if improved:
-            state.best_f1, state.best_epoch = f1, epoch
+            state.best_f1, state.best_epoch, state.best_patches = f1, epoch, state.patches
             best = state_dict_of(model)
         state.epoch = epoch
         seconds = time.perf_counter() - t_epoch
@@ -257,13 +332,16 @@ def fit(
             "patches": int(sums[1]), "seconds": seconds, "data_wait_s": float(sums[2]) / dinfo.world,
             "compute_s": float(sums[3]) / dinfo.world, "patches_per_s": float(sums[1]) / max(1e-9, float(sums[2] + sums[3]) / dinfo.world),
             "lr": opt.param_groups[0]["lr"], "precision": precision.name, "truncated": truncated, "best": improved,
+            "patches_seen": state.patches, "eligible": eligible,
         }
         if dinfo.main:
             save_checkpoint(out_dir, model, opt, state, run_settings, best if improved else None, scaler)
             history.append(row)
+            chosen = (f"warm-up {state.patches:,}/{plan.warmup_patches:,} patch-steps, not eligible" if not eligible
+                      else f"kept: epoch {state.best_epoch}" + (f", best {state.best_f1:.3f}" if plan.rule == "f1" else ", the last"))
             log(
                 f"epoch {epoch}/{settings.epochs}: train loss {train_loss:.4f}, val loss {val.loss:.4f}, "
-                f"val F1 per {basis} {f1:.3f} (best {state.best_f1:.3f} at epoch {state.best_epoch}); {row['patches']} patches, "
+                f"val F1 per {basis} {f1:.3f} ({chosen}); {row['patches']} patches, "
                 f"{row['patches_per_s']:.1f} patches/s; waiting for data {row['data_wait_s']:.1f} s, "
                 f"computing {row['compute_s']:.1f} s" + (" [stopped early]" if truncated else "")
             )
@@ -271,15 +349,18 @@ def fit(
             dist.barrier()
         if stopped != "finished":
             break
-        if settings.patience is not None and epoch - state.best_epoch >= settings.patience:
+        if (plan.patience_patches is not None and eligible and state.best_epoch
+                and state.patches - state.best_patches >= plan.patience_patches):
             stopped = "early-stop"
-            log(f"Early stop: no better validation F1 for {settings.patience} epochs (best {state.best_f1:.3f} "
-                f"at epoch {state.best_epoch}).")
+            log(f"Early stop: no better validation F1 for {state.patches - state.best_patches:,} patch-steps "
+                f"(patience {plan.patience_patches:,}; best {state.best_f1:.3f} at epoch {state.best_epoch}, "
+                f"after {state.best_patches:,} patch-steps).")
             break
     if record_dir is not None:
         record_dir.mkdir(parents=True, exist_ok=True)
         (record_dir / f"rank{dinfo.rank}-indices.json").write_text(json.dumps(seen))
         save_file(state_dict_of(model), str(record_dir / f"rank{dinfo.rank}.safetensors"))
     if stopped == "time-limit" and dinfo.main:
-        log(f"Time limit of {settings.time_limit_min} min reached after epoch {state.epoch}; exporting the best model so far.")
-    return FitResult(state, best, history.rows, stopped)
+        log(f"Time limit of {settings.time_limit_min} min reached after epoch {state.epoch} ({state.patches:,} patch-steps); "
+            "exporting the epoch chosen so far, if any is past the warm-up.")
+    return FitResult(state, best, history.rows, stopped, plan)
