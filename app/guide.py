@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QApplication, QTabWidget
+from PySide6.QtWidgets import QApplication, QTabWidget, QWidget
 
 from app.demo_runner import DemoRunner
 from app.viewer import ToolMode
@@ -25,7 +25,7 @@ class GuideRecorder(QObject):
         super().__init__(window)
         self.window, self.out_dir = window, out_dir
         self.demo = DemoRunner(window, size, None)
-        self.steps: list[tuple[str, Callable[[], Any]]] = [
+        self.steps: list[tuple[str, Callable[[], QWidget | None]]] = [
             ("screenshot-guide-01-open-slide.png", self._open_slide),
             ("screenshot-guide-02-run-analysis.png", self._analysis),
             ("screenshot-guide-03-draw-tumour.png", self._draw_tumour),
@@ -52,7 +52,7 @@ class GuideRecorder(QObject):
         target = prepare() or self.window
         QTimer.singleShot(1500, lambda: self._grab(name, target))
 
-    def _grab(self, name: str, target: Any) -> None:
+    def _grab(self, name: str, target: QWidget) -> None:
         target.grab().save(str(self.out_dir / name))
         print(f"Saved {self.out_dir / name}")
         if target is not self.window:
@@ -94,7 +94,7 @@ class GuideRecorder(QObject):
             tab_widget.setCurrentIndex(1)
         w.results_dock.raise_()
 
-    def _report(self) -> Any:
+    def _report(self) -> QWidget | None:
         from app.dialogs.report_dialog import ReportDialog
 
         w = self.window

@@ -13,10 +13,10 @@ the cursor* (Shift+X), plus *Feature visualisation…* (:mod:`app.feature_vis`).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
@@ -65,6 +65,7 @@ from core.saliency.hipe import PERTURBATIONS
 if TYPE_CHECKING:
     from app.case_session import CaseSession
     from app.viewer import SlideView
+    from core.slides import Slide
 
 VIEW_PX = 200  # on-screen size of the small pictures; the saliency view is twice that
 
@@ -79,7 +80,7 @@ class ModelLoaded(Progress):
     model: LoadedModel | None = None
 
 
-def saliency_job(slide: Any, model: LoadedModel | Path, device: str | None, x_px: float, y_px: float,
+def saliency_job(slide: Slide, model: LoadedModel | Path, device: str | None, x_px: float, y_px: float,
                  cell: bool, all_classes: bool, perturbation: str, cancel: CancelToken
                  ) -> Generator[Progress, None, Explanation]:
     """Load the model if given a folder, then :func:`core.saliency.explain_point_job`."""
@@ -106,7 +107,7 @@ def to_pixmap(rgb: np.ndarray, size: int) -> QPixmap:
                                            Qt.TransformationMode.FastTransformation)
 
 
-def _button(text: str, row: QHBoxLayout, slot: Any = None, enabled: bool = True, checkable: bool = False
+def _button(text: str, row: QHBoxLayout, slot: Callable[[], object] | None = None, enabled: bool = True, checkable: bool = False
             ) -> QPushButton:
     button = QPushButton(text)
     button.setEnabled(enabled)
@@ -146,7 +147,7 @@ class SaliencyPanel(QWidget):
     def __init__(self, reporter: ErrorReporter = REPORTER, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.reporter = reporter
-        self.slide: Any = None
+        self.slide: Slide | None = None
         self.model: LoadedModel | Path | None = None
         self.device: str | None = None
         self.runner: JobRunner | None = None
@@ -218,7 +219,7 @@ class SaliencyPanel(QWidget):
         layout.addStretch(1)
 
     # --- context and starting -------------------------------------------------------------------
-    def set_context(self, slide: Any, model: LoadedModel | str | Path | None, device: str | None = None) -> None:
+    def set_context(self, slide: Slide | None, model: LoadedModel | str | Path | None, device: str | None = None) -> None:
         """The slide (a core Slide) and the model (loaded, or a folder loaded on first use) to explain with.
 
         Another slide clears the maps shown: they belong to the previous case."""
@@ -435,7 +436,7 @@ class SaliencyPanel(QWidget):
         if expl is None:
             return None
         x, y = expl.context.patch.to_level0(*expl.context.patch.point)
-        slide_path = getattr(self.slide, "path", None)
+        slide_path = self.slide.path if self.slide is not None else None
         meta = {"slide": str(slide_path) if slide_path else None, "point_px": [round(x, 2), round(y, 2)]}
         try:
             write_outputs(expl, Path(folder), meta)
