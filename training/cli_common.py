@@ -135,7 +135,8 @@ def prepare_inputs(
 def input_mpps(args: InputSettings) -> dict[str, float]:
     """Pixel size (µm) of each input: every slide, and the first tile of each tile folder."""
     out: dict[str, float] = {}
-    override = (args.mpp, args.mpp) if getattr(args, "mpp", None) else None
+    mpp = args.mpp
+    override = (mpp, mpp) if mpp else None
     try:
         for path, name in zip(args.slides, unique_names(list(args.slides)), strict=True):
             with open_slide(path, mpp=override) as slide:

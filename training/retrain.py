@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     parsed = parser.parse_args(argv)
     dinfo = DistInfo()
-    args = parsed
+    args: argparse.Namespace | RetrainConfig = parsed  # what the failure report reads (--out, --debug)
     try:
         args = config = RetrainConfig.from_args(parsed)
         if config.resume:
