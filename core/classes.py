@@ -136,3 +136,14 @@ class ClassTable:
 
 #: The paper's model's table: the default where no card says otherwise.
 DEFAULT_CLASS_TABLE = ClassTable(CLASS_NAMES, CLASS_COLOURS)
+
+
+def class_table_of(summary: Mapping[str, object] | None) -> ClassTable:
+    """The class table an analysis summary (stored, or a ``summary.json``) records: its
+    ``classes`` and ``class_colours``; the paper's table for summaries written before it was kept."""
+    names = (summary or {}).get("classes")
+    if not isinstance(names, (list, tuple)) or not names:
+        return DEFAULT_CLASS_TABLE
+    colours = (summary or {}).get("class_colours")
+    return ClassTable.from_names([str(n) for n in names],
+                                 [str(c) for c in colours] if isinstance(colours, (list, tuple)) else None)

@@ -31,9 +31,10 @@ from app.docks.analysis_dock import AnalysisPanel
 from app.docks.layers_dock import LayersPanel
 from app.settings import AppSettings
 from app.workers import JobRunner
-from core.classes import class_index
+from core.classes import ClassTable, class_index
 from core.engine import BlockDone
 from core.errors import CoreError
+from core.models.card import load_card
 from core.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
@@ -124,6 +125,11 @@ class AnalysisController(QObject):
             return analysis_job(store, case_id, slide_id, slide, folder, device=device, precision=precision,
                                 cancel=cancel, channel=channel, provenance=provenance)
         self.viewer.show_cells(None)
+        try:  # the blocks coming in carry class indices of this model's card
+            card = load_card(folder)
+            self.viewer.set_class_table(ClassTable.from_names(card.classes, card.class_colours))
+        except (CoreError, ValueError):
+            pass  # no usable card: the job itself says so
         self.viewer.show_density(None)  # the old cells' map would mislead while new cells come in
         self.start_job(factory, self.on_finished)
 

@@ -26,6 +26,7 @@ from app.controllers.status import StatusLabels
 from app.dialogs.contrast_dialog import ContrastDialog
 from app.docks.layers_dock import LayersPanel
 from app.viewer import DisplaySettings, SlideView
+from core.classes import ClassTable
 
 
 def _check_quietly(box: QCheckBox, on: bool) -> None:
@@ -135,6 +136,7 @@ class ViewerController(QObject):
         """Put ``cells`` in the cell layer and their counts per class in the Layers dock; None clears."""
         if self.view.cells is None:
             return
+        self.set_class_table(self.session.summary.class_table)  # the shown analysis's model's classes
         if cells is None or not len(cells):
             self.view.cells.set_cells(np.empty(0), np.empty(0), np.empty(0, int))
             self.layers_panel.set_counts({})
@@ -142,6 +144,13 @@ class ViewerController(QObject):
         cls = class_ids(cells)
         self.view.cells.set_cells(cells["x_px"].to_numpy(), cells["y_px"].to_numpy(), cls)
         self.layers_panel.set_counts(class_counts(cls))
+
+    def set_class_table(self, classes: ClassTable) -> None:
+        """Colour and name the cell classes as ``classes`` says (the model card of the cells shown
+        or coming in): a class index means what that model's card says."""
+        if self.view.cells is not None:
+            self.view.cells.set_class_table(classes)
+        self.layers_panel.set_class_table(classes)
 
     def add_cells(self, cells: pd.DataFrame) -> np.ndarray:
         """Add one block of a running analysis to the cell layer; returns the block's class ids."""

@@ -23,10 +23,9 @@ from app.viewer.display import DisplaySettings, pack_argb
 from app.viewer.slide_view import BACKGROUND
 from app.viewer.tiles import array_to_qimage
 from core.classes import (
-    CLASS_COLOURS,
-    CLASS_NAMES,
+    DEFAULT_CLASS_TABLE,
     DEFAULT_MARKER_GROUPS,
-    POSITIVE_CLASSES,
+    ClassTable,
     class_label,
     marker_colour,
 )
@@ -82,19 +81,14 @@ class LayersPanel(QWidget):
         layout.addWidget(chan_box)
 
         cell_box = QGroupBox("Cells")
-        cl = QVBoxLayout(cell_box)
+        self._cells_layout = cl = QVBoxLayout(cell_box)
         self.cells_box = QCheckBox("Show cells (D)")
         self.cells_box.setChecked(True)
         self.cells_box.toggled.connect(self.cells_toggled)
         cl.addWidget(self.cells_box)
+        self.class_table = DEFAULT_CLASS_TABLE
         self.class_boxes: dict[int, QCheckBox] = {}
-        for c in POSITIVE_CLASSES:
-            box = QCheckBox(class_label(CLASS_NAMES[c]))
-            box.setIcon(swatch(CLASS_COLOURS[c]))
-            box.setChecked(True)
-            box.toggled.connect(self._on_class_box)
-            cl.addWidget(box)
-            self.class_boxes[c] = box
+        self._add_class_boxes()
         layout.addWidget(cell_box)
 
         dens_box = QGroupBox("Density map")
@@ -183,9 +177,30 @@ class LayersPanel(QWidget):
             self.channel_layout.insertWidget(i, box)
             self.channel_boxes.append(box)
 
+    def _add_class_boxes(self) -> None:
+        """One check box per positive class of :attr:`class_table` (index -> its name and colour)."""
+        for c in self.class_table.positive:
+            box = QCheckBox(class_label(self.class_table.names[c]))
+            box.setIcon(swatch(self.class_table.colours[c]))
+            box.setChecked(True)
+            box.toggled.connect(self._on_class_box)
+            self._cells_layout.addWidget(box)
+            self.class_boxes[c] = box
+
+    def set_class_table(self, classes: ClassTable) -> None:
+        """Name and colour the class boxes as the shown analysis's model does (its card's table)."""
+        if classes == self.class_table:
+            return
+        for box in self.class_boxes.values():
+            self._cells_layout.removeWidget(box)
+            box.deleteLater()
+        self.class_boxes = {}
+        self.class_table = classes
+        self._add_class_boxes()
+
     def set_counts(self, counts: dict[int, int]) -> None:
         for c, box in self.class_boxes.items():
-            box.setText(f"{class_label(CLASS_NAMES[c])}  ({counts.get(c, 0):,})")
+            box.setText(f"{class_label(self.class_table.names[c])}  ({counts.get(c, 0):,})")
 
     def set_regions(self, regions: list[Region], selected: str | None) -> None:
         self.region_list.blockSignals(True)

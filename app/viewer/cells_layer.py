@@ -8,6 +8,10 @@ Cells are stamped from a small sprite atlas (one ring or dot per class, rendered
 with a single ``QPainter.drawPixmapFragments`` call: per-cell ``drawEllipse`` calls or wide
 antialiased ``drawPoints`` pens cost 30–40 ms a frame at high zoom with ~1000 cells in view, the
 stamps a few ms (``benchmarks/app_responsiveness.py``).
+
+Colours come from the class table of the model that made the cells (:class:`core.classes.ClassTable`,
+kept with the analysis): a cell's class index means what that model's card says, so a card with
+another class order is drawn in its own colours (:meth:`CellOverlay.set_class_table`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.viewer.display import pack_argb
 from app.viewer.tiles import array_to_qimage, draw_part
-from core.classes import CLASS_COLOURS, CLASS_NAMES
+from core.classes import DEFAULT_CLASS_TABLE, ClassTable
 
 BUCKET = 256        # level-0 px per bucket side of the spatial index
 DENSITY_BIN = 32    # level-0 px per density raster pixel
@@ -62,14 +66,16 @@ class CellIndex:
     a query visits a handful of segments.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray, size: tuple[int, int]) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray, size: tuple[int, int],
+                 colours: tuple[str, ...] = DEFAULT_CLASS_TABLE.colours) -> None:
         self.size = size
+        self.colours = colours  # per class index: the analysis's class table
         self.nbx = max(1, int(np.ceil(size[0] / BUCKET)))
         self.nby = max(1, int(np.ceil(size[1] / BUCKET)))
         self.segments: list[_Segment] = []
         # Cells per class per DENSITY_BIN² pixel, kept up to date by add(): the zoomed-out raster
         # then never has to revisit all cells.
-        self.counts = np.zeros((len(CLASS_COLOURS), int(np.ceil(size[1] / DENSITY_BIN)) or 1,
+        self.counts = np.zeros((len(colours), int(np.ceil(size[1] / DENSITY_BIN)) or 1,
                                 int(np.ceil(size[0] / DENSITY_BIN)) or 1), np.float32)
         self.add(x, y, cls)
 
@@ -140,7 +146,8 @@ class CellIndex:
         if not shown:
             return array_to_qimage(np.zeros((h, w), np.uint32), QImage.Format.Format_ARGB32)
         counts = self.counts[shown].reshape(len(shown), h * w)
-        colours = np.array([QColor(CLASS_COLOURS[c]).getRgb()[:3] for c in shown], np.float32)
+        qcolours = [QColor(self.colours[c]) for c in shown]
+        colours = np.array([(q.red(), q.green(), q.blue()) for q in qcolours], np.float32)
         total = counts.sum(axis=0)
         rgb = colours.T @ counts  # (3, h*w): one matrix product instead of per-class image passes
         np.divide(rgb, total, out=rgb, where=total > 0)
@@ -156,21 +163,22 @@ class SpriteAtlas:
     frame only stamps sprites. Sprite ``c`` occupies columns ``c * side … (c + 1) * side``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, colours: tuple[str, ...] = DEFAULT_CLASS_TABLE.colours) -> None:
         self.key: tuple[int, str] | None = None
         self.pixmap = QPixmap()
         self.side = 0
+        self.colours = colours  # per class index
 
     def get(self, diameter: int, style: str) -> QPixmap:
         """The atlas for sprites ``diameter`` screen px wide; ``style`` is "ring", "disc" or "dot"."""
         if self.key != (diameter, style):
             self.key = (diameter, style)
             self.side = diameter + 4  # room for the ring's pen and antialiasing
-            atlas = QPixmap(self.side * len(CLASS_COLOURS), self.side)
+            atlas = QPixmap(self.side * len(self.colours), self.side)
             atlas.fill(Qt.GlobalColor.transparent)
             painter = QPainter(atlas)
             painter.setRenderHint(QPainter.RenderHint.Antialiasing, style != "dot")
-            for c, name in enumerate(CLASS_COLOURS):
+            for c, name in enumerate(self.colours):
                 colour = QColor(name)
                 box = QRectF(c * self.side + 2, 2, diameter, diameter)
                 if style == "ring":
@@ -193,11 +201,12 @@ class SpriteAtlas:
 class CellOverlay(QGraphicsItem):
     """A scene item over the whole slide that paints the cells (scene units = level-0 px)."""
 
-    def __init__(self, size: tuple[int, int], mpp: float | None) -> None:
+    def __init__(self, size: tuple[int, int], mpp: float | None, classes: ClassTable = DEFAULT_CLASS_TABLE) -> None:
         super().__init__()
         self._size = size
         self._mpp = mpp or 0.25
-        self.visible_classes: set[int] = set(range(1, len(CLASS_NAMES)))
+        self.classes = classes
+        self.visible_classes: set[int] = set(classes.positive)
         self.index: CellIndex | None = None
         self._density: QPixmap | None = None
         self._density_stale = False  # cells were added since the raster was made
@@ -205,7 +214,7 @@ class CellOverlay(QGraphicsItem):
         self._refresh_pending = False  # a timer will repaint when the next raster is due
         self.last_drawn = 0  # cells drawn in the last paint (tests, benchmarks)
         self.last_style = ""  # "ring", "disc", "dot" or "density" in the last paint (tests)
-        self._atlas = SpriteAtlas()
+        self._atlas = SpriteAtlas(classes.colours)
         self._fragments = PrimitiveArray(QPainter.PixmapFragment, 10)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.setZValue(10)
@@ -213,9 +222,26 @@ class CellOverlay(QGraphicsItem):
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt name)
         return QRectF(0, 0, self._size[0], self._size[1])
 
+    def set_class_table(self, classes: ClassTable) -> None:
+        """Draw class indices in the colours of ``classes`` (the shown analysis's model's table);
+        set before :meth:`set_cells`. Every class of the new table is shown (as the Layers dock's boxes)."""
+        if classes == self.classes:
+            return
+        self.classes = classes
+        self._atlas = SpriteAtlas(classes.colours)
+        self.visible_classes = set(classes.positive)
+        if self.index is not None:
+            old = self.index
+            self.index = CellIndex(np.empty(0), np.empty(0), np.empty(0, np.int16), self._size, classes.colours)
+            for seg in old.segments:
+                self.index.add(seg.x, seg.y, seg.cls)
+        self._density = None
+        self.update()
+
     def set_cells(self, x: np.ndarray, y: np.ndarray, cls: np.ndarray) -> None:
-        """Replace all cells (level-0 px coordinates, class indices)."""
-        self.index = CellIndex(np.asarray(x, float), np.asarray(y, float), np.asarray(cls), self._size)
+        """Replace all cells (level-0 px coordinates, class indices of :attr:`classes`)."""
+        self.index = CellIndex(np.asarray(x, float), np.asarray(y, float), np.asarray(cls), self._size,
+                               self.classes.colours)
         self._density = None
         self.update()
 
@@ -277,7 +303,8 @@ class CellOverlay(QGraphicsItem):
         if lod <= 0.02 or index.count_in(rect) > MAX_POINTS:
             self._refresh_density(index)
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, lod < 0.5)
-            draw_part(painter, rect.intersected(self.boundingRect()), self.boundingRect(), self._density)
+            if self._density is not None:  # always, after _refresh_density
+                draw_part(painter, rect.intersected(self.boundingRect()), self.boundingRect(), self._density)
             self.last_drawn = 0
             self.last_style = "density"
             return
@@ -314,6 +341,7 @@ class CellOverlay(QGraphicsItem):
         arr[:, 6:10] = (1.0, 1.0, 0.0, 1.0)  # scale x, scale y, rotation, opacity
         painter.save()
         painter.resetTransform()
-        painter.drawPixmapFragments(*frags.drawargs(), atlas)
+        # PySide6's stub lists only the (fragments, count, pixmap) overload pyqtgraph's drawargs fills.
+        painter.drawPixmapFragments(*frags.drawargs(), atlas)  # type: ignore[call-arg]
         painter.restore()
 

@@ -47,7 +47,8 @@ def write_analysis(
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "cells_csv": write_cells_csv(result.cells, out / "cells.csv"),
-        "cells_geojson": write_cells_geojson(result.cells, out / "cells.geojson", mpp),
+        "cells_geojson": write_cells_geojson(result.cells, out / "cells.geojson", mpp,
+                                             classes=result.summary.class_table),
         "summary": out / "summary.json",
         "class_map": out / "class_map.png",
     }

@@ -9,7 +9,7 @@ a bounding-box cut, so a million cells take well under a second per region.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -102,11 +102,13 @@ class DensityTable:
                    Provenance.from_dict(as_mapping(d.get("provenance"))))
 
 
-def _class_names(cells: pd.DataFrame) -> pd.Series:
+def _class_names(cells: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
+    """Each cell's class name: its class_name, else its class_id looked up in ``classes`` (the
+    model's table). Marker groups name classes, so scores follow names, never indices."""
     if "class_name" in cells.columns:
         return cells["class_name"].astype(str)
     if "class_id" in cells.columns:
-        return cells["class_id"].map(dict(enumerate(CLASS_NAMES))).fillna("").astype(str)
+        return cells["class_id"].map(dict(enumerate(classes))).fillna("").astype(str)
     raise ScoreError(
         "The cell table needs a class_name (or class_id) column; "
         f"it has {', '.join(map(str, cells.columns))}."
@@ -141,16 +143,18 @@ def compute_densities(
     exclusions: Polygonal | None = None,
     marker_groups: Mapping[str, tuple[str, ...]] = DEFAULT_MARKER_GROUPS,
     provenance: Provenance | None = None,
+    classes: Sequence[str] = CLASS_NAMES,
 ) -> DensityTable:
     """Counts and densities per marker group in each named region.
 
     cells: cell table with x_um, y_um (slide µm) and class_name (or class_id).
     regions: label (e.g. "CT", "IM") -> geometry in slide µm; None or no area -> listed as missing.
     exclusions: removed from every region first. marker_groups: group -> class names it counts.
+    classes: the model's class table, for a cell table with class_id but no class_name.
     """
     x, y = _coordinates(cells)
-    names = _class_names(cells)
-    categories = sorted(set(CLASS_NAMES) | set(names.unique()))
+    names = _class_names(cells, classes)
+    categories = sorted(set(classes) | set(names.unique()))
     codes = pd.Categorical(names, categories=categories).codes
     # member[g, c] = 1 when class c counts for marker group g
     member = np.array([[c in cls for c in categories] for cls in marker_groups.values()], dtype=np.int64)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,10 +61,13 @@ CELL_COLUMNS = ("x_px", "y_px", "x_um", "y_um", "class_name", "class_id", "proba
 _OPTIONAL = ("confidence",)
 
 
-def columns_from_frame(cells: pd.DataFrame) -> dict[str, np.ndarray]:
+def columns_from_frame(cells: pd.DataFrame, classes: Sequence[str] = CLASS_NAMES) -> dict[str, np.ndarray]:
     """The stored columns of a cell table as contiguous arrays of the on-disk dtypes.
 
-    Raises StoreError naming missing columns, or class ids outside ``CLASS_NAMES``.
+    classes: the class table of the model that made the cells (index -> name; the paper's by
+    default). Only ``class_id`` is stored, so a table whose ``class_name`` says another order is
+    refused here rather than loaded later under the wrong names. Raises StoreError naming missing
+    columns, class ids outside ``classes``, or a class name that does not match its id.
     """
     missing = [name for name, _ in STORED_COLUMNS if name not in cells.columns and name not in _OPTIONAL]
     if missing:
@@ -80,15 +83,31 @@ def columns_from_frame(cells: pd.DataFrame) -> dict[str, np.ndarray]:
         values = cells[name].to_numpy()
         if name == "class_id":
             ids = values.astype(np.int64, copy=False)
-            bad = (ids < 0) | (ids >= len(CLASS_NAMES))
+            bad = (ids < 0) | (ids >= len(classes))
             if bad.any():
                 raise StoreError(
-                    f"Cell class id {int(ids[bad][0])} is not one of 0..{len(CLASS_NAMES) - 1} "
-                    f"({', '.join(CLASS_NAMES)})."
+                    f"Cell class id {int(ids[bad][0])} is not one of 0..{len(classes) - 1} "
+                    f"({', '.join(classes)})."
                 )
+            _check_names(cells, ids, classes)
             values = ids
         columns[name] = np.ascontiguousarray(values, dtype=np.dtype(dtype))
     return columns
+
+
+def _check_names(cells: pd.DataFrame, ids: np.ndarray, classes: Sequence[str]) -> None:
+    """StoreError when the table's class_name of some id is not ``classes[id]`` (one cell per id checked)."""
+    if "class_name" not in cells.columns or not len(ids):
+        return
+    present, first = np.unique(ids, return_index=True)
+    names = cells["class_name"].to_numpy()[first]
+    for cid, name in zip(present.tolist(), names.tolist(), strict=True):
+        if str(name) != classes[cid]:
+            raise StoreError(
+                f"Cell class id {cid} is {name!r} in the cell table but {classes[cid]!r} in the class table "
+                f"({', '.join(classes)}). Save the cells with the class table of the model that made them "
+                "(its card's classes)."
+            )
 
 
 def encode_chunks(columns: dict[str, np.ndarray]) -> Iterator[tuple[int, bytes, int]]:
@@ -133,10 +152,17 @@ def decode_chunks(chunks: list[tuple[int, bytes, int]], what: str) -> dict[str, 
     }
 
 
-def frame_from_columns(columns: dict[str, np.ndarray], mpp: tuple[float, float]) -> pd.DataFrame:
-    """The cell table (columns :data:`CELL_COLUMNS`) from stored columns and the slide's mpp."""
+def frame_from_columns(columns: dict[str, np.ndarray], mpp: tuple[float, float],
+                       classes: Sequence[str] = CLASS_NAMES) -> pd.DataFrame:
+    """The cell table (columns :data:`CELL_COLUMNS`) from stored columns, the slide's mpp and the
+    class table of the model that made the cells (the paper's by default)."""
     class_id = columns["class_id"].astype(np.int64)
-    names = np.asarray(CLASS_NAMES, dtype=object)[class_id]
+    if len(class_id) and int(class_id.max()) >= len(classes):
+        raise StoreError(
+            f"A stored cell has class id {int(class_id.max())} but the analysis's class table has "
+            f"{len(classes)} classes ({', '.join(classes)})."
+        )
+    names = np.asarray(classes, dtype=object)[class_id]
     x_um = columns["x_um"].astype(np.float64, copy=False)
     y_um = columns["y_um"].astype(np.float64, copy=False)
     return pd.DataFrame(

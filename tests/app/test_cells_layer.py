@@ -181,3 +181,29 @@ def test_streamed_cells_refresh_the_zoomed_out_raster_at_most_once_a_second(qtbo
     q = QColor(CLASS_COLOURS[4])
     assert np.abs(_rgb(later, spot.x(), spot.y()) - [q.red(), q.green(), q.blue()]).max() < 40
     assert view.cells.count == n + block
+
+
+def test_a_card_with_another_class_order_draws_in_its_own_colours(qtbot, view: SlideView) -> None:  # noqa: ANN001
+    """Class index 1 of a card listing CD20 first is a CD20 cell: drawn in that card's CD20 colour,
+    and the Layers dock's boxes follow the same table."""
+    from app.docks.layers_dock import LayersPanel
+    from core.classes import DEFAULT_CLASS_TABLE, ClassTable
+
+    table = ClassTable(("other", "CD20", "CD8_CD3HI", "CD3", "CD8_CD3LO"),
+                       ("#808080", "#00ffff", "#d62728", "#2ca02c", "#ff7f0e"))
+    cell = QPointF(400.0, 400.0)
+    view.cells.set_class_table(table)
+    _show(view, np.array([cell.x()]), np.array([cell.y()]), np.array([1]), QPointF(500, 500), 0.5)
+    s = view.mapFromScene(cell)
+    img = grab_view(qtbot, view)
+    assert _is(img, s.x(), s.y(), "#00ffff", tol=12), _rgb(img, s.x(), s.y())
+    assert not _is(img, s.x(), s.y(), CLASS_COLOURS[1])  # not the paper's index-1 colour
+    view.cells.set_class_table(DEFAULT_CLASS_TABLE)  # cells already shown are recoloured
+    img = grab_view(qtbot, view)
+    assert _is(img, s.x(), s.y(), CLASS_COLOURS[1], tol=12)
+
+    panel = LayersPanel()
+    qtbot.addWidget(panel)
+    panel.set_class_table(table)
+    panel.set_counts({1: 7})
+    assert panel.class_boxes[1].text().startswith("CD20+") and "(7)" in panel.class_boxes[1].text()
