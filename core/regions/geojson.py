@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from core.classes import CLASS_COLOURS, CLASS_NAMES
+from core.classes import DEFAULT_CLASS_TABLE, ClassTable
 from core.errors import RegionError
 from core.regions import _qupath as qp
 from core.regions.kinds import REGION_KINDS
@@ -215,13 +215,15 @@ def cells_to_geojson(
     *,
     shape: Literal["point", "circle"] = "point",
     measurements: Iterable[str] = ("probability", "confidence", "area_um2"),
+    classes: ClassTable = DEFAULT_CLASS_TABLE,
 ) -> dict[str, Any]:
     """Cells as a QuPath FeatureCollection of detections, in level-0 pixels.
 
     cells: cell table (x_px, y_px or x_um, y_um; class_name; optional id and measurement columns).
     shape: "point" (centroid) or "circle" (12-gon of the cell's area_um2, 3 µm radius without one).
-    Each feature carries ``classification {name, color}`` (colours from core.classes, grey for
-    unknown names) and the listed ``measurements`` present in the table, as QuPath >= 0.4 writes
+    classes: the class table of the model that made the cells (its card's names and colours).
+    Each feature carries ``classification {name, color}`` (colours from ``classes``, grey for
+    names not in it) and the listed ``measurements`` present in the table, as QuPath >= 0.4 writes
     them (a name -> value map). About 5 s and 1-2 GB per million cells: to write a file, use
     :func:`write_cells_geojson`, which streams.
     """
@@ -229,7 +231,7 @@ def cells_to_geojson(
     if "class_name" not in cells.columns:
         raise RegionError("The cell table needs a class_name column to export detections.")
     x, y = _pixels(cells, mpp)
-    colours = {n: qp.hex_to_rgb(c) for n, c in zip(CLASS_NAMES, CLASS_COLOURS, strict=True)}
+    colours = {n: qp.hex_to_rgb(c) for n, c in zip(classes.names, classes.colours, strict=True)}
     names = cells["class_name"].astype(str).tolist()
     if shape == "circle":
         default = np.pi * 9.0  # a 3 µm radius
@@ -253,10 +255,10 @@ def cells_to_geojson(
         meas = [{c: v for c, v in zip(cols, row, strict=True) if v == v} for row in table.tolist()]
     else:
         meas = [dict(zip(cols, row, strict=True)) for row in table.tolist()]
-    classes = {n: {"name": n, "color": colours.get(n, [128, 128, 128])} for n in set(names)}
+    classification = {n: {"name": n, "color": colours.get(n, [128, 128, 128])} for n in set(names)}
     feats = [
         {"type": "Feature", "geometry": g,
-         "properties": {"objectType": "detection", "classification": dict(classes[n]), "measurements": m}}
+         "properties": {"objectType": "detection", "classification": dict(classification[n]), "measurements": m}}
         for g, n, m in zip(geoms, names, meas, strict=True)
     ]
     if "id" in cells.columns:  # QuPath ids when the table has them (e.g. the phantom's cells.csv)
@@ -265,11 +267,13 @@ def cells_to_geojson(
     return {"type": "FeatureCollection", "features": feats}
 
 
-def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "GeoJSON") -> pd.DataFrame:
+def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "GeoJSON",
+                       classes: ClassTable = DEFAULT_CLASS_TABLE) -> pd.DataFrame:
     """A cell table from QuPath detections/cells (centroids), annotations skipped.
 
-    Columns: x_px, y_px, x_um, y_um, class_name ("" when unclassified), class_id (-1 when the name
-    is not one of core.classes.CLASS_NAMES), probability and area_um2 (from measurements, NaN if absent).
+    Columns: x_px, y_px, x_um, y_um, class_name ("" when unclassified), class_id (the name's index
+    in ``classes``, the paper's table by default; -1 when the name is not in it), probability and
+    area_um2 (from measurements, NaN if absent).
     """
     mpp = qp.check_mpp(mpp)
     rows = []
@@ -298,7 +302,7 @@ def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "Ge
     df = df.astype({"x_px": float, "y_px": float, "probability": float, "area_um2": float})
     df.insert(2, "x_um", df["x_px"] * mpp[0])
     df.insert(3, "y_um", df["y_px"] * mpp[1])
-    index = {n: i for i, n in enumerate(CLASS_NAMES)}
+    index = {n: i for i, n in enumerate(classes.names)}
     df.insert(5, "class_id", df["class_name"].map(index).fillna(-1).astype(int))
     return df
 
@@ -321,10 +325,11 @@ def _number(value: Any) -> float:
         return float("nan")
 
 
-def read_cells_geojson(path: str | Path, mpp: tuple[float, float]) -> pd.DataFrame:
+def read_cells_geojson(path: str | Path, mpp: tuple[float, float], classes: ClassTable = DEFAULT_CLASS_TABLE
+                       ) -> pd.DataFrame:
     """A cell table from a QuPath GeoJSON file (see :func:`cells_from_geojson`)."""
     path = Path(path)
-    return cells_from_geojson(qp.load_json(path), mpp, source=path.name)
+    return cells_from_geojson(qp.load_json(path), mpp, source=path.name, classes=classes)
 
 
 def write_cells_geojson(
