@@ -7,7 +7,7 @@ parser, the app's model list) does not pay for importing torch and segmentation_
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 _WHERE = {
     "CARD_FILE": "card",
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from core.models.weights import load_weights, save_model, sha256_file
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # the names above, imported on first use
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'core.models' has no attribute {name!r}")

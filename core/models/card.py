@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from core.classes import CLASS_COLOURS, CLASS_NAMES
 from core.errors import ModelCardError
+from core.jsontypes import JSONDict
 from core.normalise import NORMALISATION
 
 CARD_VERSION = 1
@@ -46,8 +46,8 @@ class ModelCard:
     code_version: str = ""
     description: str = ""
     synthetic: bool = False
-    training: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    training: JSONDict = field(default_factory=dict)
+    metrics: JSONDict = field(default_factory=dict)
     card_version: int = CARD_VERSION
 
     @property
@@ -55,19 +55,19 @@ class ModelCard:
         return len(self.classes)
 
     @property
-    def data_statistics(self) -> dict[str, Any] | None:
+    def data_statistics(self) -> JSONDict | None:
         """Statistics of the training data (see :func:`core.models.domain.summarise`); None on older cards."""
         stats = self.training.get("data_statistics") if isinstance(self.training, dict) else None
         return stats if isinstance(stats, dict) and stats else None
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+    def to_dict(self) -> JSONDict:
+        d: JSONDict = asdict(self)
         d["classes"] = list(self.classes)
         d["class_colours"] = list(self.class_colours)
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "model card") -> ModelCard:
+    def from_dict(cls, data: object, source: str = "model card") -> ModelCard:
         if not isinstance(data, dict):
             raise ModelCardError(f"{source}: expected a JSON object, found {type(data).__name__}.")
         known = {f.name for f in fields(cls)}

@@ -11,12 +11,13 @@ sides are always measured alike.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import gaussian, threshold_otsu
 
+from core.jsontypes import JSONDict, JSONMapping, as_float
 from core.models.card import ModelCard
 from core.slides import Slide
 
@@ -35,7 +36,17 @@ MPP_FACTOR = 1.5
 MIN_CONTRAST = 3.0
 
 
-def image_stats(image: np.ndarray, mpp: float) -> dict[str, Any] | None:
+class ImageStats(TypedDict):
+    """What :func:`image_stats` measures on one image (intensities in the image's units, areas µm²)."""
+
+    p1: float
+    p50: float
+    p99: float
+    contrast: float
+    areas: list[float]
+
+
+def image_stats(image: np.ndarray, mpp: float) -> ImageStats | None:
     """Hoechst statistics of one image at ``mpp`` µm/px; None when it holds no nuclei and background both.
 
     ``contrast``: (median of nuclei − median of background) in robust background SDs (Otsu split
@@ -67,12 +78,12 @@ def image_stats(image: np.ndarray, mpp: float) -> dict[str, Any] | None:
     }
 
 
-def _q(values: Iterable[float]) -> dict[str, float] | None:
+def _q(values: Iterable[float]) -> JSONDict | None:
     v = np.asarray(list(values), dtype=np.float64)
     return {f"p{q}": float(np.percentile(v, q)) for q in QUANTILES} if len(v) else None
 
 
-def summarise(images: Iterable[np.ndarray], mpp: float) -> dict[str, Any]:
+def summarise(images: Iterable[np.ndarray], mpp: float) -> JSONDict:
     """Distributions over a sample of images: per-image intensity percentiles and contrast, nucleus areas."""
     per = [s for s in (image_stats(im, mpp) for im in images) if s is not None]
     return {
@@ -112,6 +123,17 @@ def sample_tiles(slide: Slide, mpp: float, size: int, n: int = 16, seed: int = 0
     return tiles
 
 
+def _quantiles(stats: JSONMapping, key: str) -> dict[str, float] | None:
+    """The quantiles ({"p5": ..., "p50": ..., "p95": ...}) stored under ``key``; None when absent or empty."""
+    q = stats.get(key)
+    return {k: as_float(v) for k, v in q.items()} if isinstance(q, dict) and q else None
+
+
+def _p50(stats: JSONMapping, key: str) -> float:
+    """The median stored under ``key``; NaN (which no comparison passes) when absent."""
+    return (_quantiles(stats, key) or {}).get("p50", float("nan"))
+
+
 def _outside(value: float, q: dict[str, float] | None, factor: float) -> bool:
     """True when ``value`` lies beyond the training p5-p95 range widened by ``factor``."""
     return q is not None and not (q["p5"] / factor <= value <= q["p95"] * factor)
@@ -142,9 +164,9 @@ def check_slide(slide: Slide, card: ModelCard, n_tiles: int = 16, seed: int = 0,
         )
         return warnings
     train_mpp = stats.get("source_mpp")
-    if train_mpp and not 1 / MPP_FACTOR <= slide_mpp / float(train_mpp) <= MPP_FACTOR:
+    if train_mpp and not 1 / MPP_FACTOR <= slide_mpp / as_float(train_mpp) <= MPP_FACTOR:
         warnings.append(
-            f"The model was trained on images with {float(train_mpp):.3g} µm pixels; this slide has "
+            f"The model was trained on images with {as_float(train_mpp):.3g} µm pixels; this slide has "
             f"{slide_mpp:.3g} µm. Images scanned at another resolution look different even after resampling."
         )
     seen = summarise(sample_tiles(slide, card.mpp, card.patch_size, n_tiles, seed, channel), card.mpp)
@@ -152,8 +174,8 @@ def check_slide(slide: Slide, card: ModelCard, n_tiles: int = 16, seed: int = 0,
         warnings.append("No tissue with nuclei was found in a sample of this slide, so it could not be compared "
                         "with the model's training data. Check the channel and that the slide holds tissue.")
         return warnings
-    contrast = seen["contrast"]["p50"]
-    q = stats.get("contrast")
+    contrast = _p50(seen, "contrast")
+    q = _quantiles(stats, "contrast")
     if q and contrast < q["p5"] * CONTRAST_FACTOR:
         warnings.append(
             f"Nuclei stand out from the background less than in the model's training data (contrast "
@@ -165,15 +187,15 @@ def check_slide(slide: Slide, card: ModelCard, n_tiles: int = 16, seed: int = 0,
             f"Nuclei stand out from the background much more than in the model's training data (contrast "
             f"{contrast:.1f} background SDs here; {q['p5']:.1f}-{q['p95']:.1f} in training): the images differ."
         )
-    bright = seen["intensity_p99"]["p50"]
-    if _outside(bright, stats.get("intensity_p99"), INTENSITY_FACTOR):
-        q = stats["intensity_p99"]
+    bright = _p50(seen, "intensity_p99")
+    q = _quantiles(stats, "intensity_p99")
+    if q is not None and _outside(bright, q, INTENSITY_FACTOR):
         warnings.append(
             f"Hoechst intensities differ strongly from the training data (bright nuclei at {bright:.0f} here; "
             f"{q['p5']:.0f}-{q['p95']:.0f} in training). Check that the right channel was chosen and the bit depth."
         )
-    areas = seen["nucleus_area_um2"]
-    q = stats.get("nucleus_area_um2")
+    areas = _quantiles(seen, "nucleus_area_um2")
+    q = _quantiles(stats, "nucleus_area_um2")
     if areas and q and not q["p50"] / AREA_FACTOR <= areas["p50"] <= q["p50"] * AREA_FACTOR:
         warnings.append(
             f"Nuclei here are {'larger' if areas['p50'] > q['p50'] else 'smaller'} than in the training data "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ import torch
 from core.errors import ModelLoadError
 from core.models.precision import RUNTIMES
 from core.models.runtime import PARITY_THRESHOLD, LoadedModel, cpu_threads_hint, parity_input
+
+if TYPE_CHECKING:  # optional: imported where a session is made
+    from onnxruntime import InferenceSession
 
 
 def onnxruntime_version() -> str | None:
@@ -42,10 +45,12 @@ def onnxruntime_version() -> str | None:
 class OnnxRuntimeModel(LoadedModel):
     """A :class:`LoadedModel` whose forward pass runs in an ONNX Runtime session (CPU, fp32)."""
 
-    session: Any = field(default=None, repr=False)
+    session: InferenceSession | None = field(default=None, repr=False)
     runtime: ClassVar[str] = "onnxruntime"
 
     def logits(self, x: torch.Tensor, crop: int = 0) -> torch.Tensor:
+        if self.session is None:
+            raise ModelLoadError(f"{self.card.name}: no ONNX Runtime session; load it with with_runtime().")
         out = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)})[0]
         logits = torch.from_numpy(out)
         if crop > 0:
@@ -53,15 +58,17 @@ class OnnxRuntimeModel(LoadedModel):
         return logits
 
 
-def _session(module: torch.nn.Module, patch: int, threads: int) -> Any:
+def _session(module: torch.nn.Module, patch: int, threads: int) -> InferenceSession:
     import onnxruntime as ort
 
     buf = io.BytesIO()
     module = module.to(memory_format=torch.contiguous_format)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        # The TorchScript exporter (dynamo=False) writes to a file-like object; torch's annotation names paths only.
         torch.onnx.export(
-            module, (torch.zeros(1, 1, patch, patch),), buf, input_names=["x"], output_names=["logits"],
+            module, (torch.zeros(1, 1, patch, patch),), buf,  # type: ignore[arg-type]
+            input_names=["x"], output_names=["logits"],
             dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False,
         )  # fmt: skip
     module.to(memory_format=torch.channels_last)
