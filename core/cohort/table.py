@@ -21,7 +21,8 @@ import pandas as pd
 from core.classes import DEFAULT_MARKER_GROUPS
 from core.cohort.case import read_done
 from core.cohort.manifest import CohortCase
-from core.jsontypes import JSONDict, JSONValue, as_float, as_int, as_mapping
+from core.engine.summary import AnalysisSummary
+from core.jsontypes import JSONDict, JSONValue
 from core.scores import parameter_name
 
 REGIONS = ("CT", "IM", "Tumour")
@@ -85,19 +86,18 @@ def case_row(case: CohortCase, folder: Path, key: str, error: str | None = None)
     }
     if done is None or not finished:
         return row
-    summary = _json(folder / "summary.json")
-    counts = as_mapping(summary.get("counts"))
-    analysed = summary.get("analysed_area_mm2")
+    summary = AnalysisSummary.from_dict(_json(folder / "summary.json"))
+    counts, analysed = summary.counts, summary.analysed_area_mm2
     row.update({
-        "model": summary.get("model"), "model_sha256": summary.get("model_sha256"),
+        "model": summary.model, "model_sha256": summary.model_sha256,
         "device": done.get("device"), "precision": done.get("precision"), "seconds": done.get("seconds"),
-        "tissue_area_mm2": summary.get("tissue_area_mm2"), "analysed_area_mm2": analysed,
-        "total_cells": summary.get("total_cells"),
+        "tissue_area_mm2": summary.tissue_area_mm2, "analysed_area_mm2": analysed,
+        "total_cells": summary.total_cells,
         **{f"cells_{name}": n for name, n in counts.items()},
     })
     for group, classes in DEFAULT_MARKER_GROUPS.items():
-        n = sum(as_int(counts.get(c, 0)) for c in classes)
-        row[parameter_name(group, "Tissue")] = n / as_float(analysed) if analysed else None
+        n = sum(counts.get(c, 0) for c in classes)
+        row[parameter_name(group, "Tissue")] = n / analysed if analysed else None
     scores = _json(folder / "scores.json")
     if scores:
         row.update(_scores_columns(scores))
