@@ -45,6 +45,7 @@ from app.settings import AppSettings
 from app.workers import JobRunner
 from core.classes import POSITIVE_CLASSES, class_label
 from core.errors import CoreError
+from core.jsontypes import JSONDict
 from core.models.runtime import LoadedModel, load_model
 from core.progress import CancelToken, Progress
 from core.saliency.eta import SaliencyEta
@@ -437,7 +438,7 @@ class SaliencyPanel(QWidget):
             return None
         x, y = expl.context.patch.to_level0(*expl.context.patch.point)
         slide_path = self.slide.path if self.slide is not None else None
-        meta = {"slide": str(slide_path) if slide_path else None, "point_px": [round(x, 2), round(y, 2)]}
+        meta: JSONDict = {"slide": str(slide_path) if slide_path else None, "point_px": [round(x, 2), round(y, 2)]}
         try:
             write_outputs(expl, Path(folder), meta)
         except OSError as exc:
