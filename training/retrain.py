@@ -160,8 +160,8 @@ log.csv/json, checkpoint/, cache/).""",
                    "--patience; 0: never stop early")
     t.add_argument("--warmup-patches", type=non_negative_int, default=None, metavar="N",
                    help=f"no epoch is exported before N patch-steps (default: max({WARMUP_FLOOR:,}, "
-                   f"{WARMUP_FRACTION:g} x the planned patch-steps), at most the plan; with --time-limit, planned at "
-                   "the first epoch's pace). Early epochs of barely trained weights can score by luck on a few "
+                   f"{WARMUP_FRACTION:g} x the planned patch-steps), at most the plan; with --time-limit, planned on "
+                   "3/4 of the first epoch's pace). Early epochs of barely trained weights can score by luck on a few "
                    "validation cells (a real 18-tile run once exported epoch 1 this way)")
     t.add_argument("--select", choices=SELECT_RULES, default="auto",
                    help="which epoch is exported: auto (default: the best validation per-cell F1 after the warm-up "
@@ -333,7 +333,7 @@ def run(args: RetrainConfig, dinfo: DistInfo) -> int:
         "early_stopping": {"metric": "validation macro-F1 of the positive classes, per cell (hard); per pixel "
                            "when validation holds no cells",
                            "patience_patches": result.plan.patience_patches if result.plan else None,
-                           "patience_epochs_given": args.patience},
+                           "patience": args.patience},
         "selection": {**(result.plan.to_dict() if result.plan else {}), "exported_epoch": exported_epoch,
                       "exported_why": exported_why, "patches_seen": result.state.patches,
                       "best_patches": result.state.best_patches if result.best is not None else None},

@@ -163,7 +163,7 @@ def test_a_run_stored_before_the_change_resumes(
     log = json.loads((out / "log.json").read_text())
     assert [r["epoch"] for r in log] == [1, 2, 3] and [r["patches_seen"] for r in log[1:]] == [16, 24]
     _, card = load_weights(out)
-    assert card.training["early_stopping"] == {**card.training["early_stopping"], "patience_epochs_given": 3,
+    assert card.training["early_stopping"] == {**card.training["early_stopping"], "patience": 3,
                                                "patience_patches": 24}
     assert json.loads((out / "run.json").read_text())["patience"] == 3
 
