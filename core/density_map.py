@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
 from core.classes import DEFAULT_MARKER_GROUPS, hex_to_rgb
+from core.jsontypes import JSONMapping, as_mapping
 from core.tissue_mask import decode_mask
 
 __all__ = [
@@ -91,7 +91,7 @@ def mask_density(overlay: DensityOverlay, mask: np.ndarray, mask_downsample: flo
 
 
 def analysed_density(cells: pd.DataFrame, extent_um: tuple[float, float], mpp: tuple[float, float],
-                     marker: str, summary: Mapping[str, Any]) -> DensityOverlay:
+                     marker: str, summary: JSONMapping) -> DensityOverlay:
     """The density overlay of one marker group (:func:`density_from_cells`), zero outside the
     analysed tissue when the analysis ``summary`` holds its ``tissue_mask``.
 
@@ -99,7 +99,7 @@ def analysed_density(cells: pd.DataFrame, extent_um: tuple[float, float], mpp: t
     """
     overlay = density_from_cells(cells, extent_um, mpp, marker)
     if "tissue_mask" in summary:
-        mask, ds = decode_mask(summary["tissue_mask"])
+        mask, ds = decode_mask(as_mapping(summary["tissue_mask"]))
         overlay = mask_density(overlay, mask, ds)
     return overlay
 

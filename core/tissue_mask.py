@@ -10,12 +10,16 @@ the report alike, so it lives in core, not in core.report.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
+
+from core.jsontypes import JSONDict, JSONMapping, as_float, as_int, as_list, as_str
+
+if TYPE_CHECKING:
+    from core.models.card import ModelCard
 
 __all__ = ["MAX_MASK_SIDE", "analysis_summary_extras", "decode_mask", "encode_mask", "fraction_in_mask"]
 
@@ -23,7 +27,17 @@ __all__ = ["MAX_MASK_SIDE", "analysis_summary_extras", "decode_mask", "encode_ma
 MAX_MASK_SIDE = 1024
 
 
-def encode_mask(mask: np.ndarray, downsample: float) -> dict[str, Any]:
+class MaskedResult(Protocol):
+    """What :func:`analysis_summary_extras` reads of an analysis (``core.engine.AnalysisResult``)."""
+
+    @property
+    def tissue_mask(self) -> np.ndarray: ...
+
+    @property
+    def raster_downsample(self) -> float: ...
+
+
+def encode_mask(mask: np.ndarray, downsample: float) -> JSONDict:
     """A bool mask as JSON-able dict; ``downsample``: level-0 pixels per mask pixel.
 
     Masks longer than :data:`MAX_MASK_SIDE` are subsampled (nearest) to keep the record small.
@@ -39,7 +53,7 @@ def encode_mask(mask: np.ndarray, downsample: float) -> dict[str, Any]:
     }
 
 
-def analysis_summary_extras(result: Any, card: Any) -> dict[str, Any]:
+def analysis_summary_extras(result: MaskedResult, card: ModelCard) -> JSONDict:
     """What the report needs from an analysis beyond the engine's summary; merge it into the
     summary passed to ``CaseStore.finish_analysis``.
 
@@ -51,11 +65,11 @@ def analysis_summary_extras(result: Any, card: Any) -> dict[str, Any]:
     return {"model_card": card_dict, "tissue_mask": encode_mask(result.tissue_mask, result.raster_downsample)}
 
 
-def decode_mask(data: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+def decode_mask(data: JSONMapping) -> tuple[np.ndarray, float]:
     """The inverse of :func:`encode_mask`: (bool mask, level-0 pixels per mask pixel)."""
-    h, w = (int(v) for v in data["shape"])
-    bits = np.frombuffer(base64.b64decode(data["packbits_b64"]), dtype=np.uint8)
-    return np.unpackbits(bits, count=h * w).astype(bool).reshape(h, w), float(data["downsample"])
+    h, w = (as_int(v) for v in as_list(data["shape"]))
+    bits = np.frombuffer(base64.b64decode(as_str(data["packbits_b64"])), dtype=np.uint8)
+    return np.unpackbits(bits, count=h * w).astype(bool).reshape(h, w), as_float(data["downsample"])
 
 
 def fraction_in_mask(geometry: BaseGeometry, mask: np.ndarray, downsample: float, mpp: tuple[float, float]

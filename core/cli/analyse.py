@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
         regions = None
         if args.regions is not None:
-            w, h = slide.dimensions
-            regions = _regions(args.regions, mpp, (w * mpp[0], h * mpp[1]))
+            width, height = slide.dimensions
+            regions = _regions(args.regions, mpp, (width * mpp[0], height * mpp[1]))
         with tqdm(total=0, unit="tile", file=sys.stderr, desc=args.slide.name, dynamic_ncols=True) as bar:
 
             def show(p: Progress) -> None:

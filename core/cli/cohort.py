@@ -12,12 +12,15 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.engine.params import AnalysisParams
 from core.models.card import PRECISIONS
 from core.models.precision import RUNTIMES
 from core.regions import DEFAULT_IM_HALF_WIDTH_UM
+
+if TYPE_CHECKING:  # distributed is imported when the command runs
+    from distributed import Client, LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _client(args: argparse.Namespace) -> tuple[Any, Any]:
+def _client(args: argparse.Namespace) -> tuple[LocalCluster | None, Client]:
     """(LocalCluster or None, distributed.Client): a running scheduler if one is named, else a local cluster."""
     import dask
     from distributed import Client

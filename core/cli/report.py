@@ -13,12 +13,15 @@ import hashlib
 import os
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.cli.args import database_url, output_file
 from core.cli.demo_case import add_report_options, report_settings
 from core.errors import StoreError
 from core.report import ReportSettings, write_report
+
+if TYPE_CHECKING:  # the store is opened when the command runs
+    from core.store import CaseRecord, CaseStore
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +52,7 @@ def printed_at(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def find_case(store: Any, key: str) -> Any:
+def find_case(store: CaseStore, key: str) -> CaseRecord:
     """The case with id ``key`` (digits) or accession ``key``; StoreError naming both tries."""
     if key.isdigit():
         try:

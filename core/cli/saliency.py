@@ -21,7 +21,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -37,6 +37,7 @@ from core.cli.args import (
     positive_int,
 )
 from core.errors import CoreError
+from core.jsontypes import JSONDict, JSONValue, as_list, as_mapping
 
 if TYPE_CHECKING:  # torch-heavy modules are imported when the command runs, not for --help
     from core.saliency.explain import ExplainContext, Explanation
@@ -126,7 +127,7 @@ def _depth_strip(base: np.ndarray, depth_maps: np.ndarray, size: int = STRIP_SIZ
     return np.concatenate(tiles[:-1], axis=1) if tiles else small
 
 
-def write_outputs(expl: Explanation, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def write_outputs(expl: Explanation, out: Path, meta: JSONDict) -> JSONDict:
     """Write the arrays, PNGs and ``saliency.json`` (see module docstring); returns the JSON dict."""
     from core.saliency.explain import classes_rgb, hoechst_rgb, outline, saliency_rgb
 
@@ -138,7 +139,7 @@ def write_outputs(expl: Explanation, out: Path, meta: dict[str, Any]) -> dict[st
     if ctx.cell_mask is not None:
         pred[outline(ctx.cell_mask)] = 255
     _save_png(pred, out / "prediction.png")
-    targets = []
+    targets: list[JSONValue] = []
     for target, res in expl.maps.items():
         name = ctx.class_names[target]
         np.save(out / f"saliency_{name}.npy", res.saliency.astype(np.float32))
@@ -158,14 +159,14 @@ def write_outputs(expl: Explanation, out: Path, meta: dict[str, Any]) -> dict[st
             f"inside_fraction_dilated_{DILATE_UM:g}um": None if np.isnan(grown) else round(grown, 4),
             "top_pixels_inside": None if np.isnan(rank) else round(rank, 4),
         })
-    cell = None
+    cell: JSONDict | None = None
     if ctx.cell_mask is not None and ctx.cell_class is not None:
         rows, cols = np.nonzero(ctx.cell_mask)
         cx, cy = ctx.patch.to_level0(cols.mean() + 0.5, rows.mean() + 0.5)
         cell = {"class": ctx.class_names[ctx.cell_class], "area_px": int(rows.size),
                 "area_um2": round(rows.size * ctx.patch.mpp**2, 2), "centroid_px": [round(cx, 2), round(cy, 2)],
                 "mean_probability": round(float(ctx.probabilities[ctx.cell_class][ctx.cell_mask].mean()), 4)}
-    doc = {
+    doc: JSONDict = {
         **meta,
         "mode": "cell" if ctx.is_cell else "patch",
         "inside_fraction_means": "saliency mass inside the cell's predicted pixels / mass in the whole patch"
@@ -209,11 +210,11 @@ def run(args: argparse.Namespace) -> int:
                 break
             bar.set_description_str(p.message, refresh=False)
             bar.update(round(p.fraction * bar.total) - bar.n)
-    meta = {"slide": str(args.slide), "point_px": [args.x, args.y],
+    meta: JSONDict = {"slide": str(args.slide), "point_px": [args.x, args.y],
             "model": {"name": model.card.name, "sha256": model.card.weights_sha256,
                       "synthetic": model.card.synthetic, "device": str(model.device)}}
     doc = write_outputs(expl, args.out, meta)
-    for t in doc["targets"]:
+    for t in map(as_mapping, as_list(doc["targets"])):
         inside = "" if t["inside_fraction"] is None else (
             f", {t['inside_fraction']:.1%} of the mass inside, {t['top_pixels_inside']:.1%} of the top pixels inside")
         print(f"{t['class']}: {t['n_masks']} forward passes in {t['seconds']:.1f} s{inside}")

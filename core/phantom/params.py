@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from core.errors import ConfigError
+from core.jsontypes import JSONDict
 
 #: Channel names written into the OME-TIFF, in order (SPEC "Formats": roles by alias).
 CHANNELS: tuple[str, ...] = ("Hoechst", "FITC", "Cy3", "AF750")
@@ -59,7 +60,7 @@ def lymphocyte_density(level: float) -> float:
     return COLD_DENSITY * (HOT_DENSITY / COLD_DENSITY) ** float(level)
 
 
-def label_by_thresholds(fitc: Any, cy3: Any, af750: Any) -> np.ndarray:
+def label_by_thresholds(fitc: ArrayLike, cy3: ArrayLike, af750: ArrayLike) -> np.ndarray:
     """Apply the labelling rule to per-cell means; returns an array of type names.
 
     Arguments are array-likes of per-cell mean intensities (counts), as in ``cells.csv``.
@@ -155,10 +156,10 @@ class PhantomParams:
         total = float(sum(self.subtype_mix))
         return {k: v / total for k, v in zip(SUBTYPE_MIX, self.subtype_mix, strict=True)}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONDict:
         """Fields as JSON; ``realism`` only when not "clean", so clean phantoms keep their bytes
         (the OME UUID is derived from this dict)."""
-        d = asdict(self)
+        d: JSONDict = asdict(self)
         if self.realism == "clean":
             del d["realism"]
         if self.nuclear_contrast is None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pylibCZIrw import czi as pyczi
@@ -133,26 +132,34 @@ class CziBackend:
             self._readers.clear()
 
 
-def _as_list(node: Any) -> list[Any]:
+def _find(node: object, *keys: str) -> object:
+    """``node[keys[0]][keys[1]]...`` of libCZI's metadata dict (parsed XML); None where a key is
+    missing or a node on the way is not a dict."""
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _as_list(node: object) -> list[object]:
+    """An XML element that may repeat: a list of them, one alone, or none."""
     if node is None:
         return []
-    return node if isinstance(node, list) else [node]
+    return list(node) if isinstance(node, list) else [node]
 
 
-def _channel_names(meta: dict[str, Any], n: int) -> list[str] | None:
-    try:
-        image = meta["ImageDocument"]["Metadata"]["Information"]["Image"]
-        channels = _as_list(image["Dimensions"]["Channels"]["Channel"])
-    except (KeyError, TypeError):
-        return None
+def _channel_names(meta: object, n: int) -> list[str] | None:
+    image = _find(meta, "ImageDocument", "Metadata", "Information", "Image")
+    channels = _as_list(_find(image, "Dimensions", "Channels", "Channel"))
     names = [str(ch.get("@Name") or ch.get("Name") or "").strip() for ch in channels if isinstance(ch, dict)]
     return names if len(names) == n and all(names) else None
 
 
-def _mpp(meta: dict[str, Any]) -> tuple[float, float] | None:
+def _mpp(meta: object) -> tuple[float, float] | None:
     """µm per pixel from ``Scaling/Items/Distance`` (CZI stores metres)."""
+    items = _as_list(_find(meta, "ImageDocument", "Metadata", "Scaling", "Items", "Distance"))
     try:
-        items = _as_list(meta["ImageDocument"]["Metadata"]["Scaling"]["Items"]["Distance"])
         values = {d["@Id"]: float(d["Value"]) for d in items if isinstance(d, dict)}
     except (KeyError, TypeError, ValueError):
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from typing import Any
 
 import tifffile
 
@@ -81,7 +80,7 @@ def ome_mpp(tif: tifffile.TiffFile) -> tuple[float, float] | None:
 
 def imagej_channel_names(tif: tifffile.TiffFile, n_channels: int) -> list[str] | None:
     """ImageJ ``Labels`` (one per channel for a C-only hyperstack), or None."""
-    meta: dict[str, Any] = tif.imagej_metadata or {}
+    meta = tif.imagej_metadata or {}
     labels = meta.get("Labels")
     if not labels or len(labels) < n_channels:
         return None
@@ -91,7 +90,7 @@ def imagej_channel_names(tif: tifffile.TiffFile, n_channels: int) -> list[str] |
 
 def imagej_mpp(tif: tifffile.TiffFile) -> tuple[float, float] | None:
     """Pixel size of an ImageJ TIFF: 1 / resolution tag, in the description's ``unit``."""
-    meta: dict[str, Any] = tif.imagej_metadata or {}
+    meta = tif.imagej_metadata or {}
     factor = _UNIT_UM.get(str(meta.get("unit", "")).strip())
     if factor is None:
         return None
