@@ -361,11 +361,16 @@ class EpochSampler(Sampler[int]):
             mine = mine[: max(1, -(-self.per_epoch // self.world))]
         return mine
 
-    def __iter__(self) -> Iterator[int]:
-        mine = self._patches()
+    def items(self) -> np.ndarray:
+        """This epoch's items, ``patch * 8 + transform`` (int64), in order: what iterating yields, as one
+        array, so a device-resident batch source draws exactly the DataLoader's batches."""
+        mine = np.asarray(self._patches(), dtype=np.int64)
         g = np.random.default_rng([self.seed, self.epoch, self.rank, 8])
-        ks = g.integers(0, N_TRANSFORMS, size=len(mine)) if self.augment else np.zeros(len(mine), dtype=int)
-        return iter([p * N_TRANSFORMS + int(k) for p, k in zip(mine, ks, strict=True)])
+        ks = g.integers(0, N_TRANSFORMS, size=len(mine)) if self.augment else np.zeros(len(mine), dtype=np.int64)
+        return mine * N_TRANSFORMS + ks.astype(np.int64)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.items().tolist())
 
     def __len__(self) -> int:
         return len(self._patches())

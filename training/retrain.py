@@ -61,6 +61,7 @@ from training.evaluate import add_bootstrap_args, evaluate
 from training.export import check_out_dir, export_model, summary_metrics
 from training.init_weights import resolve_init
 from training.patches import PatchParams
+from training.resident import RESIDENT_CHOICES
 from training.retrain_config import CURRENT, RESUMABLE, RetrainConfig
 from training.small_set import (
     MIN_VAL_CELLS,
@@ -73,7 +74,7 @@ from training.small_set import (
     choose_rule,
     split_cells,
 )
-from training.train import BALANCE, LR_SCHEDULES, DistInfo, FitResult, TrainSettings, fit
+from training.train import BALANCE, LR_SCALES, LR_SCHEDULES, DistInfo, FitResult, TrainSettings, fit
 
 #: Why each --balance choice, for the model card.
 BALANCE_WHY = {
@@ -146,6 +147,13 @@ log.csv/json, checkpoint/, cache/).""",
                    help="constant (default, the paper's) or cosine: from --lr down to 1%% of it over the planned "
                    "steps (--epochs x patches per epoch, or --max-steps; a --time-limit cuts it short). Use "
                    "cosine with --init")
+    t.add_argument("--lr-scale", choices=LR_SCALES, default="none",
+                   help="how --lr (the rate for the paper's batch of 32) follows --batch-size: none (default), "
+                   "linear (x batch/32) or sqrt (x sqrt(batch/32), the usual rule for AdamW); the card records "
+                   "the rate used")
+    t.add_argument("--lr-warmup-steps", type=non_negative_int, default=0, metavar="STEPS",
+                   help="raise the learning rate linearly over the first STEPS optimiser steps (default 0); "
+                   "large scaled batches want a few hundred")
     t.add_argument("--weight-decay", type=non_negative_float, default=1e-2, help="AdamW weight decay (default 0.01)")
     t.add_argument("--loss", choices=("ce", "focal"), default="ce", help="pixel cross-entropy (default) or focal loss (gamma 2)")
     t.add_argument("--balance", choices=BALANCE, default="both",
@@ -179,6 +187,12 @@ log.csv/json, checkpoint/, cache/).""",
     t.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads per training process (default: torch's choice; under torchrun on CPUs, "
                    "cores / processes). 1 is much faster on a busy shared machine")
+    t.add_argument("--resident", choices=RESIDENT_CHOICES, default="auto",
+                   help="hold the training patches on the device and normalise/rotate them there per batch: auto "
+                   "(default: on for CUDA when they fit, off on a CPU), on (also on a CPU) or off (DataLoader "
+                   "workers); the batches are the same either way")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the network for training (CUDA; the first steps take a minute longer)")
     t.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader worker processes per training process (default 2)")
     t.add_argument("--eval-batch-size", type=positive_int, default=16, help="batch size for validation and test (default 16)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
@@ -295,6 +309,7 @@ def run(args: RetrainConfig, dinfo: DistInfo) -> int:
         time_limit_min=args.time_limit, eval_batch_size=args.eval_batch_size, balance=args.balance,
         patience=args.patience, patience_patches=args.patience_patches, warmup_patches=args.warmup_patches,
         select=rule, select_reason=rule_reason, lr_schedule=args.lr_schedule,
+        resident=args.resident, compile=args.compile, lr_scale=args.lr_scale, lr_warmup_steps=args.lr_warmup_steps,
     )
     stored = {**args.to_json(), "resume": False}
     if dinfo.main:
@@ -342,6 +357,7 @@ def run(args: RetrainConfig, dinfo: DistInfo) -> int:
         "data_statistics": stats,
         "cells": {e.name: e.meta.get("cells", {}) for e in entries},
         "label_config": cfg.to_dict(),
+        "schedule": result.schedule, "batch_source": result.batch_source,
         "settings": {k: stored[k] for k in ("epochs", "batch_size", "lr", "lr_schedule", "weight_decay", "loss", "overlap",
                                             "patches_per_epoch", "max_steps", "time_limit")},
         "precision": prec.name, "device": str(device), "processes": dinfo.world,

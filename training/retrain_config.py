@@ -26,8 +26,9 @@ from training.config import LabelConfig, config_from_dict
 from training.dataset import SlideRect, SplitSpec
 from training.device import PRECISIONS
 from training.errors import TrainingError
+from training.resident import RESIDENT_CHOICES
 from training.small_set import SELECT_RULES
-from training.train import BALANCE, LR_SCHEDULES
+from training.train import BALANCE, LR_SCALES, LR_SCHEDULES
 
 #: Choices of the flags that take one (checked again here for stored runs).
 SPLIT_BY = ("patch", "tile", "block")
@@ -39,7 +40,8 @@ BOOTSTRAP_UNITS = ("cell", "tile")
 RESUMABLE = ("epochs", "time_limit", "max_steps", "precision", "name", "weights_dtype",
              "patience", "patience_patches", "warmup_patches", "select")
 #: Settings about this invocation only, never taken from the stored run.
-CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size", "debug_record_dir", "debug")
+CURRENT = ("force", "install", "device", "workers", "threads", "eval_batch_size", "debug_record_dir", "debug",
+           "resident", "compile")
 
 _PATH_LISTS = ("slides", "tiles")
 _PATHS = ("out", "config", "cache", "debug_record_dir", "init")
@@ -92,6 +94,8 @@ class RetrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     lr_schedule: str = "constant"
+    lr_scale: str = "none"
+    lr_warmup_steps: int = 0
     weight_decay: float = 1e-2
     loss: str = "ce"
     balance: str = "both"
@@ -108,6 +112,8 @@ class RetrainConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int | None = None
+    resident: str = "auto"
+    compile: bool = False
     workers: int = 2
     eval_batch_size: int = 16
     resume: bool = False
@@ -129,6 +135,7 @@ class RetrainConfig:
             ("--loss", self.loss, LOSSES), ("--balance", self.balance, BALANCE),
             ("--precision", self.precision, PRECISIONS), ("--weights-dtype", self.weights_dtype, WEIGHT_DTYPES),
             ("--bootstrap-unit", self.bootstrap_unit, BOOTSTRAP_UNITS), ("--select", self.select, SELECT_RULES),
+            ("--resident", self.resident, RESIDENT_CHOICES), ("--lr-scale", self.lr_scale, LR_SCALES),
         ):
             if value not in valid:
                 raise TrainingError(f"{name} {value!r}; valid: {', '.join(valid)}.")
@@ -139,7 +146,7 @@ class RetrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
-        for name in ("patience", "patience_patches", "warmup_patches", "seed", "workers", "bootstrap"):
+        for name in ("patience", "patience_patches", "warmup_patches", "seed", "workers", "bootstrap", "lr_warmup_steps"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise TrainingError(f"--{name.replace('_', '-')} must be 0 or more, not {value}.")

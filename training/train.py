@@ -29,7 +29,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from core.classes import CLASS_NAMES, POSITIVE_CLASSES
 from core.progress import CancelToken, Progress
@@ -39,6 +38,7 @@ from training.device import Precision
 from training.errors import TrainingError
 from training.evaluate import evaluate, reduce_sum
 from training.history import History
+from training.resident import make_batch_source
 from training.small_set import SelectionPlan, plan_selection
 
 
@@ -70,6 +70,15 @@ class TrainSettings:
     #: 'f1' (best validation per-cell F1 after the warm-up) or 'last' (the last epoch), and why.
     select: str = "f1"
     select_reason: str = "best validation per-cell macro-F1 after the warm-up"
+    #: Where batches come from (training.resident): 'auto' (resident on CUDA when the set fits, a
+    #: DataLoader on a CPU), 'on' (resident, on a CPU too) or 'off' (DataLoader).
+    resident: str = "auto"
+    #: torch.compile the network for training (CUDA; a first step of a minute or so).
+    compile: bool = False
+    #: How ``lr`` (given for the paper's batch of 32) follows ``batch_size``: 'none', 'linear' or 'sqrt'.
+    lr_scale: str = "none"
+    #: Optimiser steps over which the learning rate rises linearly to its value (0: none).
+    lr_warmup_steps: int = 0
 
 
 #: Learning-rate schedules: 'constant' (the paper's), or 'cosine' from ``lr`` down to
@@ -80,13 +89,46 @@ LR_SCHEDULES = ("constant", "cosine")
 COSINE_FLOOR = 0.01
 
 
+#: The paper's batch: ``--lr`` is the rate for it, and ``--lr-scale`` scales it for a larger global batch.
+REFERENCE_BATCH = 32
+LR_SCALES = ("none", "linear", "sqrt")
+
+
+def scaled_lr(settings: TrainSettings) -> float:
+    """The peak learning rate for the global batch: ``lr`` as given ('none'), times batch/32 ('linear',
+    Goyal et al. 2017, for SGD) or times sqrt(batch/32) ('sqrt', the usual rule for Adam-type optimisers)."""
+    ratio = settings.batch_size / REFERENCE_BATCH
+    factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[settings.lr_scale]
+    return settings.lr * factor
+
+
 def lr_at(settings: TrainSettings, step: int, total: int) -> float:
     """Learning rate for optimiser step ``step`` (0-based) of ``total``: a pure function of the step,
     so ``--resume`` continues the schedule exactly."""
+    peak = scaled_lr(settings)
+    if settings.lr_warmup_steps and step < settings.lr_warmup_steps:
+        peak *= (step + 1) / settings.lr_warmup_steps
     if settings.lr_schedule == "constant" or total <= 1:
-        return settings.lr
+        return peak
     frac = min(1.0, step / (total - 1))
-    return settings.lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return peak * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def schedule_summary(settings: TrainSettings, total_steps: int | None = None) -> dict[str, Any]:
+    """The learning-rate schedule as run, for the run settings and the model card."""
+    return {
+        "lr": settings.lr, "reference_batch": REFERENCE_BATCH, "batch_size": settings.batch_size,
+        "lr_scale": settings.lr_scale, "peak_lr": scaled_lr(settings), "lr_schedule": settings.lr_schedule,
+        "lr_warmup_steps": settings.lr_warmup_steps, "cosine_floor": COSINE_FLOOR if settings.lr_schedule == "cosine" else None,
+        "planned_steps": total_steps,
+    }
+
+
+def make_optimizer(net: torch.nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.AdamW:
+    """AdamW at the scaled rate; the fused kernel on CUDA (one launch for all parameters), the
+    default one elsewhere (so a CPU run is what it always was)."""
+    return torch.optim.AdamW(net.parameters(), lr=scaled_lr(settings), weight_decay=settings.weight_decay,
+                             fused=True if device.type == "cuda" else None)
 
 
 @dataclass(frozen=True)
@@ -107,9 +149,18 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = "finished"
     plan: SelectionPlan | None = None
+    #: 'resident' or 'loader' (training.resident) and the learning-rate schedule as run, for the card
+    batch_source: str = ""
+    schedule: dict[str, Any] = field(default_factory=dict)
 
 
 BALANCE = ("none", "sampling", "loss", "both")
+#: On a GPU the running loss shown in the progress line is read back every this many steps.
+LOSS_SYNC_STEPS = 25
+
+
+def _quiet(_: str) -> None:
+    """The log of DDP ranks other than the first."""
 
 
 def pixel_loss(logits: torch.Tensor, target: torch.Tensor, kind: str, gamma: float = 2.0,
@@ -226,13 +277,19 @@ def fit(
         raise TrainingError(f"--lr-schedule {settings.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}.")
     if settings.balance not in BALANCE:
         raise TrainingError(f"--balance {settings.balance!r}; valid: {', '.join(BALANCE)}.")
+    if settings.lr_scale not in LR_SCALES:
+        raise TrainingError(f"--lr-scale {settings.lr_scale!r}; valid: {', '.join(LR_SCALES)}.")
     if settings.batch_size % dinfo.world:
         raise TrainingError(f"--batch-size {settings.batch_size} is the global batch; it must divide by {dinfo.world} processes.")
     model = model.to(device).to(memory_format=torch.channels_last)
+    if device.type == "cuda":  # fixed patch shapes: let cuDNN time its convolution algorithms once and keep the fastest
+        torch.backends.cudnn.benchmark = True
     net: torch.nn.Module = model
     if dinfo.world > 1:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = make_optimizer(net, settings, device)
+    if settings.compile:
+        net = torch.compile(net)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scaler)
     history = History(out_dir)
     state, best = TrainState(), None
@@ -246,11 +303,9 @@ def fit(
                            weights=weights)
     loss_weight = (torch.as_tensor(class_weights(train_pixels), dtype=torch.float32, device=device)
                    if settings.balance in ("loss", "both") else None)
-    loader = DataLoader(
-        train_data, batch_size=settings.batch_size // dinfo.world, sampler=sampler, num_workers=settings.workers,
-        pin_memory=device.type == "cuda", persistent_workers=settings.workers > 0, drop_last=False,
-    )
-    per_epoch = len(loader)
+    source = make_batch_source(settings.resident, train_data, sampler, settings.batch_size // dinfo.world,
+                               settings.workers, device, log if dinfo.main else _quiet)
+    per_epoch = len(source)
     total = settings.epochs * per_epoch
     if settings.max_steps is not None:
         total = min(total, settings.max_steps)
@@ -277,10 +332,14 @@ def fit(
         net.train()
         t_epoch = time.perf_counter()
         wait = compute = loss_sum = 0.0
-        n_items = n_batches = 0
+        # the loss is summed on the device and read back every `sync_every` steps: reading it each
+        # step would make the host wait for the GPU and leave it idle while the next step is queued
+        loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+        sync_every = 1 if device.type == "cpu" else LOSS_SYNC_STEPS
+        n_items = n_batches = n_synced = 0
         truncated = False
         t0 = time.perf_counter()
-        for x, y in loader:
+        for x, y in source.epoch(epoch):
             t1 = time.perf_counter()
             wait += t1 - t0
             cancel.check()
@@ -296,13 +355,16 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            loss_sum += float(loss.item()) * len(x)
+            loss_acc += loss.detach().to(torch.float64) * len(x)
             n_items += len(x)
             n_batches += 1
             state.step += 1
+            if n_batches % sync_every == 0:
+                loss_sum, n_synced = float(loss_acc.item()), n_items
             t0 = time.perf_counter()
             compute += t0 - t1
-            yield Progress(min(state.step, total), total, f"epoch {epoch}/{settings.epochs} loss {loss_sum / n_items:.4f}")
+            yield Progress(min(state.step, total), total,
+                           f"epoch {epoch}/{settings.epochs} loss {loss_sum / max(1, n_synced):.4f}")
             over_time = settings.time_limit_min is not None and (t0 - start_time) / 60 >= settings.time_limit_min
             at_max = settings.max_steps is not None and state.step >= settings.max_steps
             if _any_rank(over_time, device, dinfo.world):
@@ -311,6 +373,9 @@ def fit(
             if at_max:
                 stopped, truncated = "max-steps", n_batches < per_epoch
                 break
+        t_sync = time.perf_counter()
+        loss_sum = float(loss_acc.item())  # waits for the last queued steps: their time is computing
+        compute += time.perf_counter() - t_sync
         sums = torch.tensor([loss_sum, float(n_items), wait, compute], dtype=torch.float64)
         if dinfo.world > 1:
             _average_buffers(model, dinfo.world)
@@ -340,6 +405,7 @@ def fit(
             **{f"val_f1_{CLASS_NAMES[c]}": float(scores["hard"][CLASS_NAMES[c]]["f1"]) for c in POSITIVE_CLASSES},
             "patches": int(sums[1]), "seconds": seconds, "data_wait_s": float(sums[2]) / dinfo.world,
             "compute_s": float(sums[3]) / dinfo.world, "patches_per_s": float(sums[1]) / max(1e-9, float(sums[2] + sums[3]) / dinfo.world),
+            "data_wait_share": float(sums[2]) / max(1e-9, float(sums[2] + sums[3])), "batch_source": source.name,
             "lr": opt.param_groups[0]["lr"], "precision": precision.name, "truncated": truncated, "best": improved,
             "patches_seen": state.patches, "eligible": eligible,
         }
@@ -351,7 +417,8 @@ def fit(
             log(
                 f"epoch {epoch}/{settings.epochs}: train loss {train_loss:.4f}, val loss {val.loss:.4f}, "
                 f"val F1 per {basis} {f1:.3f} ({chosen}); {row['patches']} patches, "
-                f"{row['patches_per_s']:.1f} patches/s; waiting for data {row['data_wait_s']:.1f} s, "
+                f"{row['patches_per_s']:.1f} patches/s; waiting for data {row['data_wait_s']:.1f} s "
+                f"({row['data_wait_share']:.0%}, {source.name}), "
                 f"computing {row['compute_s']:.1f} s" + (" [stopped early]" if truncated else "")
             )
         if dinfo.world > 1:
@@ -372,4 +439,5 @@ def fit(
     if stopped == "time-limit" and dinfo.main:
         log(f"Time limit of {settings.time_limit_min} min reached after epoch {state.epoch} ({state.patches:,} patch-steps); "
             "exporting the epoch chosen so far, if any is past the warm-up.")
-    return FitResult(state, best, history.rows, stopped, plan)
+    return FitResult(state, best, history.rows, stopped, plan, batch_source=source.name,
+                     schedule=schedule_summary(settings, total))
