@@ -65,9 +65,9 @@ def _session(module: torch.nn.Module, patch: int, threads: int) -> InferenceSess
     module = module.to(memory_format=torch.contiguous_format)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        # The TorchScript exporter (dynamo=False) writes to a file-like object; torch's annotation names paths only.
         torch.onnx.export(
-            module, (torch.zeros(1, 1, patch, patch),), buf,  # type: ignore[arg-type]
+            module, (torch.zeros(1, 1, patch, patch),),
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter takes a file-like object; torch's annotation lists paths
             input_names=["x"], output_names=["logits"],
             dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False,
         )  # fmt: skip

@@ -142,8 +142,8 @@ def place_cells(p: PhantomParams, lay: Layout, bank: Bank, vessels: Vessels | No
         "lymphocyte": lam_lym + lam_tls,
     }
     xs, ys, ks = [], [], []
-    for k, kind in enumerate(KINDS):
-        x, y = _poisson(rng, dens[kind], lay, p.mpp)
+    for k, kind_name in enumerate(KINDS):
+        x, y = _poisson(rng, dens[kind_name], lay, p.mpp)
         xs.append(x)
         ys.append(y)
         ks.append(np.full(len(x), k, np.int8))

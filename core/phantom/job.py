@@ -95,7 +95,8 @@ def _write_truth(p: PhantomParams, lay: Layout, cells: Cells, means: np.ndarray,
     dens = {
         c: {t: (counts[c][t] / areas[c] if areas[c] > 0 else 0.0) for t in TYPES} for c in COMPARTMENTS
     }
-    meta = {
+    labelling: dict[str, object] = {"thresholds": THRESHOLDS, "cd3_hi_threshold": CD3_HI_THRESHOLD, "rule": LABEL_RULE}
+    meta: dict[str, object] = {
         "synthetic": True,
         "generator": "HoechstScore phantom",
         "version": VERSION,
@@ -112,16 +113,17 @@ def _write_truth(p: PhantomParams, lay: Layout, cells: Cells, means: np.ndarray,
             "tumour_centre": lymphocyte_density(p.infiltration_ct),
             "invasive_margin": lymphocyte_density(p.infiltration_im),
         },
-        "labelling": {"thresholds": THRESHOLDS, "cd3_hi_threshold": CD3_HI_THRESHOLD, "rule": LABEL_RULE},
+        "labelling": labelling,
         "files": {"tissue": "tissue.geojson", "tumour": "tumour.geojson", "cells": "cells.csv"},
     }
     if p.realism != "clean":
         from core.phantom.realism import slide_style
 
-        meta["realism"] = {"style": p.realism, **slide_style(p.seed).to_json()}
+        realism: dict[str, object] = {"style": p.realism, **slide_style(p.seed).to_json()}
         if p.nuclear_contrast is not None:
-            meta["realism"]["contrast"] = p.nuclear_contrast
-        meta["labelling"]["note"] = (
+            realism["contrast"] = p.nuclear_contrast
+        meta["realism"] = realism
+        labelling["note"] = (
             "Real style: marker positives are dimmer than these thresholds and vary across the slide, "
             "so the rule does not recover 'type'; 'type' in cells.csv is the truth."
         )

@@ -87,7 +87,7 @@ def write_preview(out_dir: str | Path, png: str | Path, crop: int = 900) -> Path
         levels = tf.series[0].levels
         low = levels[-1].asarray()
         store = tf.series[0].aszarr(level=0)
-        z = zarr.open(store, mode="r")
+        z = zarr.open_array(store, mode="r")
         # crop centred on the tumour border, where the invasive margin is
         bx, by = tumour.exterior.interpolate(0.3, normalized=True).coords[0]
         cx0 = int(np.clip(bx - crop / 2, 0, max(0, size - crop)))

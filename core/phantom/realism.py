@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from core.jsontypes import JSONDict
 from core.phantom import noise
 
 #: Styles of phantom; "clean" is the original (bytes unchanged), "real" adds this module's troubles.
@@ -54,16 +55,19 @@ class Style:
     debris_per_mm2: float
     out_of_focus_fraction: float
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_json(self) -> JSONDict:
+        data: JSONDict = asdict(self)
+        return data
 
 
 def slide_style(seed: int) -> Style:
     """The style of the slide with this seed: slides differ as staining runs do."""
     rng = np.random.default_rng([seed, 900])
+    contrast = float(rng.uniform(4.5, 7.0))  # drawn in this order: the same seed gives the same style
+    fitc, cy3, af750 = (float(v) for v in np.exp(rng.normal(0.0, 0.12, 3)))
     return Style(
-        contrast=float(rng.uniform(4.5, 7.0)),
-        marker_scale=tuple(float(v) for v in np.exp(rng.normal(0.0, 0.12, 3))),  # type: ignore[arg-type]
+        contrast=contrast,
+        marker_scale=(fitc, cy3, af750),
         cd20_fraction=float(rng.choice([0.02, 0.05, 0.12])),
         debris_per_mm2=float(rng.uniform(20.0, 60.0)),
         out_of_focus_fraction=float(rng.uniform(0.08, 0.18)),

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from core.errors import SlideOpenError
-from core.slides._base import Slide
+from core.slides._base import Slide, SlideBackend
 from core.slides.channels import merge_aliases
 
 __all__ = ["open_slide"]
@@ -81,6 +81,7 @@ def open_slide(
                              "it and that its drive is connected.") from exc  # fmt: skip
     if not head:
         raise SlideOpenError(p, "the file is empty (0 bytes); the copy or export failed. Copy it again.")
+    backend: SlideBackend
     if head[:4] in _TIFF_MAGIC:
         from core.slides._tiff import open_tiff
 
@@ -89,8 +90,7 @@ def open_slide(
     elif head.startswith(_CZI_MAGIC):
         from core.slides._czi import open_czi
 
-        czi_backend, czi_info = open_czi(p)
-        backend = czi_backend  # type: ignore[assignment]
+        backend, czi_info = open_czi(p)
         fmt, names, dtype, file_mpp = "czi", czi_info.names, czi_info.dtype, czi_info.mpp
     else:
         raise SlideOpenError(p, f"the file is {_describe(head)}, not a slide image. Supported formats: "

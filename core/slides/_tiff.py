@@ -95,7 +95,12 @@ class TiffBackend:
             if isinstance(group, zarr.Array):
                 arrays = [group]
             else:
-                arrays = [group[str(i)] for i in range(len(self.level_dimensions))]  # type: ignore[misc]
+                arrays = []
+                for i in range(len(self.level_dimensions)):
+                    level = group[str(i)]
+                    if not isinstance(level, zarr.Array):  # tiffslide stores one array per level
+                        raise TypeError(f"level {i} of the slide's zarr store is a {type(level).__name__}, not an array")
+                    arrays.append(level)
             self._local.arrays = arrays
         return arrays
 
@@ -109,7 +114,7 @@ class TiffBackend:
         elif channels == list(range(arr.shape[0])):
             out = np.asarray(arr[:, ys, xs])
         else:
-            out = np.asarray(arr.get_orthogonal_selection((channels, ys, xs)))
+            out = np.asarray(arr.get_orthogonal_selection((np.asarray(channels, dtype=np.int64), ys, xs)))
         return np.ascontiguousarray(out)
 
     def close(self) -> None:
@@ -161,6 +166,8 @@ def _check_page(path: Path, frame: tifffile.TiffPage | tifffile.TiffFrame, size:
     """Cheap checks of one page's tile/strip table against its header and the file size."""
     offsets, counts = frame.dataoffsets, frame.databytecounts
     page = frame.keyframe  # a TiffFrame shares its header fields with its key page
+    if page is None:  # tifffile sets it for every page it returns; a frame without one is unreadable
+        raise _damaged(path, "an image frame has no header (key page)")
     expected = int(np.prod(page.chunked)) if page.chunked else len(offsets)
     if len(offsets) != expected or len(counts) != len(offsets):
         raise _damaged(path, f"an image of {page.imagewidth}x{page.imagelength} pixels needs {expected} "
