@@ -262,7 +262,7 @@ def calibration_report(
         )
         parts.append(text_histogram(vals, {"current": cur, "suggested": s.threshold if s else 0.0}))
         if len(per) > 1:
-            vals_per = [f"{name}: {p[key].threshold:.0f}" if p[key] else f"{name}: n/a" for name, p in per.items()]
+            vals_per = [f"{name}: {own.threshold:.0f}" if (own := p[key]) else f"{name}: n/a" for name, p in per.items()]
             parts.append("  per slide: " + "; ".join(vals_per))
     return "\n".join(parts), sugg
 
@@ -281,7 +281,8 @@ def write_histograms(
     out.mkdir(parents=True, exist_ok=True)
     width, height = size
     left, right, top, bottom = 50, 14, 36, 40
-    cd8 = sugg["cd8"].threshold if sugg.get("cd8") else current.cd8
+    cd8_suggestion = sugg.get("cd8")
+    cd8 = cd8_suggestion.threshold if cd8_suggestion else current.cd8
     per = {name: suggest_thresholds(df, current) for name, df in (per_slide or {}).items()}
     written = []
     for key in KEYS:
@@ -316,8 +317,9 @@ def write_histograms(
                         draw.line([xv, top + ph, xv, top + ph + 4], fill=(0, 0, 0))
                         draw.text((xv - 12, top + ph + 6), f"{val:g}", fill=(0, 0, 0))
             for p in per.values():
-                if p.get(key) and lo <= np.log10(p[key].threshold) <= hi:
-                    xv = x_of(p[key].threshold)
+                own = p.get(key)
+                if own and lo <= np.log10(own.threshold) <= hi:
+                    xv = x_of(own.threshold)
                     draw.line([xv, top, xv, top + ph], fill=(255, 160, 0), width=1)
             xc = x_of(float(getattr(current, key)))
             draw.line([xc, top, xc, top + ph], fill=(128, 128, 128), width=3)

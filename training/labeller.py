@@ -122,6 +122,7 @@ def label_slide(
     levels = estimate_threshold(slide, idx["hoechst"], seg)
     threshold = levels.threshold
     tmp_path = Path(str(mask_path) + ".part.npy") if mask_path is not None else None
+    mask: np.ndarray  # a memmap (written block by block) or an array in memory
     if tmp_path is not None:
         mask = open_memmap(str(tmp_path), mode="w+", dtype=np.uint8, shape=(height, width))
     else:

@@ -104,7 +104,10 @@ _TILE_COORDS = re.compile(r"\[x=(-?\d+),y=(-?\d+),w=(\d+),h=(\d+)")
 def tile_coords(name: str) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) of a tile in its slide's level-0 px, from a TileExporter name; None if absent."""
     m = _TILE_COORDS.search(name)
-    return tuple(int(v) for v in m.groups()) if m else None  # type: ignore[return-value]
+    if m is None:
+        return None
+    x, y, w, h = (int(v) for v in m.groups())
+    return x, y, w, h
 
 
 def slide_name_of(path: Path) -> str:
