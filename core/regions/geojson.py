@@ -30,13 +30,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
 
 from core.classes import DEFAULT_CLASS_TABLE, ClassTable
 from core.errors import RegionError
+from core.jsontypes import JSONDict, JSONMapping, JSONValue, as_float, as_list, as_mapping
 from core.regions import _qupath as qp
 from core.regions.kinds import REGION_KINDS
 from core.regions.region import Region, RegionKind
@@ -84,7 +85,7 @@ def kind_for_class(name: str | None, class_map: Mapping[str, RegionKind | str] |
 
 
 def regions_from_geojson(
-    data: Any,
+    data: object,
     mpp: tuple[float, float],
     *,
     source: str = "GeoJSON",
@@ -104,7 +105,7 @@ def regions_from_geojson(
     items = qp.features(data, source)
     for i, feature in enumerate(items, 1):
         otype = qp.object_type(feature)
-        props = dict(feature.get("properties") or {})
+        props = dict(as_mapping(feature.get("properties")))
         cls_name, _ = qp.classification(feature)
         label = qp.feature_label(feature, source, i)
         if otype != "annotation":
@@ -125,8 +126,10 @@ def regions_from_geojson(
         warnings.extend(report.warnings)
         fid = feature.get("id")
         rid = str(fid) if isinstance(fid, str) and fid and not qp.is_old_style_id(fid) else None
-        metadata = props.get("metadata") if isinstance(props.get("metadata"), Mapping) else {}
-        extra = {
+        given = props.get("metadata")
+        metadata: JSONMapping = given if isinstance(given, Mapping) else {}
+        name = props.get("name")
+        extra: JSONDict = {
             "feature": {k: v for k, v in feature.items() if k not in _OWN_FEATURE_FIELDS},
             "properties": {k: v for k, v in props.items() if k not in _OWN_PROPERTIES},
         }
@@ -135,7 +138,7 @@ def regions_from_geojson(
         region = Region(
             kind=kind_for_class(cls_name, class_map),
             geometry=geom,
-            name=props["name"] if isinstance(props.get("name"), str) else "",
+            name=name if isinstance(name, str) else "",
             author=str(metadata.get("author", "")),
             extra=extra,
             **({"id": rid} if rid and rid not in seen_ids else {}),
@@ -162,11 +165,11 @@ def read_regions_geojson(
     )
 
 
-def region_to_feature(region: Region, mpp: tuple[float, float]) -> dict[str, Any]:
+def region_to_feature(region: Region, mpp: tuple[float, float]) -> JSONDict:
     """One region as a QuPath annotation Feature in level-0 pixels."""
     mpp = qp.check_mpp(mpp)
     extra = dict(region.extra)
-    props: dict[str, Any] = {"objectType": "annotation"}
+    props: JSONDict = {"objectType": "annotation"}
     if region.name:
         props["name"] = region.name
     original = extra.get("classification")
@@ -177,17 +180,17 @@ def region_to_feature(region: Region, mpp: tuple[float, float]) -> dict[str, Any
         name, colour = KIND_QUPATH_CLASSES[region.kind]
         props["classification"] = {"name": name, "color": list(colour)}
     props.setdefault("isLocked", False)
-    props.update(extra.get("properties", {}))
+    props.update(as_mapping(extra.get("properties")))
     if region.author:
-        props["metadata"] = {**dict(props.get("metadata") or {}), "author": region.author}
-    feature: dict[str, Any] = {"type": "Feature", "id": region.id}
+        props["metadata"] = {**as_mapping(props.get("metadata")), "author": region.author}
+    feature: JSONDict = {"type": "Feature", "id": region.id}
     feature["geometry"] = qp.geometry_um_to_px(region.geometry, mpp)
     feature["properties"] = props
-    feature.update(extra.get("feature", {}))
+    feature.update(as_mapping(extra.get("feature")))
     return feature
 
 
-def regions_to_geojson(regions: Iterable[Region], mpp: tuple[float, float]) -> dict[str, Any]:
+def regions_to_geojson(regions: Iterable[Region], mpp: tuple[float, float]) -> JSONDict:
     """Regions as a QuPath FeatureCollection in level-0 pixels (mpp = slide (x, y) µm/px)."""
     return {"type": "FeatureCollection", "features": [region_to_feature(r, mpp) for r in regions]}
 
@@ -216,7 +219,7 @@ def cells_to_geojson(
     shape: Literal["point", "circle"] = "point",
     measurements: Iterable[str] = ("probability", "confidence", "area_um2"),
     classes: ClassTable = DEFAULT_CLASS_TABLE,
-) -> dict[str, Any]:
+) -> JSONDict:
     """Cells as a QuPath FeatureCollection of detections, in level-0 pixels.
 
     cells: cell table (x_px, y_px or x_um, y_um; class_name; optional id and measurement columns).
@@ -243,7 +246,7 @@ def cells_to_geojson(
         ring_y = np.round(y[:, None] + r[:, None] / mpp[1] * np.sin(t), 2)
         ring_x[:, -1], ring_y[:, -1] = ring_x[:, 0], ring_y[:, 0]
         coords = np.stack([ring_x, ring_y], axis=-1).tolist()
-        geoms = [{"type": "Polygon", "coordinates": [c]} for c in coords]
+        geoms: list[JSONValue] = [{"type": "Polygon", "coordinates": [c]} for c in coords]
     elif shape == "point":
         xy = np.round(np.stack([x, y], axis=1), 3).tolist()
         geoms = [{"type": "Point", "coordinates": p} for p in xy]
@@ -255,8 +258,8 @@ def cells_to_geojson(
         meas = [{c: v for c, v in zip(cols, row, strict=True) if v == v} for row in table.tolist()]
     else:
         meas = [dict(zip(cols, row, strict=True)) for row in table.tolist()]
-    classification = {n: {"name": n, "color": colours.get(n, [128, 128, 128])} for n in set(names)}
-    feats = [
+    classification: dict[str, JSONDict] = {n: {"name": n, "color": [*colours.get(n, [128, 128, 128])]} for n in set(names)}
+    feats: list[JSONDict] = [
         {"type": "Feature", "geometry": g,
          "properties": {"objectType": "detection", "classification": dict(classification[n]), "measurements": m}}
         for g, n, m in zip(geoms, names, meas, strict=True)
@@ -264,10 +267,10 @@ def cells_to_geojson(
     if "id" in cells.columns:  # QuPath ids when the table has them (e.g. the phantom's cells.csv)
         ids = cells["id"].astype(str)
         feats = [{"type": "Feature", "id": i, **f} for i, f in zip(ids, feats, strict=True)]
-    return {"type": "FeatureCollection", "features": feats}
+    return {"type": "FeatureCollection", "features": [*feats]}
 
 
-def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "GeoJSON",
+def cells_from_geojson(data: object, mpp: tuple[float, float], *, source: str = "GeoJSON",
                        classes: ClassTable = DEFAULT_CLASS_TABLE) -> pd.DataFrame:
     """A cell table from QuPath detections/cells (centroids), annotations skipped.
 
@@ -283,7 +286,7 @@ def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "Ge
         g = feature.get("geometry")
         point = g.get("coordinates") if isinstance(g, Mapping) and g.get("type") == "Point" else None
         if isinstance(point, list) and len(point) >= 2 and all(_is_number(v) for v in point[:2]):
-            cx, cy = float(point[0]), float(point[1])  # fast path: most detections are points
+            cx, cy = as_float(point[0]), as_float(point[1])  # fast path: most detections are points
         else:
             geom = qp.geometry_px_to_um(g, (1.0, 1.0), qp.feature_label(feature, source, i))
             if geom.is_empty:
@@ -292,7 +295,7 @@ def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "Ge
         if not (np.isfinite(cx) and np.isfinite(cy)):
             raise RegionError(f"{qp.feature_label(feature, source, i)}: its position is not a finite number.")
         name, _ = qp.classification(feature)
-        meas = (feature.get("properties") or {}).get("measurements") or {}
+        meas: object = as_mapping(feature.get("properties")).get("measurements") or {}
         if isinstance(meas, list):  # QuPath <= 0.3: [{"name": ..., "value": ...}]
             meas = {m.get("name"): m.get("value") for m in meas if isinstance(m, Mapping) and _hashable(m.get("name"))}
         if not isinstance(meas, Mapping):
@@ -307,15 +310,15 @@ def cells_from_geojson(data: Any, mpp: tuple[float, float], *, source: str = "Ge
     return df
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _hashable(value: Any) -> bool:
+def _hashable(value: object) -> bool:
     return isinstance(value, str | int | float | None)
 
 
-def _number(value: Any) -> float:
+def _number(value: object) -> float:
     """A measurement as float; NaN when absent or not a finite-sized number."""
     if not _is_number(value):
         return float("nan")
@@ -333,15 +336,21 @@ def read_cells_geojson(path: str | Path, mpp: tuple[float, float], classes: Clas
 
 
 def write_cells_geojson(
-    cells: pd.DataFrame, path: str | Path, mpp: tuple[float, float], *, chunk: int = 50_000, **kwargs: Any
+    cells: pd.DataFrame, path: str | Path, mpp: tuple[float, float], *, chunk: int = 50_000,
+    shape: Literal["point", "circle"] = "point",
+    measurements: Iterable[str] = ("probability", "confidence", "area_um2"),
+    classes: ClassTable = DEFAULT_CLASS_TABLE,
 ) -> Path:
-    """Write cells as QuPath detections (see :func:`cells_to_geojson`), ``chunk`` cells at a time
-    so that memory stays small for millions of cells; returns the path."""
+    """Write cells as QuPath detections (see :func:`cells_to_geojson`, which takes ``shape``,
+    ``measurements`` and ``classes``), ``chunk`` cells at a time so that memory stays small for
+    millions of cells; returns the path."""
+    measurements = tuple(measurements)  # used once per chunk
     path = Path(path)
     with path.open("w", encoding="utf-8") as f:
         f.write('{"type":"FeatureCollection","features":[')
         for start in range(0, len(cells), chunk):
-            part = cells_to_geojson(cells.iloc[start : start + chunk], mpp, **kwargs)["features"]
+            part = as_list(cells_to_geojson(cells.iloc[start : start + chunk], mpp, shape=shape,
+                                            measurements=measurements, classes=classes)["features"])
             f.write(("," if start else "") + ",".join(json.dumps(ft, separators=(",", ":")) for ft in part))
         f.write("]}")
     return path
