@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from PySide6.QtCore import QObject, Signal
@@ -22,6 +22,7 @@ from core.case import OpenCase
 from core.case.opened import analysis_summary
 from core.engine.summary import AnalysisSummary
 from core.errors import RegionError, StoreError
+from core.jsontypes import JSONDict
 from core.regions import RegionChange, RegionKind, RegionSet
 from core.store import CaseRecord, CaseStore, SlideRecord
 from core.store.records import AnalysisRecord, AuditEntry
@@ -55,7 +56,7 @@ class CaseSession(QObject):
         self._no_regions = RegionSet()
         #: The summary of the analysis the shown cells came from (typed; defaults when none).
         self.summary = AnalysisSummary()
-        self._scores_result: dict[str, Any] | None = None  # the shown scores as stored (JSON)
+        self._scores_result: JSONDict | None = None  # the shown scores as stored (JSON)
         self.score_warnings: list[str] = []
         self.interrupted: list[int] = []  # analyses found left running by a stopped process, now closed
         self.im_half_width_um = 500.0
@@ -298,7 +299,7 @@ class CaseSession(QObject):
         self.opened = dataclasses.replace(self.opened, scores=recorded.scores)
         self.scores_changed.emit()
 
-    def analysis_parameters(self) -> dict[str, Any]:
+    def analysis_parameters(self) -> dict[str, object]:
         """Provenance the app adds to an analysis record: the pixel size and where it came from,
         and the nuclear channel read (the engine parameters are added by the job)."""
         record = self.slide_record

@@ -22,12 +22,13 @@ import shutil
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import platformdirs
 
-from core.case import jsonable
+from core.case import jsonable, jsonable_dict
 from core.errors import CoreError, StoreError
+from core.jsontypes import JSONDict, JSONMapping, as_float, as_int, as_mapping
 from core.progress import CancelToken, Progress
 from core.report import ReportSettings, render_report
 from core.resources import demo_cohort_csv, demo_model_dir
@@ -70,16 +71,16 @@ class DemoSlide:
     directory: Path
     hoechst: Path
     tumour_geojson: Path
-    metadata: dict[str, Any]
+    metadata: JSONDict
     generated: bool
 
     @property
     def mpp(self) -> tuple[float, float]:
-        return (float(self.metadata["mpp"]), float(self.metadata["mpp"]))
+        return (as_float(self.metadata["mpp"]), as_float(self.metadata["mpp"]))
 
     @property
     def im_half_width_um(self) -> float:
-        return float(self.metadata["im_half_width_um"])
+        return as_float(self.metadata["im_half_width_um"])
 
 
 def _read_slide(directory: Path, generated: bool) -> DemoSlide:
@@ -209,10 +210,10 @@ def analyse_or_reuse(store: CaseStore, case: CaseRecord, slide: DemoSlide, optio
         close_interrupted(store, case.id)  # a demo run killed half-way must not block signing
     card = load_card(options.model_dir)
     engine_params = demo_analysis_params(slide)
-    result_key = jsonable(engine_params.result_key())  # fields that change the cells (not speed)
+    result_key = jsonable_dict(engine_params.result_key())  # fields that change the cells (not speed)
 
-    def same_cells(stored: dict[str, Any]) -> bool:
-        engine = stored.get("engine") or {}
+    def same_cells(stored: JSONMapping) -> bool:
+        engine = as_mapping(stored.get("engine"))
         return all(k in engine and engine[k] == v for k, v in result_key.items())
 
     fits = [a for a in finished_analyses(store, case.id)
@@ -249,7 +250,7 @@ def store_regions(store: CaseStore, case: CaseRecord, slide: DemoSlide, summary:
     from core.case import detected_tissue
     from core.regions import RegionSet, read_regions_geojson
 
-    size = slide.metadata["size"]
+    size = as_int(slide.metadata["size"])
     bounds = (size * slide.mpp[0], size * slide.mpp[1])
     found = list(read_regions_geojson(slide.tumour_geojson, slide.mpp, bounds_um=bounds).regions)
     tissue = detected_tissue(summary, slide.mpp, author="HoechstScore demo")
@@ -305,7 +306,7 @@ def demo_analysis_params(slide: DemoSlide) -> AnalysisParams:
     (the default minimum, 20,000 µm², is more than a 1024² phantom's largest piece)."""
     from core.engine import AnalysisParams
 
-    side_um = float(slide.metadata["size"]) * slide.mpp[0]
+    side_um = as_float(slide.metadata["size"]) * slide.mpp[0]
     default = AnalysisParams()
     return dataclasses.replace(default, tissue_min_area_um2=min(default.tissue_min_area_um2, side_um**2 / 20))
 

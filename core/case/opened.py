@@ -11,7 +11,7 @@ runner use them too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import shapely.wkt
 
@@ -60,7 +60,7 @@ def stored_regions(store: CaseStore, case_id: int) -> list[Region]:
 def analysis_channel(analyses: list[AnalysisRecord]) -> str | None:
     """The nuclear channel the newest of ``analyses`` that names one read (None: found by name)."""
     for a in sorted(analyses, key=lambda a: a.id, reverse=True):
-        engine: Any = (a.parameters or {}).get("engine") or {}
+        engine = (a.parameters or {}).get("engine")
         channel = engine.get("channel") if isinstance(engine, dict) else None
         if isinstance(channel, str):
             return channel

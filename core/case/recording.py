@@ -16,10 +16,11 @@ import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.classes import CLASS_NAMES
 from core.errors import Cancelled
+from core.jsontypes import JSONDict, JSONValue
 from core.store.records import AnalysisRecord, AnalysisStatus
 
 if TYPE_CHECKING:
@@ -28,15 +29,22 @@ if TYPE_CHECKING:
     from core.store import CaseStore
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON values from engine summaries (numpy scalars, tuples, paths).
+def jsonable(value: object) -> JSONValue:
+    """Plain JSON values from engine summaries (numpy scalars, tuples, paths): what ``json`` would
+    parse from ``value`` (numpy scalars as their Python value, anything else unknown as its str)."""
+    parsed: JSONValue = json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return parsed
 
-    ``Any`` in and out: it takes whatever an engine summary holds and gives back what ``json``
-    would parse from it (dict, list, str, number, bool or None)."""
-    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+def jsonable_dict(value: Mapping[str, object]) -> JSONDict:
+    """:func:`jsonable` of a mapping, typed as the JSON object it gives."""
+    parsed = jsonable(dict(value))
+    if not isinstance(parsed, dict):  # json turns a dict into a dict; this only narrows the type
+        raise TypeError(f"Expected a JSON object, got {type(parsed).__name__}.")
+    return parsed
 
 
-def runner_identity() -> dict[str, Any]:
+def runner_identity() -> JSONDict:
     """This process as an analysis records it: host name, pid and the process's start time.
 
     The start time tells a live run from a new process that happens to reuse a dead run's pid.
@@ -94,7 +102,7 @@ class Recording:
     def __init__(self, store: CaseStore, record: AnalysisRecord) -> None:
         self.store = store
         self.started = record
-        self.summary: dict[str, Any] = {}
+        self.summary: JSONDict = {}
 
     @property
     def analysis_id(self) -> int:
@@ -105,14 +113,14 @@ class Recording:
         given to :meth:`finish_with` records it too, for loading)."""
         self.store.save_cells(self.started.id, cells, classes)
 
-    def finish_with(self, summary: Mapping[str, Any]) -> None:
-        """The summary stored when the block ends without an error (made JSON-plain then)."""
-        self.summary = dict(summary)
+    def finish_with(self, summary: Mapping[str, object]) -> None:
+        """The summary stored when the block ends without an error (made JSON-plain here)."""
+        self.summary = jsonable_dict(summary)
 
 
 @contextmanager
 def recording(store: CaseStore, case_id: int, slide_id: int, *, model_name: str, model_sha256: str,
-              parameters: Mapping[str, Any], device: str, precision: str) -> Iterator[Recording]:
+              parameters: Mapping[str, object], device: str, precision: str) -> Iterator[Recording]:
     """Start a stored analysis; on leaving the block finish it, or close it as failed/cancelled.
 
     The parameters stored are ``parameters`` plus this process as the runner
@@ -121,7 +129,7 @@ def recording(store: CaseStore, case_id: int, slide_id: int, *, model_name: str,
     summary. An exception (Cancelled and KeyboardInterrupt: "cancelled"; any other: "failed")
     closes the analysis with the error as its summary and is raised on.
     """
-    recorded = {**jsonable(dict(parameters)), "runner": runner_identity()}
+    recorded = {**jsonable_dict(parameters), "runner": runner_identity()}
     run = store.start_analysis(case_id, slide_id, model_name=model_name, model_sha256=model_sha256,
                                parameters=recorded, device=device, precision=precision)
     rec = Recording(store, run)
@@ -132,4 +140,4 @@ def recording(store: CaseStore, case_id: int, slide_id: int, *, model_name: str,
         status = AnalysisStatus.CANCELLED if cancelled else AnalysisStatus.FAILED
         store.finish_analysis(run.id, status=status, summary={"error": str(err) or type(err).__name__})
         raise
-    store.finish_analysis(run.id, summary=jsonable(rec.summary))
+    store.finish_analysis(run.id, summary=rec.summary)

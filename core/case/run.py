@@ -13,9 +13,10 @@ import shutil
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from core.case.recording import jsonable, recording
+from core.case.recording import jsonable_dict, recording
+from core.jsontypes import JSONDict
 from core.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
@@ -53,10 +54,9 @@ class RecordedAnalysis:
         return analysis_summary(self.record)
 
 
-def engine_parameters(params: AnalysisParams) -> dict[str, Any]:
+def engine_parameters(params: AnalysisParams) -> JSONDict:
     """The engine parameters as an analysis stores them (also what decides whether one is re-used)."""
-    stored: dict[str, Any] = jsonable(dataclasses.asdict(params))
-    return stored
+    return jsonable_dict(dataclasses.asdict(params))
 
 
 def analyse_and_record(
@@ -67,7 +67,7 @@ def analyse_and_record(
     model: LoadedModel,
     params: AnalysisParams,
     *,
-    parameters: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, object] | None = None,
     cancel: CancelToken | None = None,
     checkpoint_dir: Path | None = None,
 ) -> Generator[Progress, None, RecordedAnalysis]:
@@ -105,7 +105,7 @@ def analyse_case_slide(
     *,
     device: str | None = None,
     precision: str | None = None,
-    provenance: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, object] | None = None,
     cancel: CancelToken | None = None,
     checkpoint_dir: Path | None = None,
     on_loaded: Callable[[LoadedModel], None] | None = None,

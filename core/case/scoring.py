@@ -8,15 +8,15 @@ the exported table by region gives the counts the scores used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from core.case.recording import jsonable
+from core.case.recording import jsonable_dict
+from core.jsontypes import JSONDict, JSONMapping
 from core.regions import DEFAULT_IM_HALF_WIDTH_UM, Polygonal, RegionSet
 from core.scores import CaseScores, ReferenceCohort, drawn_or_derived_ct_im, score_case
 
@@ -32,7 +32,7 @@ class RecordedScores:
     """Scores of a case, their JSON form as stored, and whether a new row was stored."""
 
     scores: CaseScores
-    result: dict[str, Any]
+    result: JSONDict
     saved: bool
 
 
@@ -48,7 +48,7 @@ def score_and_record(
     model_sha256: str | None = None,
     analysis_id: int | None = None,
     editable: bool = True,
-    previous: Mapping[str, Any] | None = None,
+    previous: JSONMapping | None = None,
 ) -> RecordedScores:
     """Score ``cells`` in ``regions`` against ``cohort`` and store the result only if it changed.
 
@@ -61,13 +61,13 @@ def score_and_record(
     """
     scores = score_case(cells, regions, cohort, im_half_width_um=im_half_width_um,
                         model_name=model_name, model_sha256=model_sha256)
-    result: dict[str, Any] = jsonable(scores.to_dict())
+    result = jsonable_dict(scores.to_dict())
     if previous is None:
         stored = store.load_scores(case_id)
         previous = stored[-1].result if stored else None
     saved = editable and result != previous
     if saved:
-        store.save_scores(case_id, result, provenance=jsonable(scores.provenance.to_dict()),
+        store.save_scores(case_id, result, provenance=jsonable_dict(scores.provenance.to_dict()),
                           analysis_id=analysis_id)
     return RecordedScores(scores, result, saved)
 

@@ -7,6 +7,7 @@ tissue matters to the scores because a derived invasive margin is clipped to it.
 from __future__ import annotations
 
 from core.engine.summary import AnalysisSummary
+from core.jsontypes import as_mapping
 from core.regions import Region, RegionKind, RegionSet
 
 
@@ -19,7 +20,7 @@ def detected_tissue(summary: AnalysisSummary, mpp: tuple[float, float], author: 
 
     if summary.tissue_mask is None:
         return None
-    mask, downsample = decode_mask(summary.tissue_mask)
+    mask, downsample = decode_mask(as_mapping(summary.tissue_mask))
     found: Region | None = tissue_region(mask, (downsample * mpp[0], downsample * mpp[1]), author=author)
     return found
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -21,7 +21,7 @@ import shapely
 from core import __version__
 from core.density_map import analysed_density
 from core.errors import CoreError, SlideError
-from core.jsontypes import as_mapping, opt_float, opt_int
+from core.jsontypes import JSONDict, JSONMapping, as_list, as_mapping, opt_float, opt_int
 from core.regions import Region, RegionKind, RegionSet
 from core.regions.kinds import region_title
 from core.report.data import (
@@ -48,6 +48,8 @@ from core.scores import (
 from core.tissue_mask import decode_mask, fraction_in_mask
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from core.store import CaseStore
     from core.store.records import AnalysisRecord, SlideRecord
 
@@ -77,7 +79,7 @@ def _thumbnail(path: str, mpp: tuple[float, float], size: int,
     return thumb, dims[0] / thumb.shape[-1], dims
 
 
-def _extent_um(cells: Any, regions: Sequence[Region]) -> tuple[float, float]:
+def _extent_um(cells: pd.DataFrame, regions: Sequence[Region]) -> tuple[float, float]:
     """Slide extent (µm) guessed from the cells and regions when the slide file is missing."""
     xs = [float(cells["x_um"].max())] if len(cells) else []
     ys = [float(cells["y_um"].max())] if len(cells) else []
@@ -87,15 +89,15 @@ def _extent_um(cells: Any, regions: Sequence[Region]) -> tuple[float, float]:
     return (max(xs, default=1000.0) * 1.02, max(ys, default=1000.0) * 1.02)
 
 
-def _scored_regions(regions: list[Region], provenance: Mapping[str, Any]) -> list[Region]:
+def _scored_regions(regions: list[Region], provenance: JSONMapping) -> list[Region]:
     """The stored regions, plus CT and IM derived as the scores derived them when none is stored."""
     kinds = {r.kind for r in regions}
-    width = provenance.get("im_half_width_um")
+    width = opt_float(provenance.get("im_half_width_um"))
     if RegionKind.TUMOUR not in kinds or kinds & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN} or not width:
         return regions
     from core.scores import drawn_or_derived_ct_im
 
-    sr = drawn_or_derived_ct_im(RegionSet(regions), float(width))
+    sr = drawn_or_derived_ct_im(RegionSet(regions), width)
     extra = [Region(kind=k, geometry=g) for k, g in
              ((RegionKind.TUMOUR_CENTRE, sr.ct), (RegionKind.INVASIVE_MARGIN, sr.im)) if g is not None]
     return regions + extra
@@ -169,7 +171,7 @@ def _cohort(scores: CaseScores | None) -> CohortSummary | None:
                          n_min=min(counts.values()) if counts else None)
 
 
-def _installed_card(sha256: str) -> dict[str, Any]:
+def _installed_card(sha256: str) -> JSONDict:
     """The card of an installed (or the shipped demo) model with these weights, for analyses stored
     without their card; {} when none matches."""
     try:
@@ -232,7 +234,7 @@ def _qc(analysis: AnalysisRecord, mpp: tuple[float, float], regions: list[Region
                      items=items, warnings=tuple(dict.fromkeys(warnings)))
 
 
-def _method_steps(analysis: AnalysisRecord, slide: SlideRecord, provenance: Mapping[str, Any], model: ModelSummary,
+def _method_steps(analysis: AnalysisRecord, slide: SlideRecord, provenance: JSONMapping, model: ModelSummary,
                   cohort: CohortSummary | None) -> list[str]:
     """What was done for this case, in sentences, from the stored records (not from defaults)."""
     params = analysis.parameters or {}
@@ -243,8 +245,8 @@ def _method_steps(analysis: AnalysisRecord, slide: SlideRecord, provenance: Mapp
     steps = [f"The model read the channel “{channel}” of the slide, at a pixel size {source}.",
              f"Model {model.name}" + (f" (weights sha256 {model.sha256_short})" if model.sha256_short else "")
              + f" ran on {analysis.device} in {analysis.precision} precision."]
-    kinds = {r.get("kind") for r in provenance.get("regions", []) if isinstance(r, Mapping)}
-    width = provenance.get("im_half_width_um")
+    kinds = {r.get("kind") for r in as_list(provenance.get("regions")) if isinstance(r, Mapping)}
+    width = opt_float(provenance.get("im_half_width_um"))
     source_regions = str(provenance.get("region_source") or "")
     if source_regions.startswith("derived") and width:
         clip = ("clipped to the tissue region and the slide" if "tissue" in kinds
