@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo screenshot guide-screenshots bench bench-app bundle bundle-test clean
+.PHONY: setup test lint demo screenshot guide-screenshots bench bench-app gpu-suite bundle bundle-test clean
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ demo: setup
 
 bench: setup
 	$(PY) -m core bench
+
+# The prepared GPU run, benchmarks/gpu_suite.py: one command for one <=10-minute call on a bare GPU machine,
+# where there is no .venv (the system python3 with the project's dependencies runs it).
+# `make gpu-suite OUT=DIR MINUTES=8.5`; `make gpu-suite TINY=1` rehearses every stage on a CPU.
+OUT ?= gpu-suite-out
+MINUTES ?= 8.5
+gpu-suite:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) benchmarks/gpu_suite.py --out $(OUT) --minutes $(MINUTES) $(if $(TINY),--tiny)
 
 bench-app: setup
 	$(PY) benchmarks/app_responsiveness.py
