@@ -27,6 +27,7 @@ from app.dialogs.contrast_dialog import ContrastDialog
 from app.docks.layers_dock import LayersPanel
 from app.viewer import DisplaySettings, SlideView
 from core.classes import ClassTable
+from core.jsontypes import JSONDict, as_mapping
 
 
 def _check_quietly(box: QCheckBox, on: bool) -> None:
@@ -174,7 +175,8 @@ class ViewerController(QObject):
         if cells is not None and len(cells) and self.view.slide is not None and self.view.mpp:
             w, h = self.view.slide.dimensions  # type: ignore[attr-defined]
             mpp = self.view.mpp
-            summary = self.session.summary.to_dict()
+            mask = self.session.summary.tissue_mask  # all analysed_density reads of the summary
+            summary: JSONDict = {} if mask is None else {"tissue_mask": dict(as_mapping(mask))}
             overlay = self.prompts.attempt("Drawing the density map", analysed_density, cells,
                                            (w * mpp[0], h * mpp[1]), mpp, marker, summary)
         layer.set_overlay(overlay)
