@@ -21,13 +21,19 @@ import json
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from core.jsontypes import JSONDict
 from core.progress import CancelToken, Progress
+
+if TYPE_CHECKING:  # imported where a case runs: torch and the engine are heavy
+    from core.models.runtime import LoadedModel
+    from core.regions import Region
+    from core.scores import CaseScores, ReferenceCohort
 
 #: Regions and marker groups compared.
 REGIONS = ("CT", "IM")
@@ -66,7 +72,7 @@ class CaseValidation:
     seed: int
     infiltration_ct: float
     infiltration_im: float
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[JSONDict] = field(default_factory=list)  # one per (group, region): densities.csv
     im_area_mm2: tuple[float, float] = (0.0, 0.0)  # (truth, engine)
     is_category: tuple[str | None, str | None] = (None, None)
     is_level: tuple[int | None, int | None] = (None, None)
@@ -104,14 +110,16 @@ def split_and_merged(calls: pd.DataFrame, truth: pd.DataFrame, radius_um: float 
     return split, merged
 
 
-def _scores(cells: pd.DataFrame, regions: list[Any], bounds: tuple[float, float], cohort: Any, width: float) -> Any:
+def _scores(cells: pd.DataFrame, regions: list[Region], bounds: tuple[float, float], cohort: ReferenceCohort | None,
+            width: float) -> CaseScores:
     from core.regions import RegionSet
     from core.scores import score_case
 
     return score_case(cells, RegionSet(regions, bounds_um=bounds), cohort, im_half_width_um=width)
 
 
-def validate_case(seed: int, levels: tuple[float, float], model: Any, options: ValidationOptions, cohort: Any,
+def validate_case(seed: int, levels: tuple[float, float], model: LoadedModel, options: ValidationOptions,
+                  cohort: ReferenceCohort | None,
                   cancel: CancelToken) -> Generator[Progress, None, CaseValidation]:
     """Generate one phantom, analyse it, score engine and truth; see the module docstring."""
     import time
@@ -140,7 +148,8 @@ def validate_case(seed: int, levels: tuple[float, float], model: Any, options: V
     return case
 
 
-def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster_downsample: float, cohort: Any,
+def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster_downsample: float,
+                 cohort: ReferenceCohort | None,
                  seed: int, levels: tuple[float, float]) -> CaseValidation:
     """The engine's ``cells`` and tissue mask of the phantom in ``out`` against its truth: no model
     involved, so the same engine output can be compared again (e.g. under another cell filter)."""
@@ -156,7 +165,7 @@ def compare_case(out: Path, cells: pd.DataFrame, tissue_mask: np.ndarray, raster
     width = float(meta["im_half_width_um"])
     tumour = list(read_regions_geojson(out / "tumour.geojson", mpp, bounds_um=bounds).regions)
     true_tissue = list(read_regions_geojson(out / "tissue.geojson", mpp, bounds_um=bounds).regions)
-    tissue = detected_tissue(AnalysisSummary(tissue_mask=encode_mask(tissue_mask, raster_downsample)), mpp)
+    tissue = detected_tissue(AnalysisSummary(tissue_mask={**encode_mask(tissue_mask, raster_downsample)}), mpp)
     truth = pd.read_csv(out / "cells.csv")
     true_cells = truth[truth["type"] != "other"].rename(columns={"type": "class_name"})
     true_cells = true_cells.assign(class_id=[class_index(t) for t in true_cells["class_name"]])
@@ -212,12 +221,63 @@ def run_validation(options: ValidationOptions, cancel: CancelToken | None = None
     return cases
 
 
-def summarise(cases: list[CaseValidation]) -> dict[str, Any]:
+class DensityError(TypedDict):
+    """Density errors (%) of one marker group in one region over the judged cases."""
+
+    cases: int
+    median_abs_error_pct: float
+    max_abs_error_pct: float
+    mean_error_pct: float
+
+
+class JudgedError(TypedDict):
+    """Density errors (%) pooled over every judged (group, region, case); None without any."""
+
+    n: int
+    median_abs_error_pct: float | None
+    max_abs_error_pct: float | None
+
+
+class AreaError(TypedDict):
+    """IM area error (%) of the engine's tissue against the true tissue; None without an IM."""
+
+    median_abs: float | None
+    max_abs: float | None
+
+
+class NearCutCount(TypedDict):
+    """Engine categories flagged near a cut, the misses, and the misses that were flagged."""
+
+    flagged: int
+    misses: int
+    misses_flagged: int
+
+
+class ValidationSummary(TypedDict):
+    """What :func:`summarise` reports (``summary.json``; :func:`format_table` prints it)."""
+
+    cases: int
+    model: str
+    densities: dict[str, DensityError]
+    all_judged: JudgedError
+    im_area_error_pct: AreaError
+    is_category_agreement: float | None
+    is_evaluable_cases: int
+    tb_category_agreement: float | None
+    tb_evaluable_cases: int
+    is_near_cut: NearCutCount
+    tb_near_cut: NearCutCount
+    true_lymphocytes: int
+    split: int
+    merged: int
+
+
+def summarise(cases: list[CaseValidation]) -> ValidationSummary:
     """Pooled figures: per (group, region) median and max |error| where truth has ≥ MIN_TRUE_CELLS,
     IM area error, category agreement, split/merged counts."""
     rows = pd.DataFrame([r for c in cases for r in c.rows])
     judged = rows[(rows["true_cells"].fillna(0) >= MIN_TRUE_CELLS) & rows["error_pct"].notna()]
-    per = {}
+    per: dict[str, DensityError] = {}
     for (region, group), part in judged.groupby(["region", "group"], sort=False):
         err = part["error_pct"].abs()
         per[f"{group} {region}"] = {"cases": int(len(part)), "median_abs_error_pct": float(err.median()),
@@ -227,7 +287,7 @@ def summarise(cases: list[CaseValidation]) -> dict[str, Any]:
     is_pairs = [c.is_category for c in cases if c.is_category[0] is not None]
     tb_pairs = [c.tb_category for c in cases if c.tb_category[0] is not None]
 
-    def near_cut(score: str) -> dict[str, int]:
+    def near_cut(score: str) -> NearCutCount:
         """How many engine categories were flagged near a cut, and how many of the misses were."""
         judged = [c for c in cases if getattr(c, f"{score}_category")[0] is not None]
         misses = [c for c in judged if getattr(c, f"{score}_category")[0] != getattr(c, f"{score}_category")[1]]
