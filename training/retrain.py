@@ -397,7 +397,8 @@ def _exported(result: FitResult) -> tuple[int, str]:
     """Which epoch's weights are exported and why, in words for the log and the card."""
     state, plan = result.state, result.plan
     if plan is not None and plan.rule == "last":
-        return state.best_epoch, f"the last epoch after the warm-up; {plan.rule_reason}"
+        return state.best_epoch, (f"the last epoch, past the warm-up of {plan.warmup_patches:,} patch-steps: "
+                                  f"{plan.rule_reason}")
     warm = f"the warm-up of {plan.warmup_patches:,} patch-steps" if plan else "the warm-up"
     return state.best_epoch, (f"best validation F1 {state.best_f1:.3f} after {warm}, at "
                               f"{state.best_patches:,} patch-steps")

@@ -136,11 +136,11 @@ def choose_rule(select: str, val_cells: dict[str, int]) -> tuple[str, str]:
         why = "best validation per-cell macro-F1 after the warm-up (--select f1)"
         return "f1", why + (f"; asked for although validation holds few cells ({', '.join(low)})" if low else "")
     if select == "last":
-        return "last", "the last epoch (--select last); no early stopping"
+        return "last", "the last epoch is exported (--select last); no early stopping"
     if low:
-        return "last", (f"the last epoch: validation holds fewer than {MIN_VAL_CELLS} cells of {', '.join(low)}, "
-                        "too few for its F1 to rank epochs, so no epoch is chosen on it and training is not "
-                        "stopped early (--select f1 forces the choice)")
+        return "last", (f"validation holds fewer than {MIN_VAL_CELLS} cells of {', '.join(low)}, too few for its F1 "
+                        "to rank epochs, so the last epoch is exported and training is not stopped early "
+                        "(--select f1 forces the choice)")
     return "f1", (f"best validation per-cell macro-F1 after the warm-up (validation holds ≥ {MIN_VAL_CELLS} cells "
                   "of every positive class)")
 
@@ -173,8 +173,12 @@ def plan_selection(rule: str, rule_reason: str, *, planned_patches: int, patches
     """
     if warmup_patches is None:
         warmup = warmup_for(planned_patches)
-        w_why = (f"default: max({WARMUP_FLOOR:,}, {WARMUP_FRACTION:g} × the {planned_patches:,} planned patch-steps "
-                 f"({planned_by})), at most the plan; no epoch before it is eligible")
+        if warmup >= planned_patches:
+            w_why = (f"default: all {planned_patches:,} planned patch-steps ({planned_by}), fewer than the "
+                     f"{WARMUP_FLOOR:,} before which a new model's F1 is noise, so only the end of the run is eligible")
+        else:
+            w_why = (f"default: max({WARMUP_FLOOR:,}, {WARMUP_FRACTION:g} × the {planned_patches:,} planned "
+                     f"patch-steps ({planned_by})); no epoch before it is eligible")
     else:
         warmup, w_why = warmup_patches, "given by --warmup-patches"
     if patience_patches is not None:
