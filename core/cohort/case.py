@@ -20,16 +20,21 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from core.cohort.manifest import CohortCase
 from core.engine.params import AnalysisParams
 from core.errors import CoreError
+from core.jsontypes import JSONDict, JSONValue
 from core.regions import DEFAULT_IM_HALF_WIDTH_UM
+
+if TYPE_CHECKING:  # imported in the worker, where a case runs
+    from core.models.runtime import LoadedModel
+    from core.regions import RegionSet
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +85,7 @@ def case_key(case: CohortCase, settings: CohortSettings) -> str:
     from core.fingerprint import slide_fingerprint
 
     try:
-        slide: dict[str, object] = slide_fingerprint(case.slide).to_dict()
+        slide: Mapping[str, object] = slide_fingerprint(case.slide).to_dict()
     except SlideError:  # unreadable now: the case fails with its own message; its key still names it
         slide = {"path": str(Path(case.slide).resolve()), "unreadable": True}
     ingredients = {
@@ -100,10 +105,10 @@ def case_key(case: CohortCase, settings: CohortSettings) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def read_done(folder: Path) -> dict[str, Any] | None:
+def read_done(folder: Path) -> JSONDict | None:
     """The case's done marker, or None when missing or unreadable (the case then runs again)."""
     try:
-        data = json.loads((folder / DONE).read_text(encoding="utf-8"))
+        data: JSONValue = json.loads((folder / DONE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -117,7 +122,7 @@ def is_done(folder: Path, key: str) -> bool:
 
 @lru_cache(maxsize=2)
 def worker_model(model_dir: str, device: str | None, precision: str | None, runtime: str = "auto",
-                 threads: int | None = None) -> Any:
+                 threads: int | None = None) -> LoadedModel:
     """The model, loaded once per worker process (and per folder/device/precision/runtime)."""
     from core.models.inference import load_for_inference
 
@@ -139,7 +144,8 @@ def _worker_device(device: str | None) -> str | None:
     return f"cuda:{index % torch.cuda.device_count()}"
 
 
-def case_regions(case: CohortCase, folder: Path, mpp: tuple[float, float], size_px: Sequence[int]) -> Any:
+def case_regions(case: CohortCase, folder: Path, mpp: tuple[float, float], size_px: Sequence[int]
+                 ) -> RegionSet | None:
     """The case's regions (RegionSet, slide µm, clipped to the slide) as ``core score`` reads them:
     the manifest's file plus, when the engine wrote one into the case folder, ``tissue.geojson``
     (the tissue it found, which clips the derived IM). None when the case has no regions file."""
@@ -159,7 +165,7 @@ def case_regions(case: CohortCase, folder: Path, mpp: tuple[float, float], size_
     return RegionSet(found, bounds_um=bounds)
 
 
-def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[str, Any]:
+def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> JSONDict:
     import pandas as pd
 
     from core.case import jsonable
@@ -198,7 +204,7 @@ def _analyse(case: CohortCase, folder: Path, settings: CohortSettings) -> dict[s
     return {"mpp": list(mpp), "size_px": list(size), "device": str(model.device), "precision": model.precision}
 
 
-def run_case(case: CohortCase, out_dir: str | Path, settings: CohortSettings) -> dict[str, Any]:
+def run_case(case: CohortCase, out_dir: str | Path, settings: CohortSettings) -> JSONDict:
     """Analyse and score one case into ``out_dir/<case_id>/`` (a Dask task; never raises for a bad slide).
 
     Returns the outcome: ``status`` "done", "skipped" (finished before with the same key) or
@@ -207,7 +213,7 @@ def run_case(case: CohortCase, out_dir: str | Path, settings: CohortSettings) ->
     """
     folder = Path(out_dir) / case.case_id
     key = case_key(case, settings)
-    outcome: dict[str, Any] = {"case_id": case.case_id, "key": key, "worker_pid": os.getpid()}
+    outcome: JSONDict = {"case_id": case.case_id, "key": key, "worker_pid": os.getpid()}
     if is_done(folder, key):
         return {**outcome, "status": "skipped"}
     folder.mkdir(parents=True, exist_ok=True)
@@ -221,14 +227,15 @@ def run_case(case: CohortCase, out_dir: str | Path, settings: CohortSettings) ->
     except Exception as err:  # noqa: BLE001 - one broken slide must not stop the cohort
         log.exception("case %s failed", case.case_id)
         return {**outcome, "status": "failed", "error": f"{case.case_id}: {type(err).__name__}: {err}"}
-    done = {
+    seconds = time.perf_counter() - t0
+    done: dict[str, object] = {  # JSON with str() of anything else (json.dumps(default=str) below)
         "key": key, "case": {**dataclasses.asdict(case), "slide": str(case.slide),
                              "regions": None if case.regions is None else str(case.regions)},
         "model_dir": str(settings.model_dir), "model_sha256": settings.model_sha256,
         "params": dataclasses.asdict(settings.params), "reference_csv": None if settings.reference_csv is None else str(settings.reference_csv),
-        "im_half_width_um": settings.im_half_width_um, "seconds": time.perf_counter() - t0, **info,
+        "im_half_width_um": settings.im_half_width_um, "seconds": seconds, **info,
     }
     tmp = folder / (DONE + ".tmp")
     tmp.write_text(json.dumps(done, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, folder / DONE)  # last: a case is done only when every file is written
-    return {**outcome, "status": "done", "seconds": done["seconds"]}
+    return {**outcome, "status": "done", "seconds": seconds}

@@ -75,8 +75,9 @@ def _record(store: CaseStore, case: CaseRecord, cohort_case: CohortCase, folder:
         run.save_cells(_cells(folder, card.classes), card.classes)
         run.finish_with(summary)
     scores_path = folder / "scores.json"
-    if cohort_case.regions is not None and scores_path.is_file():
-        regions = case_regions(cohort_case, folder, mpp, done["size_px"])
+    # None when the case has no regions file (case_regions)
+    regions = case_regions(cohort_case, folder, mpp, done["size_px"]) if scores_path.is_file() else None
+    if regions is not None:
         given = {r.kind for r in regions}
         if RegionKind.TUMOUR in given and not given & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN}:
             regions.replace_ct_im_by_derived(float(done["im_half_width_um"]), author="HoechstScore cohort")
