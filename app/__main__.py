@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.style import apply_style
 
     setup_logging()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("HoechstScore")
     app.setOrganizationName("HoechstScore")
     apply_style(app)

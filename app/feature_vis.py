@@ -81,7 +81,7 @@ class FeatureVisDialog(QDialog):
         self.reporter = reporter
         self.runner: JobRunner | None = None
         self._busy = False
-        self.result: FeatureVisResult | None = None
+        self.outcome: FeatureVisResult | None = None
         self._eta: Eta | None = None
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -164,7 +164,7 @@ class FeatureVisDialog(QDialog):
         runner.worker.finished.connect(self.on_finished)
         runner.worker.cancelled.connect(self.on_cancelled)
         runner.worker.failed.connect(self.on_failed)
-        self.runner, self._eta, self.result = runner, Eta(), None
+        self.runner, self._eta, self.outcome = runner, Eta(), None
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.save_button.setEnabled(False)
@@ -187,11 +187,11 @@ class FeatureVisDialog(QDialog):
         self.status.setText(p.message + left)
 
     def on_finished(self, outcome: tuple[FeatureVisResult, tuple[str, ...]]) -> None:
-        self.result, names = outcome
-        image = grey_qimage(self.result.image)
+        self.outcome, names = outcome
+        image = grey_qimage(self.outcome.image)
         self.image_view.setPixmap(QPixmap.fromImage(image).scaled(
             256, 256, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
-        losses = self.result.losses
+        losses = self.outcome.losses
         self.loss_curve.setData(np.arange(1, len(losses) + 1), losses)
         corners = ("top left", "top right", "bottom left", "bottom right")
         words = (f"{c}: {class_label(n)}" for c, n in zip(corners, names, strict=False))
@@ -216,10 +216,10 @@ class FeatureVisDialog(QDialog):
 
     def save_png(self, path: str | Path) -> Path | None:
         """Save the image at its own size (one pixel per model input pixel), 8-bit grey."""
-        if self.result is None:
+        if self.outcome is None:
             return None
         path = Path(path).with_suffix(".png")
-        if not grey_qimage(self.result.image).save(str(path), "PNG"):
+        if not grey_qimage(self.outcome.image).save(str(path)):  # the format follows the .png suffix
             self.reporter.report(CoreError(f"Cannot save {path}: check the folder exists and is writable."), self,
                                  "Saving the image")
             return None

@@ -134,7 +134,7 @@ class SettingsStore:
     def load(self) -> AppSettings:
         raw = self.qsettings.value("settings", "")
         try:
-            data = json.loads(raw) if raw else {}
+            data = json.loads(raw) if isinstance(raw, str | bytes) and raw else {}
         except (TypeError, ValueError):
             data = {}
         return AppSettings.from_dict(data) if data else AppSettings()

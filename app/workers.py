@@ -134,44 +134,44 @@ class JobRunner(QObject):
     def __init__(self, factory: JobFactory, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.token = CancelToken()
-        self.thread = QThread()
+        self.qthread = QThread()
         self.worker = JobWorker(factory, self.token)
-        self.worker.moveToThread(self.thread)
-        self.thread.started.connect(self.worker.run)
+        self.worker.moveToThread(self.qthread)
+        self.qthread.started.connect(self.worker.run)
         for sig in (self.worker.finished, self.worker.failed):
             sig.connect(self._on_end)
         self.worker.cancelled.connect(self._on_cancelled)
-        self.thread.finished.connect(self._on_thread_finished)
+        self.qthread.finished.connect(self._on_thread_finished)
 
     def start(self) -> None:
         if sys.getswitchinterval() > UI_SWITCH_INTERVAL_S:
             sys.setswitchinterval(UI_SWITCH_INTERVAL_S)  # the UI thread gets the GIL back sooner
         freeze_long_lived()
-        _keep_until_finished(self.thread, self.worker, self.token)
-        self.thread.start(QThread.Priority.LowPriority)
+        _keep_until_finished(self.qthread, self.worker, self.token)
+        self.qthread.start(QThread.Priority.LowPriority)
 
     def cancel(self) -> None:
         self.token.cancel()
 
     @property
     def running(self) -> bool:
-        return self.thread.isRunning()
+        return self.qthread.isRunning()
 
     def wait(self, ms: int = 30000) -> bool:
-        return self.thread.wait(ms)
+        return self.qthread.wait(ms)
 
     @Slot(object)
     def _on_end(self, _value: object) -> None:
-        self.thread.quit()
+        self.qthread.quit()
 
     @Slot()
     def _on_cancelled(self) -> None:
-        self.thread.quit()
+        self.qthread.quit()
 
     @Slot()
     def _on_thread_finished(self) -> None:
         # Between jobs the collector may see everything again: objects that became cyclic garbage
         # while frozen (a closed slide's, say) are freed instead of kept for the whole session.
         gc.unfreeze()
-        _STARTED.discard((self.thread, self.worker, self.token))  # the runner holds them from here
+        _STARTED.discard((self.qthread, self.worker, self.token))  # the runner holds them from here
         self.done.emit()

@@ -173,7 +173,7 @@ class ViewerController(QObject):
             return
         overlay = None
         if cells is not None and len(cells) and self.view.slide is not None and self.view.mpp:
-            w, h = self.view.slide.dimensions  # type: ignore[attr-defined]
+            w, h = self.view.slide.dimensions
             mpp = self.view.mpp
             mask = self.session.summary.tissue_mask  # all analysed_density reads of the summary
             summary: JSONDict = {} if mask is None else {"tissue_mask": dict(as_mapping(mask))}

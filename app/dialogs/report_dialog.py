@@ -80,15 +80,15 @@ class ReportDialog(QDialog):
             self.page_labels.append(label)
         column.addStretch(1)
 
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(desk)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidget(desk)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # Always on: a bar that came and went with the page height would change the width the
         # pages are fitted to, and refitting could make it come and go again.
-        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
-        self.scroll.viewport().installEventFilter(self)
-        layout.addWidget(self.scroll, 1)
+        self.scroll_area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self.scroll_area.viewport().installEventFilter(self)
+        layout.addWidget(self.scroll_area, 1)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -103,11 +103,13 @@ class ReportDialog(QDialog):
         Before the dialog is first shown the viewport has no real size yet, so the width is
         estimated from the dialog's; the viewport's first resize then fits the pages exactly.
         """
-        if self.scroll.isVisible():
-            available = self.scroll.viewport().width()
+        if self.scroll_area.isVisible():
+            available = self.scroll_area.viewport().width()
         else:
-            available = self.width() - 2 * self.layout().contentsMargins().left() \
-                - self.scroll.verticalScrollBar().sizeHint().width()
+            layout = self.layout()
+            margin = layout.contentsMargins().left() if layout is not None else 0
+            available = self.width() - 2 * margin \
+                - self.scroll_area.verticalScrollBar().sizeHint().width()
         return max(120, available - 2 * PAGE_MARGIN)
 
     def _fit_pages(self) -> None:
@@ -122,6 +124,6 @@ class ReportDialog(QDialog):
             label.setFixedSize(pixmap.deviceIndependentSize().toSize() + QSize(2, 2))  # + the 1 px border
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if watched is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
+        if watched is self.scroll_area.viewport() and event.type() == QEvent.Type.Resize:
             self._fit_pages()
         return super().eventFilter(watched, event)

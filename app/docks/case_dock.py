@@ -44,7 +44,9 @@ class CaseTable(QTableWidget):
         self.resizeColumnsToContents()
 
     def _on_double_click(self, row: int, _col: int) -> None:
-        self.case_activated.emit(int(self.item(row, 0).data(Qt.ItemDataRole.UserRole)))
+        item = self.item(row, 0)
+        if item is not None:
+            self.case_activated.emit(int(item.data(Qt.ItemDataRole.UserRole)))
 
 
 class PatientFields(QWidget):

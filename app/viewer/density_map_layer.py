@@ -56,7 +56,7 @@ class DensityMapLayer(QGraphicsItem):
         """Show this raster (from core), or nothing for None or an all-zero raster."""
         self.label = overlay.label if overlay is not None else ""
         values = None if overlay is None else np.asarray(overlay.values, dtype=np.float32)
-        if values is None or values.ndim != 2 or not float(np.nanmax(values, initial=0.0)) > 0:
+        if overlay is None or values is None or values.ndim != 2 or not float(np.nanmax(values, initial=0.0)) > 0:
             self.pixmap, self.vmax, self._covers = None, None, QRectF()
         else:
             self.vmax = density_ceiling(values)

@@ -10,8 +10,9 @@ pixels per level-0 pixel (zoom).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QWidget
 from shapely import affinity
@@ -24,6 +25,12 @@ from app.viewer.navigator import OverviewNavigator
 from app.viewer.regions_layer import RegionOverlay
 from app.viewer.tiles import TILE, TileCache, TileKey, TileLoader, array_to_qimage, draw_part
 from app.viewer.tools import TOOLS, Tool, ToolMode
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PySide6.QtGui import QResizeEvent
+
+    from core.slides import Slide
 
 BACKGROUND = QColor("#15171a")
 MAX_ZOOM = 16.0  # screen px per level-0 px
@@ -61,12 +68,12 @@ class SlideView(QGraphicsView):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setMouseTracking(True)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
-        self.slide: object | None = None
+        self.slide: Slide | None = None
         self.display = DisplaySettings()
         self.cache = TileCache()
         self.loader: TileLoader | None = None
         self.overview: QPixmap | None = None
-        self.overview_array = None
+        self.overview_array: np.ndarray | None = None
         self.cells: CellOverlay | None = None
         self.density: DensityMapLayer | None = None
         self.regions: RegionOverlay | None = None
@@ -83,22 +90,23 @@ class SlideView(QGraphicsView):
         self.set_tool(ToolMode.MOVE)
 
     # --- slide ------------------------------------------------------------------------------------
-    def open_slide(self, slide: object) -> None:
+    def open_slide(self, slide: Slide) -> None:
         """Show ``slide`` (a core.slides.Slide), fitted to the window, with automatic contrast."""
         self.close_slide()
         self.slide = slide
-        self.mpp = slide.mpp  # type: ignore[attr-defined]
-        w, h = slide.dimensions  # type: ignore[attr-defined]
+        self.mpp = slide.mpp
+        w, h = slide.dimensions
         self.scene().setSceneRect(QRectF(0, 0, w, h))
-        self.overview_array = slide.thumbnail(max_size=1024)  # type: ignore[attr-defined]
-        names = list(slide.channel_names)  # type: ignore[attr-defined]
+        overview = slide.thumbnail(max_size=1024)
+        self.overview_array = overview
+        names = list(slide.channel_names)
         roles = [""] * len(names)
         for role in ROLE_COLOURS:
             try:
-                roles[slide.channel_index(role)] = role  # type: ignore[attr-defined]
+                roles[slide.channel_index(role)] = role
             except Exception:  # no channel has this role
                 continue
-        self.display = default_display(names, roles, self.overview_array)
+        self.display = default_display(names, roles, overview)
         self.loader = TileLoader(slide, self.display)
         self.loader.signals.loaded.connect(self._on_tile_loaded)
         self.loader.signals.failed.connect(self._on_tile_failed)
@@ -185,14 +193,16 @@ class SlideView(QGraphicsView):
     def level_for_zoom(self) -> int:
         if self.slide is None:
             return 0
-        return self.slide.best_level_for_downsample(1.0 / max(self.zoom, 1e-9))  # type: ignore[attr-defined]
+        return self.slide.best_level_for_downsample(1.0 / max(self.zoom, 1e-9))
 
     # --- tiles -------------------------------------------------------------------------------------
     def _tile_range(self, level: int, rect: QRectF) -> tuple[int, int, int, int] | None:
         """First and last tile column and row of ``level`` meeting ``rect`` (scene px); None if none."""
         slide = self.slide
-        ds = slide.level_downsamples[level]  # type: ignore[union-attr]
-        lw, lh = slide.level_dimensions[level]  # type: ignore[union-attr]
+        if slide is None:
+            return None
+        ds = slide.level_downsamples[level]
+        lw, lh = slide.level_dimensions[level]
         r = rect.intersected(self.sceneRect())
         if r.isEmpty():
             return None
@@ -231,7 +241,8 @@ class SlideView(QGraphicsView):
     def _on_tile_failed(self, message: str) -> None:
         self.tile_failed.emit(message)
 
-    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt name)
+    def drawBackground(self, painter: QPainter, rect: QRectF | QRect) -> None:  # noqa: N802 (Qt name)
+        rect = QRectF(rect)
         painter.fillRect(rect, BACKGROUND)
         if self.slide is None:
             return
@@ -243,7 +254,7 @@ class SlideView(QGraphicsView):
             for hole in holes:
                 if self.overview is not None:  # only the exposed part: scaling it all costs 100s of ms
                     draw_part(painter, hole.intersected(scene), scene, self.overview)
-            top = min(level + 2, self.slide.level_count - 1)  # type: ignore[attr-defined]
+            top = min(level + 2, self.slide.level_count - 1)
             for lv in range(top, level, -1):  # coarse first, so finer tiles cover them
                 for hole in holes:
                     for target, pix in self._tiles_in(lv, hole)[0]:
@@ -256,10 +267,10 @@ class SlideView(QGraphicsView):
     def _tiles_in(self, level: int, rect: QRectF) -> tuple[list[tuple[QRectF, QPixmap]], list[QRectF]]:
         """Cached tiles of ``level`` meeting ``rect`` (scene rect, pixmap) and the parts of ``rect`` lacking one."""
         span = self._tile_range(level, rect)
-        if span is None:
+        if span is None or self.slide is None:
             return [], []
         c0, c1, r0, r1 = span
-        ds = self.slide.level_downsamples[level]  # type: ignore[union-attr]
+        ds = self.slide.level_downsamples[level]
         r = rect.intersected(self.sceneRect())
         tiles, holes = [], []
         for row in range(r0, r1 + 1):
@@ -273,7 +284,7 @@ class SlideView(QGraphicsView):
                 tiles.append((QRectF(col * TILE * ds, row * TILE * ds, pix.width() * ds, pix.height() * ds), pix))
         return tiles, holes
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 (Qt name)
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:  # noqa: N802 (Qt name)
         if self.slide is None:
             return
         painter.save()
@@ -284,7 +295,9 @@ class SlideView(QGraphicsView):
         painter.restore()
 
     def _draw_scale_bar(self, painter: QPainter) -> None:
-        um_per_screen_px = self.mpp[0] / max(self.zoom, 1e-9)  # type: ignore[index]
+        if self.mpp is None:
+            return
+        um_per_screen_px = self.mpp[0] / max(self.zoom, 1e-9)
         length_um = nice_length(140 * um_per_screen_px)
         length_px = length_um / um_per_screen_px
         x0, y0 = 18, self.viewport().height() - 22
@@ -403,7 +416,7 @@ class SlideView(QGraphicsView):
         super().scrollContentsBy(dx, dy)
         self._refresh.start()
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt name)
-        super().resizeEvent(event)  # type: ignore[arg-type]
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
         self.navigator.place()
         self._refresh.start()

@@ -40,7 +40,7 @@ def test_dialog_shows_every_page_fitted_to_its_width(qtbot, report_pdf: bytes) -
     assert dlg.count_label.text() == "2 pages"
     assert dlg.summary_label.text() == "IS2 · Intermediate"
     assert built_s < 1.0, built_s
-    viewport_w = dlg.scroll.viewport().width()
+    viewport_w = dlg.scroll_area.viewport().width()
     for label in dlg.page_labels:
         pix = label.pixmap()
         assert not pix.isNull()
@@ -56,7 +56,7 @@ def test_dialog_shows_every_page_fitted_to_its_width(qtbot, report_pdf: bytes) -
     before = dlg.page_labels[0].pixmap().deviceIndependentSize().width()
     dlg.resize(dlg.width() - 250, dlg.height())
     qtbot.waitUntil(lambda: dlg.page_labels[0].pixmap().deviceIndependentSize().width() < before - 200)
-    assert dlg.page_labels[0].pixmap().deviceIndependentSize().width() <= dlg.scroll.viewport().width()
+    assert dlg.page_labels[0].pixmap().deviceIndependentSize().width() <= dlg.scroll_area.viewport().width()
 
 
 def test_save_accepts_and_cancel_rejects(qtbot, report_pdf: bytes) -> None:  # noqa: ANN001

@@ -158,7 +158,7 @@ def test_feature_vis_runs_a_few_steps_and_saves_a_png(qtbot, tmp_path):  # noqa:
     assert dialog.steps.value() == 10_000  # the paper's
     dialog.steps.setValue(12)
     dialog.run()
-    qtbot.waitUntil(lambda: dialog.result is not None, timeout=30000)
+    qtbot.waitUntil(lambda: dialog.outcome is not None, timeout=30000)
     assert len(dialog.loss_curve.getData()[1]) == 12 and not dialog.image_view.pixmap().isNull()
     assert "top left: CD8+ CD3 low" in dialog.quadrants.text() and dialog.status.text().startswith("Done")
     path = dialog.save_png(tmp_path / "features")

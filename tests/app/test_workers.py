@@ -41,7 +41,7 @@ def test_job_runs_off_the_ui_thread_lowered_frozen_then_unfrozen(qtbot) -> None:
     if sys.platform.startswith("linux"):
         assert seen["nice"] == min(19, base_nice + WORKER_NICENESS)
     # once its end is handled, only the runner holds the job (and what its closure holds, e.g. a slide)
-    assert all(entry[0] is not runner.thread for entry in workers._STARTED)
+    assert all(entry[0] is not runner.qthread for entry in workers._STARTED)
 
 
 def test_cancel_ends_the_job_with_cancelled(qtbot) -> None:  # noqa: ANN001
