@@ -10,6 +10,15 @@ and, back on the CPU machine, rebuild and verify the trained model from the piec
 
     python benchmarks/gpu_suite.py --assemble DIR --to MODELDIR
 
+The lent GPU machine has torch but not all of the project's dependencies (segmentation-models-pytorch,
+tiffslide, zarr, numcodecs, imagecodecs, shapely, platformdirs are missing; its tifffile and timm may
+be other versions). They travel as cp312 wheels in ``.whl/`` (ignored by git, named in the call's
+``carry``); imagecodecs is cut to the codecs these slides use (26 → 8.6 MB), so the wheels (23 MB) and
+the tracked tree (35 MB) stay under the 64 MiB a call may carry. The call (timeout 600 s)::
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl && export PYTHONPATH=/tmp/site || exit; python3 benchmarks/gpu_suite.py --out "$OUT" --minutes 8
+
 Stages, each timed and each under its own share of the budget; a stage that fails is recorded with
 its error in the JSON and the suite goes on to the next (a later stage that needs the failed one's
 result says so):
@@ -303,7 +312,7 @@ def environment(device: str) -> dict[str, Any]:
         p = torch.cuda.get_device_properties(0)
         env.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), gpu_sm=p.multi_processor_count)
     needed = ("segmentation_models_pytorch", "timm", "tiffslide", "tifffile", "zarr", "imagecodecs", "skimage", "scipy",
-              "shapely", "pandas", "safetensors", "platformdirs", "tqdm", "sqlalchemy", "PIL")
+              "shapely", "pandas", "safetensors", "platformdirs", "tqdm", "PIL")
     env["missing_modules"] = [m for m in needed if importlib.util.find_spec(m) is None]
     return env
 
