@@ -47,10 +47,17 @@ class DisplaySettings:
     channels: tuple[ChannelDisplay, ...] = field(default_factory=tuple)
     version: int = 0
 
-    def with_channel(self, index: int, **changes: object) -> DisplaySettings:
-        """A copy with channel ``index`` changed (``visible``, ``low``, ``high``, ``colour``, ``gamma``)."""
+    def with_channel(self, index: int, *, visible: bool | None = None, low: float | None = None,
+                     high: float | None = None, colour: tuple[int, int, int] | None = None,
+                     gamma: float | None = None) -> DisplaySettings:
+        """A copy with channel ``index`` changed in the fields given (None: unchanged)."""
         chans = list(self.channels)
-        chans[index] = replace(chans[index], **changes)  # type: ignore[arg-type]
+        old = chans[index]
+        chans[index] = replace(
+            old, visible=old.visible if visible is None else visible, low=old.low if low is None else low,
+            high=old.high if high is None else high, colour=old.colour if colour is None else colour,
+            gamma=old.gamma if gamma is None else gamma,
+        )
         return DisplaySettings(tuple(chans), self.version + 1)
 
     @property

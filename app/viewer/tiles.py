@@ -12,12 +12,16 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 
 from app.viewer.display import DisplaySettings, compose_rgb32
+
+if TYPE_CHECKING:
+    from core.slides import Slide
 
 TILE = 512
 TileKey = tuple[int, int, int]  # (level, col, row)
@@ -105,7 +109,7 @@ class _TileJob(QRunnable):
 class TileLoader(QObject):
     """Decodes tiles of one slide in a thread pool; emits ``signals.loaded(key, version, QImage)``."""
 
-    def __init__(self, slide: object, display: DisplaySettings, threads: int | None = None) -> None:
+    def __init__(self, slide: Slide, display: DisplaySettings, threads: int | None = None) -> None:
         super().__init__()
         if threads is None:
             # One core stays with the UI thread: on 2 cores, two decoders beside an analysis made the
@@ -160,13 +164,13 @@ class TileLoader(QObject):
         """Read and compose one tile (any thread)."""
         level, col, row = key
         slide = self.slide
-        lw, lh = slide.level_dimensions[level]  # type: ignore[attr-defined]
-        ds = slide.level_downsamples[level]  # type: ignore[attr-defined]
+        lw, lh = slide.level_dimensions[level]
+        ds = slide.level_downsamples[level]
         x, y = col * TILE, row * TILE
         w, h = min(TILE, lw - x), min(TILE, lh - y)
         display = self.display
         channels = display.visible_indices or [0]
-        data = slide.read_region(  # type: ignore[attr-defined]
+        data = slide.read_region(
             location=(int(round(x * ds)), int(round(y * ds))), level=level, size=(w, h), channels=channels
         )
         full = np.zeros((len(display.channels) or 1, h, w), dtype=data.dtype)
