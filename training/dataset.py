@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -340,8 +341,10 @@ class EpochSampler(Sampler[int]):
         self.epoch = 0
         # drop_last with several ranks: DistributedSampler would otherwise pad with repeats, and
         # the ranks' shares must be disjoint (at most world-1 patches wait for the next epoch).
-        self._dist = DistributedSampler(
-            range(n_patches), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=world > 1
+        # (it only takes the length of what it samples, so a range stands in for a dataset)
+        self._dist: DistributedSampler[int] = DistributedSampler(
+            cast(Dataset[int], range(n_patches)), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed,
+            drop_last=world > 1,
         )
 
     def set_epoch(self, epoch: int) -> None:

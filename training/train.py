@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -289,7 +289,7 @@ def fit(
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = make_optimizer(net, settings, device)
     if settings.compile:
-        net = torch.compile(net)
+        net = cast(torch.nn.Module, torch.compile(net))  # same module, compiled forward
     scaler = torch.amp.GradScaler(device.type, enabled=precision.scaler)
     history = History(out_dir)
     state, best = TrainState(), None
@@ -321,7 +321,7 @@ def fit(
     patches_before = state.patches
     seen: dict[int, list[int]] = {}
     stopped = "finished"
-    autocast = dict(device_type=device.type, dtype=precision.dtype or torch.float32, enabled=precision.dtype is not None)
+    amp_dtype, amp_on = precision.dtype or torch.float32, precision.dtype is not None
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         if settings.max_steps is not None and state.step >= settings.max_steps:
             stopped = "max-steps"
@@ -345,7 +345,7 @@ def fit(
             cancel.check()
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = y.to(device, non_blocking=True)
-            with torch.autocast(**autocast):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_on):
                 logits = net(x)
             loss = pixel_loss(logits, y, settings.loss, settings.focal_gamma, loss_weight)
             lr = lr_at(settings, state.step, total)
