@@ -48,7 +48,7 @@ class TrainState:
 
 def state_dict_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Contiguous CPU copies of the (unwrapped) model's tensors."""
-    inner = model.module if hasattr(model, "module") else model
+    inner: torch.nn.Module = getattr(model, "module", model)  # the network inside a DDP wrapper
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in inner.state_dict().items()}
 
 
@@ -147,7 +147,7 @@ def load_checkpoint(
         tensors = load_file(str(d / "optimizer.safetensors"))
     except (OSError, ValueError) as err:
         raise TrainingError(f"The checkpoint in {d} is unreadable ({err}); start again with --force.") from None
-    inner = model.module if hasattr(model, "module") else model
+    inner: torch.nn.Module = getattr(model, "module", model)  # the network inside a DDP wrapper
     device = next(inner.parameters()).device
     inner.load_state_dict({k: v.to(device) for k, v in weights.items()})
     optimizer.load_state_dict(_unflatten_optimizer(tensors, info["optimizer"]))

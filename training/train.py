@@ -39,7 +39,7 @@ from training.errors import TrainingError
 from training.evaluate import evaluate, reduce_sum
 from training.history import History
 from training.resident import make_batch_source
-from training.small_set import SelectionPlan, plan_selection
+from training.small_set import SelectionPlan, plan_selection, warmup_for
 
 
 @dataclass(frozen=True)
@@ -202,14 +202,17 @@ def _start_selection(settings: TrainSettings, state: TrainState, best: dict[str,
     if settings.max_steps is not None and settings.max_steps * settings.batch_size < planned:
         planned, planned_by = settings.max_steps * settings.batch_size, f"--max-steps {settings.max_steps} × batch {settings.batch_size}"
     warmup = settings.warmup_patches
-    if warmup is None and state.warmup_patches > 0:
-        warmup = state.warmup_patches
+    if warmup is None and state.warmup_patches > 0:  # resumed: the run's own warm-up, unless the plan shrank
+        warmup = min(state.warmup_patches, warmup_for(planned))
     plan = plan_selection(settings.select, settings.select_reason, planned_patches=planned,
                           patches_per_epoch=per_epoch_patches, warmup_patches=warmup,
                           patience_patches=settings.patience_patches, patience_epochs=settings.patience,
                           planned_by=planned_by)
     if warmup is not None and settings.warmup_patches is None:
-        plan = replace(plan, warmup_reason="fixed when this run started")
+        why = ("fixed when this run started" if warmup == state.warmup_patches else
+               f"lowered on --resume from {state.warmup_patches:,} to the default of the shorter plan, "
+               f"{planned:,} patch-steps ({planned_by})")
+        plan = replace(plan, warmup_reason=why)
     if state.best_epoch and state.best_patches < plan.warmup_patches:
         log(f"The stored best epoch {state.best_epoch} came after {state.best_patches:,} patch-steps, before the "
             f"warm-up of {plan.warmup_patches:,}; it is no longer eligible.")
