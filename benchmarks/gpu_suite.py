@@ -362,7 +362,9 @@ def stage_label(plan: Plan, work: Path, main_pool: ProcessPoolExecutor, rec: dic
 def stage_train(report: Report, plan: Plan, work: Path, device: str, args: argparse.Namespace, rec: dict[str, Any]) -> None:
     run = work / "run"
     # the rest of the stage: start-up, loading the patches, the held-out evaluation and the export
-    minutes = max(0.05, (rec["budget_s"] - (60.0 if not plan.tiny else 10.0)) / 60)
+    # (two 4096² held-out slides: ~1,900 patches, each scored per cell on the CPU; the margin keeps the
+    # kill below from ever taking the finished model with it)
+    minutes = max(0.05, (rec["budget_s"] - (90.0 if not plan.tiny else 10.0)) / 60)
     paths, unique = slide_paths(plan, work)
     slides = [str(p) for p in paths]
     names = {r: [unique[s.name] for s in plan.slides if s.role == r] for r in ("val", "heldout")}
@@ -377,7 +379,7 @@ def stage_train(report: Report, plan: Plan, work: Path, device: str, args: argpa
         cmd += ["--epochs", "100"]
     rec["command"] = " ".join(cmd)
     rec["time_limit_min"] = round(minutes, 3)
-    code, tail = run_logged(report, cmd, rec["budget_s"] + 60)
+    code, tail = run_logged(report, cmd, rec["budget_s"] + 90)
     rec["exit_code"] = code
     if code != 0:
         raise RuntimeError(f"training.retrain exited {code}: {tail[-1500:]}")
