@@ -48,7 +48,7 @@ timing, device, precision, model identity and the model card's class table, whic
 cells' class indices from then on: store, GeoJSON, scores, viewer).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.engine.params import AnalysisParams, AnalysisResult, BlockDone
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from core.engine.analyse import analyse_slide
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # analyse_slide pulls in torch; load it on first use so parameter-only imports stay light.
     if name == "analyse_slide":
         from core.engine.analyse import analyse_slide

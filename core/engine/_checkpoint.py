@@ -28,8 +28,8 @@ import os
 import re
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -43,7 +43,7 @@ _BLOCK = re.compile(r"block-(\d{6})\.npz")
 STALE_TMP_S = 120.0
 
 
-def checkpoint_key(ingredients: dict[str, Any]) -> str:
+def checkpoint_key(ingredients: Mapping[str, object]) -> str:
     text = json.dumps(ingredients, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
@@ -51,7 +51,7 @@ def checkpoint_key(ingredients: dict[str, Any]) -> str:
 class Checkpoint:
     """Finished blocks of one analysis under ``root/<key>/``; ``root`` None = no checkpointing."""
 
-    def __init__(self, root: Path | None, ingredients: dict[str, Any]) -> None:
+    def __init__(self, root: Path | None, ingredients: Mapping[str, object]) -> None:
         self.key = checkpoint_key(ingredients)
         self.dir = None if root is None else Path(root) / self.key
         self._loaded: dict[int, tuple[RawCells, np.ndarray]] = {}

@@ -14,15 +14,24 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
 from core.engine._grid import TileGrid
 from core.slides._resample import input_span, resample
 
+if TYPE_CHECKING:
+    from core.slides import Slide
+
 T = TypeVar("T")
-_END = object()
+
+
+class _End:
+    """The marker the reader thread queues after the last item (one instance, ``_END``)."""
+
+
+_END = _End()
 
 
 class Ahead(Generic[T]):
@@ -36,14 +45,15 @@ class Ahead(Generic[T]):
     def __init__(self, items: Iterator[T], depth: int = 2) -> None:
         self._items = items
         self._depth = depth
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        # an item (in a 1-tuple, so that None is an item too), the generator's exception, or the end
+        self._queue: queue.Queue[tuple[T] | BaseException | _End] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if depth > 0:
             self._thread = threading.Thread(target=self._run, name="batch-reader", daemon=True)
             self._thread.start()
 
-    def _put(self, item: Any) -> bool:
+    def _put(self, item: tuple[T] | BaseException | _End) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
@@ -55,11 +65,11 @@ class Ahead(Generic[T]):
     def _run(self) -> None:
         try:
             for item in self._items:
-                if not self._put((item, None)):
+                if not self._put((item,)):
                     self._close_items()  # stopped: let the generator clean up in its own thread
                     return
         except BaseException as err:  # handed to the consumer, which raises it
-            self._put((None, err))
+            self._put(err)
             return
         self._put(_END)
 
@@ -74,12 +84,11 @@ class Ahead(Generic[T]):
             return
         while True:
             got = self._queue.get()
-            if got is _END:
+            if isinstance(got, _End):
                 return
-            item, err = got
-            if err is not None:
-                raise err
-            yield item
+            if isinstance(got, BaseException):
+                raise got
+            yield got[0]
 
     def close(self) -> None:
         self._stop.set()
@@ -127,7 +136,7 @@ class BlockReader:
     """
 
     def __init__(
-        self, slide: Any, grid: TileGrid, channel: int, cols_by_row: dict[int, list[int]], workers: int = 1, ahead: int = 2
+        self, slide: Slide, grid: TileGrid, channel: int, cols_by_row: dict[int, list[int]], workers: int = 1, ahead: int = 2
     ) -> None:
         self._slide = slide
         self._grid = grid

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -24,6 +24,9 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 from skimage.morphology import remove_small_holes, remove_small_objects
 
 from core.engine._grid import TileGrid
+
+if TYPE_CHECKING:
+    from core.slides import Slide
 
 #: Radius (µm) of the closing that joins nuclei into tissue.
 CLOSING_UM = 12.0
@@ -33,7 +36,7 @@ SMALL_FRACTION = 0.05
 _MAX_READ_PX = 64_000_000
 
 
-def read_overview(slide: Any, grid: TileGrid, channel: int) -> np.ndarray:
+def read_overview(slide: Slide, grid: TileGrid, channel: int) -> np.ndarray:
     """float32 (h, w) of ``channel`` at the raster resolution, read in strips (bounded memory)."""
     h, w = grid.raster_shape
     ds_x, ds_y = grid.raster_downsample

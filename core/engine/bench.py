@@ -12,7 +12,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from core.engine.params import AnalysisParams
 from core.models.runtime import LoadedModel
 from core.normalise import normalise_patch
 from core.progress import run_to_completion
+
+if TYPE_CHECKING:
+    from core.slides import Slide
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def tissue_tiles_in_memory(slide: Any, model: LoadedModel, params: AnalysisParams, n: int) -> np.ndarray:
+def tissue_tiles_in_memory(slide: Slide, model: LoadedModel, params: AnalysisParams, n: int) -> np.ndarray:
     """The first ``n`` tissue tiles of the slide, read and normalised: (n, 1, P, P) float32."""
     card = model.card
     patch = params.patch_size or card.patch_size
@@ -129,7 +132,7 @@ def model_throughput(model: LoadedModel, tiles: np.ndarray, batch_size: int, cro
     return len(tiles) / (time.perf_counter() - t0), (time.process_time() - c0) / len(tiles)
 
 
-def benchmark(slide: Any, model: LoadedModel, params: AnalysisParams, model_tiles: int = 48) -> BenchResult:
+def benchmark(slide: Slide, model: LoadedModel, params: AnalysisParams, model_tiles: int = 48) -> BenchResult:
     """Model-only, then end-to-end throughput of ``model`` on ``slide`` (whole slide, no checkpoint)."""
     patch = params.patch_size or model.card.patch_size
     context = params.context_px if params.context_px is not None else patch // 8

@@ -10,8 +10,8 @@ that the invasive margin is clipped to the tissue the engine found).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -39,7 +39,7 @@ def class_map_rgb(result: AnalysisResult, class_colours: tuple[str, ...]) -> np.
 
 def write_analysis(
     result: AnalysisResult, out_dir: str | Path, mpp: tuple[float, float], class_colours: tuple[str, ...],
-    extra_summary: dict[str, Any] | None = None,
+    extra_summary: Mapping[str, object] | None = None,
 ) -> dict[str, Path]:  # fmt: skip
     """Write the files into ``out_dir`` (created); returns their paths by kind (``tissue_geojson``
     only when tissue was found)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,7 +93,7 @@ class AnalysisParams:
         if self.reader_threads < 0 or self.prefetch_rows < 1 or self.extract_workers < 0:
             raise ValueError("reader_threads and extract_workers must be ≥ 0 and prefetch_rows ≥ 1")
 
-    def result_key(self) -> dict[str, Any]:
+    def result_key(self) -> dict[str, object]:
         """The fields that change the cell table, for checkpoint keys."""
         return {
             "patch_size": self.patch_size,

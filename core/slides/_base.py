@@ -182,14 +182,15 @@ class Slide:
     # --- reading --------------------------------------------------------------------------------
     def read_region(
         self,
-        location: tuple[int, int] = (0, 0),
+        location: tuple[float, float] = (0, 0),
         level: int = 0,
         size: tuple[int, int] = (256, 256),
         channels: ChannelSpec = None,
     ) -> np.ndarray:
         """Read (C, h, w) pixels of ``level`` in the slide's dtype.
 
-        ``location``: (x, y) of the top-left corner in level-0 pixels (may be negative);
+        ``location``: (x, y) of the top-left corner in level-0 pixels (may be negative, and
+        fractional: it is floored to a pixel of ``level``);
         ``size``: (w, h) in pixels of ``level``. Parts outside the image are zero.
         """
         if not 0 <= level < self.level_count:
