@@ -15,13 +15,14 @@ import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from core.cohort.case import case_regions, read_done
 from core.cohort.manifest import CohortCase
 from core.errors import StoreError
+from core.jsontypes import JSONDict, as_float, as_int, as_list, as_str
 from core.progress import Progress
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _cells(folder: Path, classes: Sequence[str]) -> pd.DataFrame:
     return cells
 
 
-def _record(store: CaseStore, case: CaseRecord, cohort_case: CohortCase, folder: Path, done: dict[str, Any]) -> None:
+def _record(store: CaseStore, case: CaseRecord, cohort_case: CohortCase, folder: Path, done: JSONDict) -> None:
     """Slide, analysis (cells, summary), regions and scores of one finished case folder.
 
     The analysis is stored as the app and the demo store theirs (:func:`core.case.recording`)."""
@@ -61,8 +62,9 @@ def _record(store: CaseStore, case: CaseRecord, cohort_case: CohortCase, folder:
     from core.models.card import load_card
     from core.regions import RegionKind
 
-    card = load_card(Path(done["model_dir"]))
-    mpp = (float(done["mpp"][0]), float(done["mpp"][1]))
+    card = load_card(Path(as_str(done["model_dir"])))
+    given_mpp = as_list(done["mpp"])
+    mpp = (as_float(given_mpp[0]), as_float(given_mpp[1]))
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     extras_path = folder / EXTRAS
     if extras_path.is_file():
@@ -76,11 +78,12 @@ def _record(store: CaseStore, case: CaseRecord, cohort_case: CohortCase, folder:
         run.finish_with(summary)
     scores_path = folder / "scores.json"
     # None when the case has no regions file (case_regions)
-    regions = case_regions(cohort_case, folder, mpp, done["size_px"]) if scores_path.is_file() else None
+    size_px = [as_int(v) for v in as_list(done["size_px"])]
+    regions = case_regions(cohort_case, folder, mpp, size_px) if scores_path.is_file() else None
     if regions is not None:
         given = {r.kind for r in regions}
         if RegionKind.TUMOUR in given and not given & {RegionKind.TUMOUR_CENTRE, RegionKind.INVASIVE_MARGIN}:
-            regions.replace_ct_im_by_derived(float(done["im_half_width_um"]), author="HoechstScore cohort")
+            regions.replace_ct_im_by_derived(as_float(done["im_half_width_um"]), author="HoechstScore cohort")
         store.save_regions(case.id, list(regions))
         scores = json.loads(scores_path.read_text(encoding="utf-8"))
         store.save_scores(case.id, scores, provenance=scores.get("provenance", {}), analysis_id=run.analysis_id)
