@@ -193,7 +193,8 @@ def geometry_px_to_um(geojson_geometry: object, mpp: tuple[float, float], what: 
 def geometry_um_to_px(geometry: BaseGeometry, mpp: tuple[float, float], decimals: int = 3) -> JSONDict:
     """A shapely geometry in slide µm as a GeoJSON geometry dict in level-0 pixels."""
     px = shapely.transform(geometry, lambda xy: np.round(xy / np.asarray(mpp, dtype=float), decimals))
-    return shapely.geometry.mapping(px)
+    mapping: JSONDict = shapely.geometry.mapping(px)
+    return mapping
 
 
 def check_mpp(mpp: tuple[float, float]) -> tuple[float, float]:

@@ -76,7 +76,7 @@ def as_polygonal(parts: list[Polygon]) -> Polygonal:
 
 
 def _within(geometry: Polygonal, bounds_um: tuple[float, float]) -> bool:
-    minx, miny, maxx, maxy = geometry.bounds
+    minx, miny, maxx, maxy = (float(v) for v in geometry.bounds)
     return minx >= 0 and miny >= 0 and maxx <= bounds_um[0] and maxy <= bounds_um[1]
 
 
