@@ -13,8 +13,8 @@ and, back on the CPU machine, rebuild and verify the trained model from the piec
 The lent GPU machine has torch but not all of the project's dependencies (segmentation-models-pytorch,
 tiffslide, zarr, numcodecs, imagecodecs, shapely, platformdirs are missing; its tifffile and timm may
 be other versions). They travel as cp312 wheels in ``.whl/`` (ignored by git, named in the call's
-``carry``); imagecodecs is cut to the codecs these slides use (26 → 8.6 MB), so the wheels (23 MB) and
-the tracked tree (35 MB) stay under the 64 MiB a call may carry. The call (timeout 600 s)::
+``carry``; ``python benchmarks/gpu_wheels.py`` makes them); imagecodecs is cut to the codecs these slides
+use (26 → 8.6 MB), so the wheels (23 MB) and the tracked tree (35 MB) stay under the 64 MiB a call may carry. The call (timeout 600 s)::
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && export PYTHONPATH=/tmp/site || exit; python3 benchmarks/gpu_suite.py --out "$OUT" --minutes 9
