@@ -39,10 +39,15 @@ def finished_analyses(store: CaseStore, case_id: int) -> list[AnalysisRecord]:
     return [a for a in store.list_analyses(case_id) if a.status is AnalysisStatus.FINISHED]
 
 
+def newest_finished(analyses: list[AnalysisRecord]) -> AnalysisRecord | None:
+    """The newest finished one of ``analyses`` (by finishing time, then id); None when none is."""
+    done = [a for a in analyses if a.status is AnalysisStatus.FINISHED]
+    return max(done, key=lambda a: (a.finished_at or a.started_at, a.id)) if done else None
+
+
 def latest_finished_analysis(store: CaseStore, case_id: int) -> AnalysisRecord | None:
     """The newest finished analysis of a case (by finishing time, then id); None when none is."""
-    done = finished_analyses(store, case_id)
-    return max(done, key=lambda a: (a.finished_at or a.started_at, a.id)) if done else None
+    return newest_finished(store.list_analyses(case_id))
 
 
 def stored_regions(store: CaseStore, case_id: int) -> list[Region]:
@@ -113,7 +118,8 @@ def open_case(store: CaseStore, case_id: int, *, with_slide: bool = True,
     if not slides:
         raise StoreError(f"Case {case.accession} has no slide: open a slide to add one.")
     interrupted = tuple(close_interrupted(store, case_id)) if close_stale_runs and not case.is_signed else ()
-    analysis = latest_finished_analysis(store, case_id)
+    analyses = store.list_analyses(case_id)  # read once: the latest finished one and the channel
+    analysis = newest_finished(analyses)
     record = next((s for s in slides if analysis is not None and s.id == analysis.slide_id), slides[0])
     slide = None
     bounds = None
@@ -136,5 +142,5 @@ def open_case(store: CaseStore, case_id: int, *, with_slide: bool = True,
     return OpenCase(
         case=case, slide_record=record, slide=slide, regions=regions, analysis=analysis, cells=cells,
         score_record=last, scores=CaseScores.from_dict(last.result) if last is not None else None,
-        channel=analysis_channel(store.list_analyses(case_id)), interrupted=interrupted,
+        channel=analysis_channel(analyses), interrupted=interrupted,
     )
